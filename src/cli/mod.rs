@@ -1,0 +1,145 @@
+//! The command line: the clap tree, global options, and dispatch to one file per verb.
+//!
+//! Each verb file exposes an `Args` struct (its clap definition) and
+//! `exec(&Global, &Args) -> Result<u8>`, which returns the exit code on success.
+//! The work lives in library modules; verb files only translate.
+
+use clap::{Parser, Subcommand};
+
+use crate::backend::BackendChoice;
+use crate::error::Result;
+
+pub mod completions;
+pub mod control;
+pub mod enable;
+pub mod info;
+pub mod install;
+pub mod logs;
+pub mod man;
+pub mod run;
+pub mod status;
+pub mod uninstall;
+pub mod unit;
+
+/// mydaemon: make a program a first-class systemd service, or a proper daemon where
+/// systemd is absent.
+#[derive(Parser, Debug)]
+#[command(name = "mydaemon", version, about, long_about = None, propagate_version = true)]
+pub struct Cli {
+    /// Options every verb takes.
+    #[command(flatten)]
+    pub global: Global,
+    /// The verb.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options shared by every verb.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Global {
+    /// Service name; the unit is NAME.service (NAME@INSTANCE for template instances).
+    #[arg(long, global = true, default_value = "mydaemon", value_name = "NAME")]
+    pub name: String,
+    /// Use the per-user service manager and ~/.config/systemd/user.
+    #[arg(long, global = true)]
+    pub user: bool,
+    /// Print only errors.
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+    /// Print more (repeat for debug output).
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Which service manager answers: systemd when it runs (auto), or the PID-file fallback.
+    #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+}
+
+impl Global {
+    /// The unit file name, `NAME.service`.
+    pub fn unit_name(&self) -> String {
+        format!("{}.service", self.name)
+    }
+}
+
+/// The verbs.
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Be the service process: notify readiness, ping the watchdog, run the workload.
+    Run(run::RunArgs),
+    /// Write the service (systemd unit or init.d script), reload and enable it.
+    Install(install::Args),
+    /// Stop, disable and remove the installed service.
+    Uninstall(uninstall::Args),
+    /// Print the systemd unit that `install` would write.
+    Unit(unit::Args),
+    /// Start the service and wait until it is ready.
+    Start(control::StartArgs),
+    /// Stop the service and wait until it has stopped.
+    Stop(control::JobArgs),
+    /// Restart the service and wait until it is ready again.
+    Restart(control::StartArgs),
+    /// Ask the service to reload its configuration (SIGHUP).
+    Reload(control::JobArgs),
+    /// Show the service's state; exit 0 running, 3 not running, 4 unknown.
+    Status(status::Args),
+    /// Enable the service to start at boot (or login, with --user).
+    Enable(enable::Args),
+    /// Disable the service.
+    Disable(enable::Args),
+    /// Show the service's log.
+    Logs(logs::Args),
+    /// Print what this process knows of itself (PID, user, groups, cwd, ...).
+    Info(info::Args),
+    /// Print a shell completion script.
+    Completions(completions::Args),
+    /// Print the man page (or write all of them into a directory).
+    Man(man::Args),
+}
+
+/// Runs the parsed command line; returns the process exit code.
+pub fn dispatch(cli: Cli) -> Result<u8> {
+    let g = &cli.global;
+    crate::logging::init_cli(g.quiet, g.verbose);
+    if !matches!(
+        cli.command,
+        Command::Completions(_) | Command::Man(_) | Command::Info(_)
+    ) {
+        crate::unit::name::validate(&g.name)?;
+    }
+    match &cli.command {
+        Command::Run(a) => run::exec(g, a),
+        Command::Install(a) => install::exec(g, a),
+        Command::Uninstall(a) => uninstall::exec(g, a),
+        Command::Unit(a) => unit::exec(g, a),
+        Command::Start(a) => control::start(g, a),
+        Command::Stop(a) => control::stop(g, a),
+        Command::Restart(a) => control::restart(g, a),
+        Command::Reload(a) => control::reload(g, a),
+        Command::Status(a) => status::exec(g, a),
+        Command::Enable(a) => enable::enable(g, a),
+        Command::Disable(a) => enable::disable(g, a),
+        Command::Logs(a) => logs::exec(g, a),
+        Command::Info(a) => info::exec(g, a),
+        Command::Completions(a) => completions::exec(a),
+        Command::Man(a) => man::exec(a),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn clap_tree_is_consistent() {
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn every_verb_has_help() {
+        let cmd = Cli::command();
+        for sub in cmd.get_subcommands() {
+            assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
+        }
+    }
+}

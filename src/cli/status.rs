@@ -1,0 +1,24 @@
+//! `mydaemon status`: the service's state, with LSB exit codes.
+
+use crate::backend::Backend;
+use crate::cli::Global;
+use crate::error::{Error, Result};
+
+/// Options of `status`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Print one JSON object for scripts.
+    #[arg(long)]
+    pub json: bool,
+    /// How many journal lines to show (0 for none).
+    #[arg(short = 'n', long, default_value_t = 10)]
+    pub lines: usize,
+}
+
+/// Shows the status; exit 0 running, 3 not running, 4 unknown.
+pub fn exec(g: &Global, _a: &Args) -> Result<u8> {
+    match Backend::resolve(g.backend) {
+        Backend::Systemd => Err(Error::unimplemented("status (systemd)")),
+        Backend::Pidfile => Err(Error::unimplemented("status (pidfile)")),
+    }
+}

@@ -1,0 +1,2 @@
+//! The service process: run loop, signals, watchdog timer, exec mode, readiness and
+//! health probes.

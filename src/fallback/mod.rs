@@ -1,0 +1,1 @@
+//! Without systemd: daemonize with a locked PID file, supervise, and the init.d script.

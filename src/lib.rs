@@ -1,0 +1,22 @@
+//! mydaemon: make a program a first-class systemd service, and keep it running as a
+//! proper daemon where systemd is absent.
+//!
+//! The crate is both the `mydaemon` command and a library:
+//! - [`unit`] renders hardened, exactly quoted systemd units (pure code, no I/O);
+//! - [`systemd`] controls a running systemd over D-Bus;
+//! - [`notify`] and [`daemon`] are the service process (`Type=notify`, watchdog, signals);
+//! - [`fallback`] daemonizes with a locked PID file where systemd is absent;
+//! - [`cli`] is the command line on top of them.
+
+pub mod backend;
+pub mod cli;
+pub mod daemon;
+pub mod error;
+pub mod fallback;
+pub mod install;
+pub mod logging;
+pub mod notify;
+pub mod systemd;
+pub mod unit;
+
+pub use error::{Error, Result};

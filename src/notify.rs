@@ -1,0 +1,1 @@
+//! sd_notify messages (READY, STATUS, STOPPING, RELOADING, WATCHDOG); never fatal.
