@@ -1,0 +1,67 @@
+# mydaemon — build, test, lint, install, run, bench.
+#   make build | test | lint | install | uninstall | run | bench
+# Variables: PREFIX (default /usr/local), DESTDIR (staging root), CARGO.
+
+PREFIX  ?= /usr/local
+DESTDIR ?=
+CARGO   ?= cargo
+SHELL   := /bin/bash
+
+BIN       := target/release/mydaemon
+BINDIR    := $(DESTDIR)$(PREFIX)/bin
+UNITDIR   := $(DESTDIR)$(PREFIX)/lib/systemd/system
+MANDIR    := $(DESTDIR)$(PREFIX)/share/man/man1
+BASHCOMP  := $(DESTDIR)$(PREFIX)/share/bash-completion/completions
+# The flags units/mydaemon.service was generated with (the drift test uses the same).
+UNIT_FLAGS = unit --exec-path $(PREFIX)/bin/mydaemon
+
+.PHONY: all build test lint install uninstall run bench units clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+## test: unit tests, host tests and the real-systemd box tests.
+## The box needs root; set MYDAEMON_REQUIRE_BOX=1 to make a skipped box a failure (CI does).
+test:
+	$(CARGO) test --locked
+
+lint:
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+## units: regenerate units/mydaemon.service (what `make install` installs for PREFIX=/usr/local).
+units: build
+	$(BIN) $(UNIT_FLAGS) > units/mydaemon.service.tmp && mv units/mydaemon.service.tmp units/mydaemon.service
+
+install: build
+	install -Dm755 $(BIN) $(BINDIR)/mydaemon
+	install -d $(UNITDIR) $(MANDIR) $(BASHCOMP)
+	if [ "$(PREFIX)" = /usr/local ]; then \
+	  install -m644 units/mydaemon.service $(UNITDIR)/mydaemon.service; \
+	else \
+	  $(BIN) $(UNIT_FLAGS) > $(UNITDIR)/mydaemon.service && chmod 644 $(UNITDIR)/mydaemon.service; \
+	fi
+	$(BIN) man --out-dir $(MANDIR)
+	$(BIN) completions bash > $(BASHCOMP)/mydaemon
+
+uninstall:
+	rm -f $(BINDIR)/mydaemon $(UNITDIR)/mydaemon.service $(BASHCOMP)/mydaemon
+	rm -f $(MANDIR)/mydaemon.1 $(MANDIR)/mydaemon-*.1
+
+## run: build, start the daemon the way this machine allows, show its status.
+run: build
+	@if [ -d /run/systemd/system ]; then \
+	  $(BIN) install --systemd --now && $(BIN) status; \
+	else \
+	  echo "systemd is not running here: using the PID-file backend"; \
+	  $(BIN) start && $(BIN) status; \
+	fi
+
+## bench: ratios against references measured in the same run (boots the test box).
+bench: build
+	bash bench/run
+
+clean:
+	$(CARGO) clean
