@@ -1,0 +1,110 @@
+//! Host tests of the verbs that need no service manager: `info`, `completions`, `man`,
+//! and the command-line contract (help on every verb, usage errors exit 2).
+
+use std::process::{Command, Output};
+
+fn mydaemon(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mydaemon"))
+        .args(args)
+        .output()
+        .expect("run mydaemon")
+}
+
+#[test]
+fn info_json_describes_this_process() {
+    let out = mydaemon(&["info", "--json"]);
+    assert!(out.status.success(), "{out:?}");
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("valid JSON");
+    // The child's parent is this test process.
+    assert_eq!(v["ppid"].as_i64(), Some(std::process::id() as i64));
+    assert_eq!(
+        v["uid"]["id"].as_u64(),
+        Some(nix::unistd::getuid().as_raw() as u64)
+    );
+    let cwd = std::env::current_dir().unwrap();
+    assert_eq!(v["cwd"].as_str(), Some(cwd.to_str().unwrap()));
+    assert!(v["exe"].as_str().unwrap().ends_with("/mydaemon"));
+    assert!(v["groups"].is_array());
+}
+
+#[test]
+fn info_text_names_the_fields() {
+    let out = mydaemon(&["info"]);
+    assert!(out.status.success());
+    let text = String::from_utf8(out.stdout).unwrap();
+    for field in [
+        "pid:",
+        "ppid:",
+        "uid:",
+        "gid:",
+        "groups:",
+        "cwd:",
+        "executable:",
+    ] {
+        assert!(text.contains(field), "missing {field} in:\n{text}");
+    }
+}
+
+#[test]
+fn completions_come_from_clap() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = mydaemon(&["completions", shell]);
+        assert!(out.status.success(), "{shell}: {out:?}");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("mydaemon"), "{shell}");
+        assert!(text.contains("install"), "{shell} completion lacks verbs");
+    }
+    let out = mydaemon(&["completions", "tcsh"]);
+    assert_eq!(out.status.code(), Some(2), "unknown shell is a usage error");
+}
+
+#[test]
+fn man_pages_render_for_every_verb() {
+    let out = mydaemon(&["man"]);
+    assert!(out.status.success());
+    let page = String::from_utf8(out.stdout).unwrap();
+    assert!(page.contains(".TH mydaemon"), "not a roff page:\n{page}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = mydaemon(&["man", "--out-dir", dir.path().to_str().unwrap()]);
+    assert!(out.status.success(), "{out:?}");
+    for verb in ["start", "status", "install", "run"] {
+        assert!(
+            dir.path().join(format!("mydaemon-{verb}.1")).is_file(),
+            "no page for {verb}"
+        );
+    }
+}
+
+#[test]
+fn every_verb_has_help() {
+    let verbs = [
+        "run",
+        "install",
+        "uninstall",
+        "unit",
+        "start",
+        "stop",
+        "restart",
+        "reload",
+        "status",
+        "enable",
+        "disable",
+        "logs",
+        "info",
+        "completions",
+        "man",
+    ];
+    for verb in verbs {
+        let out = mydaemon(&[verb, "--help"]);
+        assert!(out.status.success(), "{verb} --help failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert!(text.contains("Usage: mydaemon"), "{verb}:\n{text}");
+    }
+}
+
+#[test]
+fn unknown_flag_is_a_usage_error() {
+    let out = mydaemon(&["status", "--no-such-flag"]);
+    assert_eq!(out.status.code(), Some(2));
+}
