@@ -1,0 +1,272 @@
+//! Smoke tests of the real-systemd test box (`tests/testbox`): a booted box runs systemd as
+//! PID 1 with a working system bus, journald, logind and per-user managers, runs the
+//! binary under test, keeps its writes to itself, and boots several times in parallel.
+//! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
+
+mod testbox;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use testbox::{TestBox, BIN};
+
+/// A string unique to this run, to recognise our own marks.
+fn nonce() -> String {
+    let t = SystemTime::now().duration_since(UNIX_EPOCH).unwrap();
+    format!("{}-{}", std::process::id(), t.as_nanos())
+}
+
+#[test]
+fn box_runs_real_systemd_with_bus_journal_and_user_manager() {
+    let Some(bx) = TestBox::boot() else { return };
+    eprintln!("box boot time: {:?}", bx.boot_time());
+    let pid = bx.pid();
+    assert!(pid > 1, "host PID of the box's systemd: {pid}");
+
+    // PID 1 inside is systemd, and it is the process the box reports on the host.
+    let exe = bx.sh_ok("readlink /proc/1/exe");
+    assert!(exe.trim().ends_with("/systemd"), "PID 1 runs {exe:?}");
+    let host_exe = std::fs::read_link(format!("/proc/{pid}/exe")).unwrap();
+    assert!(
+        host_exe.ends_with("systemd"),
+        "host PID {pid} runs {host_exe:?}"
+    );
+    assert_eq!(
+        bx.sh_ok("echo $container").trim(),
+        "",
+        "sh gets a clean env"
+    );
+    assert_eq!(
+        bx.sh_ok("tr '\\0' '\\n' < /proc/1/environ | grep ^container=")
+            .trim(),
+        "container=mydaemon-testbox"
+    );
+
+    let state = bx.sh("systemctl is-system-running");
+    let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
+    assert!(
+        state == "running" || state == "degraded",
+        "system state {state:?}"
+    );
+
+    // The system bus answers, and it is this systemd that answers.
+    let version = bx.sh_ok(
+        "busctl get-property org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+         org.freedesktop.systemd1.Manager Version",
+    );
+    let major = bx.sh_ok("systemctl --version | head -1 | cut -d' ' -f2");
+    assert!(
+        version.starts_with(&format!("s \"{}", major.trim())),
+        "Version over the bus: {version:?}, systemctl says {major:?}"
+    );
+
+    // A written unit that logs a line shows up in the journal.
+    let mark = format!("smoke-mark-{}", nonce());
+    bx.write_file(
+        "/etc/systemd/system/smoke-log.service",
+        format!("[Service]\nType=oneshot\nExecStart=/bin/echo {mark}\n").as_bytes(),
+    );
+    bx.sh_ok("systemctl daemon-reload && systemctl start smoke-log.service");
+    bx.wait_for(
+        "the unit's line in the journal",
+        Duration::from_secs(10),
+        |bx| {
+            bx.sh("journalctl -u smoke-log.service -o cat --no-pager")
+                .stdout
+                .windows(mark.len())
+                .any(|w| w == mark.as_bytes())
+        },
+    );
+    // A transient unit too.
+    bx.sh_ok(&format!(
+        "systemd-run --wait -q -u smoke-transient /bin/echo t-{mark}"
+    ));
+    bx.wait_for("the transient unit's line", Duration::from_secs(10), |bx| {
+        String::from_utf8_lossy(&bx.sh("journalctl -u smoke-transient -o cat").stdout)
+            .contains(&format!("t-{mark}"))
+    });
+
+    // The binary under test runs inside.
+    let v = bx.sh_ok(&format!("{BIN} --version"));
+    assert!(
+        v.contains(env!("CARGO_PKG_VERSION")),
+        "{BIN} --version: {v:?}"
+    );
+
+    // Writes stay in the box, wherever they go.
+    for path in [
+        format!("/root/testbox-{mark}"),
+        format!("/etc/testbox-{mark}"),
+        format!("/var/lib/testbox-{mark}/f"),
+        format!("/tmp/testbox-{mark}"),
+    ] {
+        bx.write_file(&path, b"box only\n");
+        assert_eq!(bx.read_file(&path), b"box only\n");
+        assert!(!Path::new(&path).exists(), "{path} leaked to the host");
+    }
+    bx.sh_ok(&format!(
+        "echo x > /usr/testbox-{mark}; touch /dev/shm/testbox-{mark}"
+    ));
+    assert!(!Path::new(&format!("/usr/testbox-{mark}")).exists());
+    assert!(!Path::new(&format!("/dev/shm/testbox-{mark}")).exists());
+    assert_ne!(
+        bx.sh_ok("hostname").trim(),
+        String::from_utf8(Command::new("hostname").output().unwrap().stdout)
+            .unwrap()
+            .trim(),
+        "the box has its own hostname"
+    );
+
+    // A lingering user gets a service manager and a session bus.
+    let uid = bx.add_lingering_user("alice");
+    assert!(uid >= 1000, "uid {uid}");
+    let out = bx.sh_as(
+        "alice",
+        "id -u; echo $XDG_RUNTIME_DIR; systemctl --user is-system-running",
+    );
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        lines.len(),
+        3,
+        "{text:?} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines[0], uid.to_string());
+    assert_eq!(lines[1], format!("/run/user/{uid}"));
+    assert!(
+        lines[2] == "running" || lines[2] == "degraded",
+        "user manager: {text:?}"
+    );
+    let out = bx.sh_as(
+        "alice",
+        "busctl --user get-property org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+         org.freedesktop.systemd1.Manager Version",
+    );
+    assert!(out.status.success(), "user bus: {out:?}");
+
+    // Dropping the box ends its systemd.
+    drop(bx);
+    assert!(
+        std::fs::read_link(format!("/proc/{pid}/exe")).map_or(true, |e| !e.ends_with("systemd")),
+        "the box's systemd (host PID {pid}) survived the drop"
+    );
+}
+
+#[test]
+fn three_boxes_boot_in_parallel_and_stay_apart() {
+    let boxes: Vec<Option<TestBox>> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..3).map(|_| s.spawn(TestBox::boot)).collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    if boxes.iter().any(Option::is_none) {
+        return; // skipped (said why)
+    }
+    let boxes: Vec<TestBox> = boxes.into_iter().map(Option::unwrap).collect();
+    let times: Vec<_> = boxes.iter().map(|b| b.boot_time()).collect();
+    eprintln!("3 parallel box boot times: {times:?}");
+    let mark = nonce();
+    for (i, bx) in boxes.iter().enumerate() {
+        bx.write_file("/etc/which-box", format!("{i}-{mark}").as_bytes());
+    }
+    let mut hostnames = Vec::new();
+    for (i, bx) in boxes.iter().enumerate() {
+        assert_eq!(
+            bx.read_file("/etc/which-box"),
+            format!("{i}-{mark}").as_bytes()
+        );
+        // Each box sees only its own cgroup tree and its own processes.
+        assert_eq!(
+            bx.sh_ok("cat /proc/1/cgroup | grep '^0::'").trim(),
+            "0::/init.scope"
+        );
+        let pids = bx.sh_ok("ls /proc | grep -c '^[0-9]'");
+        assert!(
+            pids.trim().parse::<u32>().unwrap() < 100,
+            "processes: {pids}"
+        );
+        hostnames.push(bx.sh_ok("hostname"));
+    }
+    hostnames.sort();
+    hostnames.dedup();
+    assert_eq!(hostnames.len(), 3, "hostnames {hostnames:?}");
+    let pids: Vec<i32> = boxes.iter().map(TestBox::pid).collect();
+    drop(boxes);
+    for pid in pids {
+        assert!(
+            std::fs::read_link(format!("/proc/{pid}/exe"))
+                .map_or(true, |e| !e.ends_with("systemd")),
+            "host PID {pid} survived"
+        );
+    }
+}
+
+/// Run by `without_root_boot_skips_or_fails_as_asked` as an unprivileged user; prints
+/// what `boot()` returned.
+#[test]
+#[ignore = "helper: run by without_root_boot_skips_or_fails_as_asked"]
+fn probe_boot() {
+    let bx = TestBox::boot();
+    println!("PROBE-BOX={}", if bx.is_some() { "some" } else { "none" });
+}
+
+#[test]
+fn without_root_boot_skips_or_fails_as_asked() {
+    if !nix::unistd::geteuid().is_root() {
+        // Unprivileged already: boot() must skip (or panic when required).
+        if std::env::var_os("MYDAEMON_REQUIRE_BOX").is_none() {
+            assert!(TestBox::boot().is_none());
+        }
+        return;
+    }
+    // Run this test binary's probe as nobody, from a copy nobody can execute.
+    let dir = tempfile::tempdir().unwrap();
+    let exe = dir.path().join("probe");
+    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let run = |require: bool| {
+        let mut cmd = Command::new("setpriv");
+        cmd.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+            .arg(&exe)
+            .args([
+                "--ignored",
+                "--exact",
+                "probe_boot",
+                "--nocapture",
+                "--test-threads=1",
+            ])
+            .env_remove("MYDAEMON_REQUIRE_BOX")
+            .current_dir("/");
+        if require {
+            cmd.env("MYDAEMON_REQUIRE_BOX", "1");
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(false);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}\n{stderr}");
+    assert!(stdout.contains("PROBE-BOX=none"), "{stdout}");
+    assert!(
+        stderr.contains("SKIP: ") && stderr.contains("not root"),
+        "{stderr}"
+    );
+
+    let out = run(true);
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        !out.status.success(),
+        "a required box must not skip: {stdout}\n{stderr}"
+    );
+    assert!(!stdout.contains("PROBE-BOX="), "{stdout}");
+    assert!(
+        stdout.contains("MYDAEMON_REQUIRE_BOX=1") || stderr.contains("MYDAEMON_REQUIRE_BOX=1"),
+        "{stdout}\n{stderr}"
+    );
+}
