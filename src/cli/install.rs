@@ -1,20 +1,162 @@
 //! `mydaemon install`: write the unit (or init.d script), reload and enable it.
+//!
+//! The files part lives in [`crate::install`]; this verb renders the unit exactly as
+//! `mydaemon unit` prints it, writes it, and (with `--root`) enables it offline. The
+//! live-systemd part (daemon-reload, enable, `--now` start over D-Bus) goes where this
+//! file says "LIVE SYSTEMD STEP".
 
+use std::path::{Path, PathBuf};
+
+use crate::backend::{systemd_booted, Backend, BackendChoice};
+use crate::cli::unit::{build_spec, UnitOptions};
 use crate::cli::Global;
-use crate::error::{Error, Result};
+use crate::error::{Error, Kind, Result};
+use crate::install::{self, Scope, Written};
 
 /// Options of `install`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Install a systemd unit (the default when systemd runs).
+    /// Install a systemd unit (the default when systemd runs, or with --root).
     #[arg(long, conflicts_with = "sysv")]
     pub systemd: bool,
     /// Install an LSB init.d script (the default without systemd).
     #[arg(long)]
     pub sysv: bool,
+    /// Install into the image tree DIR (DIR/etc/systemd/system) and enable it there,
+    /// as `systemctl --root DIR enable` would; nothing on this system is touched.
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["sysv", "now"])]
+    pub root: Option<PathBuf>,
+    /// Replace an existing unit file that mydaemon did not generate.
+    #[arg(long)]
+    pub force: bool,
+    /// Also start the service once it is installed.
+    #[arg(long)]
+    pub now: bool,
+    /// Unit settings.
+    #[command(flatten)]
+    pub unit: UnitOptions,
+}
+
+/// The scope `--user`/`--root` select; `--root` with `--user` is refused.
+pub fn scope(g: &Global, root: Option<&Path>) -> Result<Scope> {
+    match (root, g.user) {
+        (Some(_), true) => Err(Error::usage(
+            "--root installs a system unit into an image; it cannot be combined with --user",
+        )),
+        (Some(r), false) => {
+            if !r.is_dir() {
+                return Err(Error::usage(format!(
+                    "--root {}: no such directory",
+                    r.display()
+                )));
+            }
+            Ok(Scope::Root(r.to_path_buf()))
+        }
+        (None, true) => Ok(Scope::User),
+        (None, false) => Ok(Scope::System),
+    }
+}
+
+/// Turns a permission failure into the install-specific hint; nothing was written.
+pub fn privilege_hint(e: Error, verb: &str) -> Error {
+    if e.kind() == Kind::Privilege {
+        e.with_hint(format!(
+            "needs root: try `sudo mydaemon {verb}`, or `--user` for a per-user service"
+        ))
+    } else {
+        e
+    }
+}
+
+/// Whether `install`/`uninstall` deal in systemd units: `--systemd`, `--root`, `--user`,
+/// `--backend systemd`, or (auto) a running systemd; otherwise the init.d script.
+pub fn wants_systemd(g: &Global, systemd: bool, sysv: bool, root: bool) -> bool {
+    if systemd || root {
+        return true;
+    }
+    if sysv {
+        return false;
+    }
+    match g.backend {
+        BackendChoice::Auto => g.user || Backend::resolve(g.backend) == Backend::Systemd,
+        BackendChoice::Systemd => true,
+        BackendChoice::Pidfile => false,
+    }
+}
+
+/// Whether the service manager `g` addresses is running here (the system one, or with
+/// `--user` the user's, found by its private socket).
+pub fn manager_running(g: &Global) -> bool {
+    if g.user {
+        std::env::var_os("XDG_RUNTIME_DIR")
+            .map(|d| Path::new(&d).join("systemd/private").exists())
+            .unwrap_or(false)
+    } else {
+        systemd_booted(Path::new("/"))
+    }
 }
 
 /// Installs the service.
-pub fn exec(_g: &Global, _a: &Args) -> Result<u8> {
-    Err(Error::unimplemented("install"))
+pub fn exec(g: &Global, a: &Args) -> Result<u8> {
+    if !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
+        return Err(Error::unimplemented("install --sysv"));
+    }
+
+    // Everything that can be refused is refused before anything is written.
+    let spec = build_spec(g, &a.unit)?;
+    let text = spec.render()?;
+    let scope = scope(g, a.root.as_deref())?;
+    let dir = install::unit_dir(&scope)?;
+    let unit_name = spec.unit_name();
+
+    let (path, how) = install::write_unit(&dir, &unit_name, &text, a.force)
+        .map_err(|e| privilege_hint(e, "install"))?;
+    let say = |s: String| {
+        if !g.quiet {
+            println!("{s}");
+        }
+    };
+    match how {
+        Written::Created => say(format!("wrote {}", path.display())),
+        Written::Replaced => say(format!("replaced {}", path.display())),
+        Written::Unchanged => say(format!("{} is up to date", path.display())),
+    }
+
+    if let Scope::Root(_) = scope {
+        let target = Path::new(install::SYSTEM_UNIT_DIR).join(&unit_name);
+        let links = match install::enable_links(&dir, &unit_name, &target, &[spec.wanted_by()]) {
+            Ok(l) => l,
+            Err(e) => {
+                // Leave no half-installed unit behind.
+                if how == Written::Created {
+                    let _ = std::fs::remove_file(&path);
+                }
+                return Err(privilege_hint(e, "install"));
+            }
+        };
+        for l in links {
+            say(format!("enabled: {} -> {}", l.display(), target.display()));
+        }
+        return Ok(0);
+    }
+
+    // ---- LIVE SYSTEMD STEP (D-Bus: crate::systemd) ---------------------------------
+    // Here: daemon-reload (Manager.Reload), Manager.EnableUnitFiles([unit_name]) for
+    // spec.wanted_by(), and with `a.now` Manager.StartUnit(unit_name, "replace") waiting
+    // for its job. Until that lands, say so instead of pretending.
+    let running = manager_running(g);
+    let user = if g.user { " --user" } else { "" };
+    let now = if a.now { " --now" } else { "" };
+    if running {
+        eprintln!(
+            "mydaemon: note: reloading and enabling over D-Bus is not done yet; run:\n  \
+             systemctl{user} daemon-reload && systemctl{user} enable{now} {unit_name}"
+        );
+    } else {
+        eprintln!(
+            "mydaemon: note: systemd is not running here; {unit_name} takes effect when it \
+             does (enable it then with `systemctl{user} enable{now} {unit_name}`)"
+        );
+    }
+    Ok(0)
 }

@@ -1,20 +1,62 @@
 //! `mydaemon uninstall`: stop, disable and remove the service.
+//!
+//! The files part ([`crate::install::remove_unit`]) removes the unit and its enable
+//! symlinks; stopping and disabling on a live systemd goes where this file says
+//! "LIVE SYSTEMD STEP".
 
+use std::path::PathBuf;
+
+use crate::cli::install::{manager_running, privilege_hint, scope, wants_systemd};
 use crate::cli::Global;
 use crate::error::{Error, Result};
+use crate::install::{self, Scope};
 
 /// Options of `uninstall`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
-    /// Remove the systemd unit.
+    /// Remove the systemd unit (the default when systemd runs, or with --root).
     #[arg(long, conflicts_with = "sysv")]
     pub systemd: bool,
     /// Remove the init.d script.
     #[arg(long)]
     pub sysv: bool,
+    /// Remove from the image tree DIR instead of this system.
+    #[arg(long, value_name = "DIR", conflicts_with = "sysv")]
+    pub root: Option<PathBuf>,
+    /// Remove the unit even if mydaemon did not generate it.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Uninstalls the service.
-pub fn exec(_g: &Global, _a: &Args) -> Result<u8> {
-    Err(Error::unimplemented("uninstall"))
+pub fn exec(g: &Global, a: &Args) -> Result<u8> {
+    if !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
+        return Err(Error::unimplemented("uninstall --sysv"));
+    }
+    let scope = scope(g, a.root.as_deref())?;
+    let dir = install::unit_dir(&scope)?;
+    let unit_name = g.unit_name();
+
+    // ---- LIVE SYSTEMD STEP (D-Bus: crate::systemd) ---------------------------------
+    // Before removing files on a live system: Manager.StopUnit(unit_name) waiting for
+    // the job, then Manager.DisableUnitFiles([unit_name]); after removal,
+    // Manager.Reload. Until that lands, a running service is not stopped.
+    let live = !matches!(scope, Scope::Root(_)) && manager_running(g);
+
+    let removed = install::remove_unit(&dir, &unit_name, a.force)
+        .map_err(|e| privilege_hint(e, "uninstall"))?;
+    if !g.quiet {
+        for l in &removed.links {
+            println!("removed {}", l.display());
+        }
+        println!("removed {}", removed.unit.display());
+    }
+    if live {
+        let user = if g.user { " --user" } else { "" };
+        eprintln!(
+            "mydaemon: note: stopping and reloading over D-Bus is not done yet; run:\n  \
+             systemctl{user} stop {unit_name}; systemctl{user} daemon-reload"
+        );
+    }
+    Ok(0)
 }

@@ -1,17 +1,222 @@
-//! `mydaemon unit`: print the generated systemd unit.
+//! `mydaemon unit`: print the generated systemd unit, exactly what `install` writes.
+//!
+//! [`UnitOptions`] are the unit settings shared by `unit` and `install`;
+//! [`build_spec`] turns them into a [`ServiceSpec`] (resolving programs on disk), and
+//! rendering is pure ([`ServiceSpec::render`]).
+
+use std::io::Write;
 
 use crate::cli::Global;
 use crate::error::{Error, Result};
+use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAULT_WATCHDOG_SEC};
 
-/// Options of `unit`.
-#[derive(clap::Args, Debug, Clone)]
-pub struct Args {
+/// Unit settings, shared by `unit` and `install`.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct UnitOptions {
+    /// Description= of the unit (one line).
+    #[arg(long, value_name = "TEXT")]
+    pub description: Option<String>,
+    /// Run the service as this user (default: a dynamic user, DynamicUser=yes).
+    #[arg(long, value_name = "USER")]
+    pub exec_user: Option<String>,
+    /// Run the service with this group.
+    #[arg(long, value_name = "GROUP")]
+    pub exec_group: Option<String>,
+    /// Set an environment variable for the service (repeatable).
+    #[arg(long = "env", value_name = "KEY=VALUE")]
+    pub env: Vec<String>,
+    /// Read environment variables from this file when the service starts (repeatable).
+    #[arg(long = "env-file", value_name = "PATH")]
+    pub env_file: Vec<String>,
+    /// Working directory of the service.
+    #[arg(long, value_name = "DIR")]
+    pub working_dir: Option<String>,
+    /// Watchdog timeout in seconds; 0 disables the watchdog.
+    #[arg(long, value_name = "N", default_value_t = DEFAULT_WATCHDOG_SEC)]
+    pub watchdog_sec: u64,
+    /// When systemd restarts the service.
+    #[arg(long, value_enum, value_name = "POLICY", default_value_t = Restart::OnFailure)]
+    pub restart: Restart,
+    /// Start after this unit, e.g. network-online.target (repeatable).
+    #[arg(long, value_name = "UNIT")]
+    pub after: Vec<String>,
+    /// Also start this unit, e.g. network-online.target (repeatable).
+    #[arg(long, value_name = "UNIT")]
+    pub wants: Vec<String>,
+    /// Sandboxing level [default: strict for the built-in workload, standard with -- CMD].
+    #[arg(long, value_enum, value_name = "LEVEL")]
+    pub hardening: Option<Level>,
+    /// Path of the mydaemon binary to put in ExecStart= (default: this binary), for
+    /// packaging when the binary is installed elsewhere.
+    #[arg(long, value_name = "PATH", hide = true)]
+    pub exec_path: Option<String>,
     /// The command the service runs instead of the built-in workload.
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
 }
 
+/// Options of `unit`.
+#[derive(clap::Args, Debug, Clone)]
+pub struct Args {
+    /// Unit settings.
+    #[command(flatten)]
+    pub unit: UnitOptions,
+}
+
+/// Splits `KEY=VALUE`.
+fn parse_env(s: &str) -> Result<(String, String)> {
+    let Some((k, v)) = s.split_once('=') else {
+        return Err(
+            Error::usage(format!("--env {s:?} has no `=`")).with_hint("write --env KEY=VALUE")
+        );
+    };
+    quote::check_env_key(k)?;
+    Ok((k.to_string(), v.to_string()))
+}
+
+fn absolute(opt: &str, p: &str) -> Result<String> {
+    if p.is_empty() {
+        return Err(Error::usage(format!("{opt} is empty")));
+    }
+    let abs = std::path::absolute(p)
+        .map_err(|e| Error::usage(format!("{opt} {p}: cannot make it absolute: {e}")))?;
+    abs.to_str()
+        .map(str::to_string)
+        .ok_or_else(|| Error::usage(format!("{opt} {p}: not valid UTF-8")))
+}
+
+/// Builds the unit model from the command line: resolves this binary and `-- CMD`,
+/// checks the service can reach them, and records the arguments that regenerate it.
+pub fn build_spec(g: &Global, o: &UnitOptions) -> Result<ServiceSpec> {
+    let exec_path = match &o.exec_path {
+        Some(p) => {
+            quote::check_program_path(p).map_err(|e| e.context("--exec-path"))?;
+            p.clone()
+        }
+        None => command::own_executable()?,
+    };
+    let mut spec = ServiceSpec::new(g.name.clone(), exec_path);
+    spec.user_manager = g.user;
+    spec.description = o.description.clone();
+    spec.exec_user = o.exec_user.clone();
+    spec.exec_group = o.exec_group.clone();
+    spec.env = o.env.iter().map(|e| parse_env(e)).collect::<Result<_>>()?;
+    spec.env_files = o
+        .env_file
+        .iter()
+        .map(|f| absolute("--env-file", f))
+        .collect::<Result<_>>()?;
+    for f in &spec.env_files {
+        if !std::path::Path::new(f).exists() {
+            log::warn!(
+                "--env-file {f} does not exist yet; the service will not start until it does"
+            );
+        }
+    }
+    spec.working_dir = o
+        .working_dir
+        .as_deref()
+        .map(|w| absolute("--working-dir", w))
+        .transpose()?;
+    spec.watchdog_sec = o.watchdog_sec;
+    spec.restart = o.restart;
+    spec.after = o.after.clone();
+    spec.wants = o.wants.clone();
+    if let Some((cmd, args)) = o.command.split_first() {
+        let mut c = vec![command::resolve_program(cmd)?];
+        c.extend(args.iter().cloned());
+        spec.command = c;
+    }
+    spec.hardening = o.hardening.unwrap_or(if spec.command.is_empty() {
+        Level::Strict
+    } else {
+        Level::Standard
+    });
+    if !spec.user_manager && spec.hardening != Level::Off {
+        let mut paths = vec![spec.exec_path.as_str()];
+        paths.extend(spec.command.first().map(String::as_str));
+        paths.extend(spec.working_dir.as_deref());
+        spec.home = command::home_access(&paths);
+        if spec.home == HomeAccess::ReadOnly && spec.hardening == Level::Strict {
+            log::warn!(
+                "the program or working directory is under /home, /root or /run/user: \
+                 using ProtectHome=read-only instead of ProtectHome=yes"
+            );
+        }
+    }
+    if !spec.user_manager && spec.exec_user.is_none() {
+        command::check_reachable_by_others(&spec.exec_path)?;
+        if let Some(c) = spec.command.first() {
+            command::check_reachable_by_others(c)?;
+        }
+    }
+    spec.regenerate = regenerate_args(g, o, &spec);
+    spec.validate()?;
+    Ok(spec)
+}
+
+/// The `mydaemon` arguments that produce the same unit again (non-default options only).
+fn regenerate_args(g: &Global, o: &UnitOptions, spec: &ServiceSpec) -> Vec<String> {
+    let mut a: Vec<String> = vec!["unit".into()];
+    let mut opt = |k: &str, v: &str| {
+        a.push(k.to_string());
+        a.push(v.to_string());
+    };
+    if g.name != "mydaemon" {
+        opt("--name", &g.name);
+    }
+    if let Some(p) = &o.exec_path {
+        opt("--exec-path", p);
+    }
+    if let Some(d) = &o.description {
+        opt("--description", d);
+    }
+    if let Some(u) = &o.exec_user {
+        opt("--exec-user", u);
+    }
+    if let Some(u) = &o.exec_group {
+        opt("--exec-group", u);
+    }
+    for e in &o.env {
+        opt("--env", e);
+    }
+    for f in &spec.env_files {
+        opt("--env-file", f);
+    }
+    if let Some(w) = &spec.working_dir {
+        opt("--working-dir", w);
+    }
+    if o.watchdog_sec != DEFAULT_WATCHDOG_SEC {
+        opt("--watchdog-sec", &o.watchdog_sec.to_string());
+    }
+    if o.restart != Restart::OnFailure {
+        opt("--restart", o.restart.as_str());
+    }
+    for u in &o.after {
+        opt("--after", u);
+    }
+    for u in &o.wants {
+        opt("--wants", u);
+    }
+    if let Some(h) = o.hardening {
+        opt("--hardening", h.as_str());
+    }
+    if g.user {
+        a.insert(1, "--user".into());
+    }
+    if !spec.command.is_empty() {
+        a.push("--".into());
+        a.extend(spec.command.iter().cloned());
+    }
+    a
+}
+
 /// Prints the unit.
-pub fn exec(_g: &Global, _a: &Args) -> Result<u8> {
-    Err(Error::unimplemented("unit"))
+pub fn exec(g: &Global, a: &Args) -> Result<u8> {
+    let text = build_spec(g, &a.unit)?.render()?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::generic(format!("cannot write the unit to stdout: {e}")))?;
+    Ok(0)
 }
