@@ -4,6 +4,7 @@
 use crate::backend::Backend;
 use crate::cli::Global;
 use crate::error::{Error, Result};
+use crate::systemd::Verb;
 
 /// Options of `stop` and `reload`.
 #[derive(clap::Args, Debug, Clone)]
@@ -25,33 +26,43 @@ pub struct StartArgs {
 }
 
 /// `start`.
-pub fn start(g: &Global, _a: &StartArgs) -> Result<u8> {
+pub fn start(g: &Global, a: &StartArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
-        Backend::Systemd => Err(Error::unimplemented("start (systemd)")),
+        Backend::Systemd => systemd_job(g, Verb::Start, a.control.no_block),
         Backend::Pidfile => Err(Error::unimplemented("start (pidfile)")),
     }
 }
 
 /// `stop`.
-pub fn stop(g: &Global, _a: &JobArgs) -> Result<u8> {
+pub fn stop(g: &Global, a: &JobArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
-        Backend::Systemd => Err(Error::unimplemented("stop (systemd)")),
+        Backend::Systemd => systemd_job(g, Verb::Stop, a.no_block),
         Backend::Pidfile => Err(Error::unimplemented("stop (pidfile)")),
     }
 }
 
 /// `restart`.
-pub fn restart(g: &Global, _a: &StartArgs) -> Result<u8> {
+pub fn restart(g: &Global, a: &StartArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
-        Backend::Systemd => Err(Error::unimplemented("restart (systemd)")),
+        Backend::Systemd => systemd_job(g, Verb::Restart, a.control.no_block),
         Backend::Pidfile => Err(Error::unimplemented("restart (pidfile)")),
     }
 }
 
 /// `reload`.
-pub fn reload(g: &Global, _a: &JobArgs) -> Result<u8> {
+pub fn reload(g: &Global, a: &JobArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
-        Backend::Systemd => Err(Error::unimplemented("reload (systemd)")),
+        Backend::Systemd => systemd_job(g, Verb::Reload, a.no_block),
         Backend::Pidfile => Err(Error::unimplemented("reload (pidfile)")),
     }
+}
+
+/// The systemd arm shared by the four verbs: queue the job, wait for its result.
+fn systemd_job(g: &Global, verb: Verb, no_block: bool) -> Result<u8> {
+    crate::systemd::control(
+        crate::systemd::scope(g.user),
+        &g.unit_name(),
+        verb,
+        no_block,
+    )
 }

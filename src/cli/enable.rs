@@ -1,5 +1,6 @@
 //! `mydaemon enable` and `disable`.
 
+use crate::backend::Backend;
 use crate::cli::Global;
 use crate::error::{Error, Result};
 
@@ -12,11 +13,27 @@ pub struct Args {
 }
 
 /// `enable`.
-pub fn enable(_g: &Global, _a: &Args) -> Result<u8> {
-    Err(Error::unimplemented("enable"))
+pub fn enable(g: &Global, a: &Args) -> Result<u8> {
+    match Backend::resolve(g.backend) {
+        Backend::Systemd => crate::systemd::enable(
+            crate::systemd::scope(g.user),
+            &g.unit_name(),
+            a.now,
+            g.quiet,
+        ),
+        Backend::Pidfile => Err(Error::unimplemented("enable (pidfile)")),
+    }
 }
 
 /// `disable`.
-pub fn disable(_g: &Global, _a: &Args) -> Result<u8> {
-    Err(Error::unimplemented("disable"))
+pub fn disable(g: &Global, a: &Args) -> Result<u8> {
+    match Backend::resolve(g.backend) {
+        Backend::Systemd => crate::systemd::disable(
+            crate::systemd::scope(g.user),
+            &g.unit_name(),
+            a.now,
+            g.quiet,
+        ),
+        Backend::Pidfile => Err(Error::unimplemented("disable (pidfile)")),
+    }
 }

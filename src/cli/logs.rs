@@ -1,5 +1,6 @@
 //! `mydaemon logs`: the service's journal (or log files, without systemd).
 
+use crate::backend::Backend;
 use crate::cli::Global;
 use crate::error::{Error, Result};
 
@@ -18,6 +19,15 @@ pub struct Args {
 }
 
 /// Shows the log.
-pub fn exec(_g: &Global, _a: &Args) -> Result<u8> {
-    Err(Error::unimplemented("logs"))
+pub fn exec(g: &Global, a: &Args) -> Result<u8> {
+    match Backend::resolve(g.backend) {
+        Backend::Systemd => crate::systemd::logs(
+            crate::systemd::scope(g.user),
+            &g.unit_name(),
+            a.lines,
+            a.follow,
+            a.since.as_deref(),
+        ),
+        Backend::Pidfile => Err(Error::unimplemented("logs (pidfile)")),
+    }
 }

@@ -16,9 +16,14 @@ pub struct Args {
 }
 
 /// Shows the status; exit 0 running, 3 not running, 4 unknown.
-pub fn exec(g: &Global, _a: &Args) -> Result<u8> {
+pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     match Backend::resolve(g.backend) {
-        Backend::Systemd => Err(Error::unimplemented("status (systemd)")),
+        Backend::Systemd => crate::systemd::print_status(
+            crate::systemd::scope(g.user),
+            &g.unit_name(),
+            a.lines,
+            a.json,
+        ),
         Backend::Pidfile => Err(Error::unimplemented("status (pidfile)")),
     }
 }

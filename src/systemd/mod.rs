@@ -1,2 +1,271 @@
 //! The only code that speaks D-Bus: connection (bus or private socket), manager calls,
-//! job waiting, unit properties.
+//! job waiting, unit properties — and the verbs built from them, which the CLI's
+//! `Backend::Systemd` arms call.
+//!
+//! - [`connection`]: private socket as root, else the system bus; `--user`: the user's;
+//! - [`private_socket`]: the read half that makes zbus accept systemd's private socket;
+//! - [`manager`]: the Manager calls (hand-written `#[proxy]`; why, see there);
+//! - [`job`]: start/stop/restart/reload, waiting race-free for `JobRemoved`;
+//! - [`status`]: a unit's state from one `GetAll`, exit statuses in words;
+//! - [`journal`]: the unit's journal lines (through `journalctl`);
+//! - [`errors`]: D-Bus errors in words, with LSB exit codes.
+
+pub mod connection;
+pub mod errors;
+pub mod job;
+pub mod journal;
+pub mod manager;
+pub mod private_socket;
+pub mod status;
+
+use std::time::SystemTime;
+
+pub use connection::{connect, Route, Scope, Systemd};
+pub use job::{JobResult, Verb};
+pub use status::UnitStatus;
+
+use crate::error::{exit, Error};
+use errors::from_zbus;
+
+/// The scope for the `--user` flag.
+pub fn scope(user: bool) -> Scope {
+    if user {
+        Scope::User
+    } else {
+        Scope::System
+    }
+}
+
+/// Reads the status of `unit`.
+pub fn unit_status(sd: &Systemd, unit: &str) -> Result<UnitStatus, Error> {
+    let props = zbus::block_on(manager::unit_properties(&sd.conn, unit))
+        .map_err(|e| from_zbus(e, &format!("reading the state of {unit}"), unit))?;
+    Ok(UnitStatus::from_properties(unit, &props))
+}
+
+/// `start`/`stop`/`restart`/`reload` of `unit`: 0 when the job is done (or queued, with
+/// `no_block`); otherwise an error that explains the failure in words.
+pub fn control(scope: Scope, unit: &str, verb: Verb, no_block: bool) -> Result<u8, Error> {
+    let sd = connect(scope)?;
+    control_with(&sd, unit, verb, no_block)
+}
+
+/// [`control`] on an open connection.
+pub fn control_with(sd: &Systemd, unit: &str, verb: Verb, no_block: bool) -> Result<u8, Error> {
+    match job::run(sd, verb, unit, no_block) {
+        Ok(JobResult::Done | JobResult::Queued) => Ok(exit::OK),
+        Ok(JobResult::Failed(result)) => Err(explain_failure(sd, unit, verb, &result)),
+        Err(e) => Err(e),
+    }
+}
+
+/// The error for a job that ended with `result` (not `done`): the job result, the unit's
+/// `Result`, the main process's end in words, and the last journal lines.
+pub fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str) -> Error {
+    let not_running = verb == Verb::Reload && matches!(result, "skipped" | "invalid");
+    let why = if not_running {
+        "it is not running"
+    } else {
+        JobResult::describe(result)
+    };
+    let mut msg = format!("{} {unit} failed: {why}", verb.progressive());
+    if let Ok(st) = unit_status(sd, unit) {
+        if !st.result.is_empty() && st.result != "success" {
+            msg.push_str(&format!(
+                "\n  reason: {} ({})",
+                status::result_in_words(&st.result),
+                st.result
+            ));
+        }
+        if !st.main_exit.is_empty() {
+            msg.push_str(&format!("\n  main process: {}", st.main_exit));
+        }
+        if !st.status_text.is_empty() {
+            msg.push_str(&format!("\n  last status: {}", st.status_text));
+        }
+    }
+    let lines = journal::last_lines(sd.scope, unit, 10, true);
+    if !lines.is_empty() {
+        msg.push_str("\n  last log lines:");
+        for l in lines {
+            msg.push_str(&format!("\n    {l}"));
+        }
+    }
+    let flag = if sd.scope == Scope::User {
+        " --user"
+    } else {
+        ""
+    };
+    if not_running {
+        return Error::not_running(msg).with_hint(format!("start it: `mydaemon{flag} start`"));
+    }
+    Error::generic(msg).with_hint(format!(
+        "see `mydaemon{flag} status` and `mydaemon{flag} logs`"
+    ))
+}
+
+/// The JSON of `status --json`: the unit's facts and its last journal lines.
+#[derive(serde::Serialize)]
+struct StatusJson<'a> {
+    #[serde(flatten)]
+    status: &'a UnitStatus,
+    backend: &'static str,
+    scope: &'static str,
+    journal: Vec<String>,
+}
+
+/// `status`: prints the unit's state (text or one JSON object) and `lines` journal lines;
+/// returns 0 running, 3 not running, 4 unknown unit.
+pub fn print_status(scope: Scope, unit: &str, lines: usize, json: bool) -> Result<u8, Error> {
+    let sd = connect(scope)?;
+    let st = unit_status(&sd, unit)?;
+    let journal = if st.not_found() {
+        Vec::new()
+    } else {
+        journal::last_lines(scope, unit, lines, false)
+    };
+    if json {
+        let obj = StatusJson {
+            status: &st,
+            backend: "systemd",
+            scope: match scope {
+                Scope::System => "system",
+                Scope::User => "user",
+            },
+            journal,
+        };
+        let text = serde_json::to_string(&obj)
+            .map_err(|e| Error::generic(format!("cannot encode the status as JSON: {e}")))?;
+        println!("{text}");
+    } else if st.not_found() {
+        let flag = if scope == Scope::User { " --user" } else { "" };
+        eprintln!("mydaemon: {unit} is not installed (systemd knows no such unit)");
+        eprintln!("  hint: run `mydaemon{flag} install --systemd`");
+    } else {
+        let mut out = st.render(SystemTime::now());
+        if !journal.is_empty() {
+            out.push('\n');
+            for l in &journal {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        print!("{out}");
+    }
+    Ok(st.exit_code())
+}
+
+/// Prints the changes `EnableUnitFiles`/`DisableUnitFiles` reported, as systemctl does.
+fn print_changes(changes: &[manager::UnitFileChange], quiet: bool) {
+    if quiet {
+        return;
+    }
+    for (kind, file, dest) in changes {
+        match kind.as_str() {
+            "symlink" => println!("Created symlink {file} → {dest}."),
+            "unlink" => println!("Removed \"{file}\"."),
+            other => println!("{other}: {file} {dest}"),
+        }
+    }
+}
+
+/// `enable [--now]`: enable the unit file, reload systemd, start if asked.
+pub fn enable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+    let sd = connect(scope)?;
+    enable_with(&sd, unit, now, quiet)
+}
+
+/// [`enable`] on an open connection (used by `install`'s live step too).
+pub fn enable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+    let what = format!("enabling {unit}");
+    zbus::block_on(async {
+        let mgr = manager::manager(&sd.conn).await?;
+        let (_, changes) = mgr.enable_unit_files(&[unit], false, false).await?;
+        print_changes(&changes, quiet);
+        mgr.reload().await
+    })
+    .map_err(|e| from_zbus(e, &what, unit))?;
+    if now {
+        control_with(sd, unit, Verb::Start, false)
+    } else {
+        Ok(exit::OK)
+    }
+}
+
+/// `disable [--now]`: disable the unit file, reload systemd, stop if asked.
+pub fn disable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+    let sd = connect(scope)?;
+    disable_with(&sd, unit, now, quiet)
+}
+
+/// [`disable`] on an open connection.
+pub fn disable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+    let what = format!("disabling {unit}");
+    zbus::block_on(async {
+        let mgr = manager::manager(&sd.conn).await?;
+        let changes = mgr.disable_unit_files(&[unit], false).await?;
+        print_changes(&changes, quiet);
+        mgr.reload().await
+    })
+    .map_err(|e| from_zbus(e, &what, unit))?;
+    if now {
+        control_with(sd, unit, Verb::Stop, false)
+    } else {
+        Ok(exit::OK)
+    }
+}
+
+/// `daemon-reload`.
+pub fn reload_manager(sd: &Systemd) -> Result<(), Error> {
+    zbus::block_on(async { manager::manager(&sd.conn).await?.reload().await })
+        .map_err(|e| from_zbus(e, "reloading systemd", ""))
+}
+
+/// The live step of `install --systemd`, after the unit file is written: enable (printing
+/// the symlinks systemd made), reload, and with `now` start and wait until ready.
+pub fn install_live(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+    let sd = connect(scope)?;
+    enable_with(&sd, unit, now, quiet)
+}
+
+/// The live half of `uninstall` that comes before the files go: stop (waiting) and disable.
+/// A unit systemd does not know is fine here: there is nothing to stop.
+pub fn uninstall_stop_disable(sd: &Systemd, unit: &str, quiet: bool) -> Result<(), Error> {
+    match control_with(sd, unit, Verb::Stop, false) {
+        Ok(_) => {}
+        Err(e) if e.kind() == crate::error::Kind::NotInstalled => {}
+        Err(e) => return Err(e),
+    }
+    let what = format!("disabling {unit}");
+    zbus::block_on(async {
+        let mgr = manager::manager(&sd.conn).await?;
+        mgr.disable_unit_files(&[unit], false).await
+    })
+    .map(|changes| print_changes(&changes, quiet))
+    .map_err(|e| from_zbus(e, &what, unit))
+}
+
+/// The live half of `uninstall` after the files are gone: reload, and forget a failed
+/// state so nothing of the unit is left in systemd.
+pub fn uninstall_reload(sd: &Systemd, unit: &str) -> Result<(), Error> {
+    reload_manager(sd)?;
+    // After the reload the unit is unknown; a failed state could keep it listed.
+    let _ = zbus::block_on(async {
+        manager::manager(&sd.conn)
+            .await?
+            .reset_failed_unit(unit)
+            .await
+    });
+    Ok(())
+}
+
+/// `logs`: the unit's journal on the terminal.
+pub fn logs(
+    scope: Scope,
+    unit: &str,
+    lines: usize,
+    follow: bool,
+    since: Option<&str>,
+) -> Result<u8, Error> {
+    journal::show(scope, unit, lines, follow, since)
+}

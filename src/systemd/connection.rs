@@ -1,0 +1,167 @@
+//! Reaching the service manager: systemd's private socket, the system bus or the user's.
+//!
+//! The order follows systemctl's own (`bus_connect_system_systemd`,
+//! `bus_connect_user_systemd`):
+//! - system manager, as root: the private socket `/run/systemd/private`, a peer-to-peer
+//!   connection with no dbus-daemon involved (see [`super::private_socket`]); if it cannot
+//!   be reached, the system bus;
+//! - system manager, other users: the system bus (the private socket is root's only);
+//! - `--user`: `$XDG_RUNTIME_DIR/systemd/private` (owned by that user), else the user bus.
+
+use std::io;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use zbus::connection::Builder;
+use zbus::Connection;
+
+use super::private_socket::PrivateSocket;
+use crate::error::{Error, NEEDS_ROOT_HINT};
+
+/// Which service manager: PID 1, or the calling user's `systemd --user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The system manager (PID 1).
+    System,
+    /// The per-user manager of the calling user.
+    User,
+}
+
+/// How the connection reached systemd (shown with `-v`, and by the tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    /// A private socket of systemd's, peer to peer.
+    PrivateSocket(PathBuf),
+    /// A message bus (dbus-daemon or dbus-broker).
+    Bus,
+}
+
+/// A live connection to a systemd manager.
+#[derive(Debug, Clone)]
+pub struct Systemd {
+    /// The zbus connection.
+    pub conn: Connection,
+    /// System or user manager.
+    pub scope: Scope,
+    /// Private socket or bus.
+    pub route: Route,
+}
+
+/// How long one method call may take before we give up (systemd's own default is 25 s).
+pub const METHOD_TIMEOUT: Duration = Duration::from_secs(25);
+
+/// The path of the system manager's private socket.
+pub const SYSTEM_PRIVATE_SOCKET: &str = "/run/systemd/private";
+
+/// Connects to the manager of `scope`.
+pub fn connect(scope: Scope) -> Result<Systemd, Error> {
+    zbus::block_on(connect_async(scope))
+}
+
+/// Async form of [`connect`].
+pub async fn connect_async(scope: Scope) -> Result<Systemd, Error> {
+    match scope {
+        Scope::System => connect_system(Path::new("/")).await,
+        Scope::User => connect_user().await,
+    }
+}
+
+/// The error for "no systemd here".
+pub fn systemd_not_running() -> Error {
+    Error::generic("systemd is not running on this machine (no /run/systemd/system)")
+        .with_hint("use `--backend pidfile` to run mydaemon as a self-managed daemon")
+}
+
+async fn connect_system(root: &Path) -> Result<Systemd, Error> {
+    if !crate::backend::systemd_booted(root) {
+        return Err(systemd_not_running());
+    }
+    let private = Path::new(SYSTEM_PRIVATE_SOCKET);
+    if nix::unistd::geteuid().is_root() {
+        match private_connection(private).await {
+            Ok(conn) => {
+                log::debug!("connected to systemd through {}", private.display());
+                return Ok(Systemd {
+                    conn,
+                    scope: Scope::System,
+                    route: Route::PrivateSocket(private.into()),
+                });
+            }
+            Err(e) => log::debug!("private socket unusable ({e}); trying the system bus"),
+        }
+    }
+    match Builder::system()
+        .method_timeout(METHOD_TIMEOUT)
+        .build()
+        .await
+    {
+        Ok(conn) => Ok(Systemd {
+            conn,
+            scope: Scope::System,
+            route: Route::Bus,
+        }),
+        Err(e) => Err(bus_unreachable(e, "the system bus")),
+    }
+}
+
+fn bus_unreachable(e: zbus::Error, which: &str) -> Error {
+    let root = nix::unistd::geteuid().is_root();
+    let err = Error::generic(format!(
+        "cannot reach systemd: {which} is not available ({e})"
+    ));
+    if root {
+        err.with_hint("systemd's private socket did not answer either; is systemd running?")
+    } else {
+        err.with_hint(format!(
+            "only root may use systemd's private socket; {NEEDS_ROOT_HINT}"
+        ))
+    }
+}
+
+async fn connect_user() -> Result<Systemd, Error> {
+    let uid = nix::unistd::getuid();
+    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{uid}")));
+    let private = runtime.join("systemd/private");
+    match private_connection(&private).await {
+        Ok(conn) => {
+            return Ok(Systemd {
+                conn,
+                scope: Scope::User,
+                route: Route::PrivateSocket(private),
+            })
+        }
+        Err(e) => log::debug!("{}: {e}; trying the user bus", private.display()),
+    }
+    let bus = runtime.join("bus");
+    // zbus falls back to $XDG_RUNTIME_DIR/bus when DBUS_SESSION_BUS_ADDRESS is unset.
+    match Builder::session()
+        .method_timeout(METHOD_TIMEOUT)
+        .build()
+        .await
+    {
+        Ok(conn) => Ok(Systemd {
+            conn,
+            scope: Scope::User,
+            route: Route::Bus,
+        }),
+        Err(_) => Err(Error::generic(format!(
+            "no user service manager is running for uid {uid} (neither {} nor {} answers)",
+            private.display(),
+            bus.display()
+        ))
+        .with_hint("log in to start one, or keep one running with `loginctl enable-linger USER`")),
+    }
+}
+
+/// A peer-to-peer connection over a private socket at `path`.
+pub async fn private_connection(path: &Path) -> io::Result<Connection> {
+    let socket = PrivateSocket::connect(path)?;
+    Builder::socket(socket)
+        .p2p()
+        .method_timeout(METHOD_TIMEOUT)
+        .build()
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))
+}

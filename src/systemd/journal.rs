@@ -1,0 +1,61 @@
+//! Reading a unit's journal through `journalctl` (reading the journal files ourselves would
+//! mean reimplementing their format; the issue allows the subprocess).
+
+use std::process::{Command, Stdio};
+
+use super::connection::Scope;
+use crate::error::Error;
+
+/// The `journalctl` arguments that select `unit` of `scope`.
+pub fn unit_args(scope: Scope, unit: &str) -> Vec<String> {
+    match scope {
+        Scope::System => vec!["--unit".into(), unit.into()],
+        Scope::User => vec!["--user-unit".into(), unit.into()],
+    }
+}
+
+/// The last `n` journal lines of `unit`, message text only when `bare`, else with time and
+/// process (`-o short-iso`). Empty when there are none or the journal cannot be read.
+pub fn last_lines(scope: Scope, unit: &str, n: usize, bare: bool) -> Vec<String> {
+    if n == 0 {
+        return Vec::new();
+    }
+    let out = Command::new("journalctl")
+        .args(unit_args(scope, unit))
+        .args(["-n", &n.to_string(), "--no-pager", "-q", "-o"])
+        .arg(if bare { "cat" } else { "short-iso" })
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect(),
+        Err(_) => Vec::new(),
+    }
+}
+
+/// `logs`: runs `journalctl` for `unit` on our terminal; returns its exit code.
+pub fn show(
+    scope: Scope,
+    unit: &str,
+    lines: usize,
+    follow: bool,
+    since: Option<&str>,
+) -> Result<u8, Error> {
+    let mut cmd = Command::new("journalctl");
+    cmd.args(unit_args(scope, unit))
+        .args(["-n", &lines.to_string(), "--no-pager"]);
+    if follow {
+        cmd.arg("--follow");
+    }
+    if let Some(since) = since {
+        cmd.args(["--since", since]);
+    }
+    let status = cmd.status().map_err(|e| {
+        Error::generic(format!("cannot run journalctl: {e}"))
+            .with_hint("install systemd's journalctl, or read the log files directly")
+    })?;
+    Ok(status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1))
+}

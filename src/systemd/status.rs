@@ -1,0 +1,417 @@
+//! A unit's state as `status` shows it, read from one `GetAll`, and the words for how its
+//! main process ended.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use zbus::{OwnedVariant, Variant};
+
+/// What `status` reports about a unit.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct UnitStatus {
+    /// Unit name.
+    pub unit: String,
+    /// `Description=`.
+    pub description: String,
+    /// loaded, not-found, bad-setting, error, masked.
+    pub load_state: String,
+    /// enabled, disabled, static, ... (empty when unknown).
+    pub unit_file_state: String,
+    /// active, inactive, failed, activating, deactivating, reloading.
+    pub active_state: String,
+    /// running, dead, exited, start, ...
+    pub sub_state: String,
+    /// Main process ID (0: none).
+    pub main_pid: u32,
+    /// When the unit entered its current active state (µs since the epoch; 0: never).
+    pub since_usec: u64,
+    /// [`Self::since_usec`] as `YYYY-MM-DD HH:MM:SS UTC`.
+    pub since: Option<String>,
+    /// Memory in use, bytes (None: not accounted).
+    pub memory_bytes: Option<u64>,
+    /// Tasks in the unit's cgroup (None: not accounted).
+    pub tasks: Option<u64>,
+    /// The service's own `STATUS=` text.
+    pub status_text: String,
+    /// How often systemd restarted it.
+    pub n_restarts: u32,
+    /// `Result` of the last run: success, exit-code, signal, timeout, watchdog, ...
+    pub result: String,
+    /// Watchdog interval, µs (0: none).
+    pub watchdog_usec: u64,
+    /// The unit file.
+    pub fragment_path: String,
+    /// How the main process last ended, in words (empty while it never ended).
+    pub main_exit: String,
+}
+
+fn get<'a>(props: &'a HashMap<String, OwnedVariant>, key: &str) -> Option<&'a Variant<'static>> {
+    props.get(key).map(|v| &**v)
+}
+
+fn string(props: &HashMap<String, OwnedVariant>, key: &str) -> String {
+    match get(props, key) {
+        Some(Variant::Str(s)) => s.as_str().to_string(),
+        Some(Variant::ObjectPath(p)) => p.as_str().to_string(),
+        _ => String::new(),
+    }
+}
+
+fn u64_of(props: &HashMap<String, OwnedVariant>, key: &str) -> Option<u64> {
+    match get(props, key)? {
+        Variant::U64(v) => Some(*v),
+        Variant::U32(v) => Some(u64::from(*v)),
+        Variant::I32(v) => u64::try_from(*v).ok(),
+        _ => None,
+    }
+}
+
+fn i32_of(props: &HashMap<String, OwnedVariant>, key: &str) -> Option<i32> {
+    match get(props, key)? {
+        Variant::I32(v) => Some(*v),
+        _ => None,
+    }
+}
+
+/// `u64::MAX` is systemd's "not set" for counters.
+fn counter(v: Option<u64>) -> Option<u64> {
+    v.filter(|&x| x != u64::MAX)
+}
+
+/// The path of the first `ExecStart=` command (for "executable not found: PATH").
+fn exec_start_path(props: &HashMap<String, OwnedVariant>) -> String {
+    if let Some(Variant::Array(a)) = get(props, "ExecStart") {
+        if let Some(Variant::Structure(s)) = a.inner().first() {
+            if let Some(Variant::Str(p)) = s.fields().first() {
+                return p.as_str().to_string();
+            }
+        }
+    }
+    String::new()
+}
+
+impl UnitStatus {
+    /// Builds the status from a unit's `GetAll("")` map.
+    pub fn from_properties(unit: &str, props: &HashMap<String, OwnedVariant>) -> Self {
+        let active_state = string(props, "ActiveState");
+        let since_key = match active_state.as_str() {
+            "active" | "reloading" | "refreshing" => "ActiveEnterTimestamp",
+            "activating" => "InactiveExitTimestamp",
+            "deactivating" => "ActiveExitTimestamp",
+            _ => "InactiveEnterTimestamp",
+        };
+        let since_usec = u64_of(props, since_key)
+            .filter(|&t| t != 0)
+            .or_else(|| u64_of(props, "StateChangeTimestamp"))
+            .unwrap_or(0);
+        let code = i32_of(props, "ExecMainCode").unwrap_or(0);
+        let status = i32_of(props, "ExecMainStatus").unwrap_or(0);
+        let main_exit = exit_in_words(code, status, &exec_start_path(props));
+        UnitStatus {
+            unit: unit.to_string(),
+            description: string(props, "Description"),
+            load_state: string(props, "LoadState"),
+            unit_file_state: string(props, "UnitFileState"),
+            active_state,
+            sub_state: string(props, "SubState"),
+            main_pid: u64_of(props, "MainPID").unwrap_or(0) as u32,
+            since_usec,
+            since: (since_usec > 0).then(|| format_utc(since_usec)),
+            memory_bytes: counter(u64_of(props, "MemoryCurrent")),
+            tasks: counter(u64_of(props, "TasksCurrent")),
+            status_text: string(props, "StatusText"),
+            n_restarts: u64_of(props, "NRestarts").unwrap_or(0) as u32,
+            result: string(props, "Result"),
+            watchdog_usec: counter(u64_of(props, "WatchdogUSec")).unwrap_or(0),
+            fragment_path: string(props, "FragmentPath"),
+            main_exit,
+        }
+    }
+
+    /// systemd knows no unit of this name.
+    pub fn not_found(&self) -> bool {
+        self.load_state == "not-found"
+    }
+
+    /// Running in the sense of `systemctl status`: active or reloading.
+    pub fn running(&self) -> bool {
+        matches!(
+            self.active_state.as_str(),
+            "active" | "reloading" | "refreshing"
+        )
+    }
+
+    /// `status`'s LSB exit code: 0 running, 3 not running, 4 unknown unit.
+    pub fn exit_code(&self) -> u8 {
+        if self.not_found() {
+            crate::error::exit::PRIVILEGE
+        } else if self.running() {
+            0
+        } else {
+            crate::error::exit::NOT_RUNNING_STATUS
+        }
+    }
+
+    /// The human-readable report (without journal lines); `now` for "for how long".
+    pub fn render(&self, now: SystemTime) -> String {
+        let mut out = String::new();
+        let line = |out: &mut String, k: &str, v: &str| out.push_str(&format!("{k:>10}: {v}\n"));
+        let dot = if self.running() {
+            "●"
+        } else if self.active_state == "failed" {
+            "×"
+        } else {
+            "○"
+        };
+        if self.description.is_empty() || self.description == self.unit {
+            out.push_str(&format!("{dot} {}\n", self.unit));
+        } else {
+            out.push_str(&format!("{dot} {} - {}\n", self.unit, self.description));
+        }
+        let mut loaded = self.load_state.clone();
+        if !self.fragment_path.is_empty() {
+            loaded.push_str(&format!(" ({}", self.fragment_path));
+            if !self.unit_file_state.is_empty() {
+                loaded.push_str(&format!("; {}", self.unit_file_state));
+            }
+            loaded.push(')');
+        }
+        line(&mut out, "Loaded", &loaded);
+        let mut active = format!("{} ({})", self.active_state, self.sub_state);
+        if self.active_state == "failed" && !self.result.is_empty() {
+            active.push_str(&format!(" — {}", result_in_words(&self.result)));
+        }
+        if let Some(since) = &self.since {
+            let ago = now
+                .duration_since(UNIX_EPOCH + Duration::from_micros(self.since_usec))
+                .unwrap_or_default();
+            active.push_str(&format!(" since {since}; {} ago", format_duration(ago)));
+        }
+        line(&mut out, "Active", &active);
+        if self.main_pid != 0 {
+            line(&mut out, "Main PID", &self.main_pid.to_string());
+        } else if !self.main_exit.is_empty() && !self.running() {
+            line(&mut out, "Main exit", &self.main_exit);
+        }
+        if !self.status_text.is_empty() {
+            line(&mut out, "Status", &format!("\"{}\"", self.status_text));
+        }
+        if let Some(t) = self.tasks {
+            line(&mut out, "Tasks", &t.to_string());
+        }
+        if let Some(m) = self.memory_bytes {
+            line(&mut out, "Memory", &format_bytes(m));
+        }
+        if self.n_restarts > 0 {
+            line(&mut out, "Restarts", &self.n_restarts.to_string());
+        }
+        if !self.result.is_empty() {
+            line(&mut out, "Result", &self.result);
+        }
+        if self.watchdog_usec > 0 {
+            line(
+                &mut out,
+                "Watchdog",
+                &format_duration(Duration::from_micros(self.watchdog_usec)),
+            );
+        }
+        out
+    }
+}
+
+/// A unit's `Result` in words.
+pub fn result_in_words(result: &str) -> String {
+    match result {
+        "success" => "succeeded".into(),
+        "exit-code" => "the main process exited with a failure code".into(),
+        "signal" => "the main process was killed by a signal".into(),
+        "core-dump" => "the main process dumped core".into(),
+        "timeout" => "a timeout was reached".into(),
+        "watchdog" => "the watchdog timed out (no WATCHDOG=1 in time)".into(),
+        "start-limit-hit" => "it was restarted too often (start limit hit)".into(),
+        "resources" => "systemd could not set up the resources to run it".into(),
+        "protocol" => "the service broke the start-up protocol (e.g. exited before READY=1)".into(),
+        "exec-condition" => "ExecCondition= said not to start".into(),
+        "oom-kill" => "the kernel's OOM killer killed it".into(),
+        other => other.to_string(),
+    }
+}
+
+/// The main process's end in words, from `ExecMainCode` (a `si_code`: 1 exited, 2 killed,
+/// 3 dumped) and `ExecMainStatus`; `path` is the `ExecStart=` binary.
+pub fn exit_in_words(code: i32, status: i32, path: &str) -> String {
+    match code {
+        1 => match status {
+            0 => "exited with status 0".into(),
+            203 => format!(
+                "exited with status 203/EXEC: executable not found or not executable: {path}"
+            ),
+            s => match systemd_exit_name(s) {
+                Some((name, meaning)) => {
+                    format!("exited with status {s}/{name}: {meaning}")
+                }
+                None => format!("exited with status {s}"),
+            },
+        },
+        2 | 3 => {
+            let sig = nix::sys::signal::Signal::try_from(status)
+                .map(|s| s.as_str().to_string())
+                .unwrap_or_else(|_| format!("signal {status}"));
+            if code == 3 {
+                format!("killed by signal {sig} (core dumped)")
+            } else {
+                format!("killed by signal {sig}")
+            }
+        }
+        _ => String::new(),
+    }
+}
+
+/// systemd's own exit codes for failures before the command runs (`systemd.exec(5)`).
+fn systemd_exit_name(status: i32) -> Option<(&'static str, &'static str)> {
+    Some(match status {
+        200 => ("CHDIR", "cannot change to WorkingDirectory="),
+        201 => ("NICE", "cannot set the nice level"),
+        202 => ("FDS", "cannot close file descriptors"),
+        204 => ("MEMORY", "out of memory"),
+        206 => ("OOM_ADJUST", "cannot set the OOM score"),
+        207 => ("SIGNAL_MASK", "cannot set the signal mask"),
+        208 => ("STDIN", "cannot set up standard input"),
+        209 => ("STDOUT", "cannot set up standard output"),
+        210 => ("CHROOT", "cannot change root directory"),
+        214 => ("SETSID", "cannot create a session"),
+        216 => ("GROUP", "the group of Group= does not exist or cannot be set"),
+        217 => ("USER", "the user of User= does not exist or cannot be set"),
+        218 => ("CAPABILITIES", "cannot set capabilities"),
+        225 => ("NAMESPACE", "cannot set up the file system namespace (a path in the unit's ReadWritePaths=/BindPaths= may be missing)"),
+        226 => ("NAMESPACE", "cannot set up the file system namespace"),
+        228 => ("SECCOMP", "cannot apply the system call filter"),
+        233 => ("RUNTIME_DIRECTORY", "cannot create RuntimeDirectory="),
+        236 => ("CHOWN", "cannot change ownership"),
+        238 => ("STATE_DIRECTORY", "cannot create StateDirectory="),
+        239 => ("CACHE_DIRECTORY", "cannot create CacheDirectory="),
+        240 => ("LOGS_DIRECTORY", "cannot create LogsDirectory="),
+        241 => ("CONFIGURATION_DIRECTORY", "cannot create ConfigurationDirectory="),
+        242 => ("NUMA", "cannot set the NUMA policy"),
+        243 => ("CREDENTIALS", "cannot set up credentials"),
+        _ => return None,
+    })
+}
+
+/// `2026-11-27 00:14:33 UTC` for µs since the epoch.
+pub fn format_utc(usec: u64) -> String {
+    let secs = usec / 1_000_000;
+    let days = (secs / 86_400) as i64;
+    let rem = secs % 86_400;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
+}
+
+/// `1h 2min 3s`, `450ms`, `2d 3h`: the two largest units.
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    if ms < 1000 {
+        return format!("{ms}ms");
+    }
+    let s = ms / 1000;
+    let parts = [
+        (s / 86_400, "d"),
+        (s % 86_400 / 3600, "h"),
+        (s % 3600 / 60, "min"),
+        (s % 60, "s"),
+    ];
+    let first = parts.iter().position(|(v, _)| *v > 0).unwrap_or(3);
+    parts[first..]
+        .iter()
+        .take(2)
+        .filter(|(v, _)| *v > 0)
+        .map(|(v, u)| format!("{v}{u}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// `12.3M`, `512K`, `900B`.
+pub fn format_bytes(b: u64) -> String {
+    const UNITS: [&str; 4] = ["K", "M", "G", "T"];
+    if b < 1024 {
+        return format!("{b}B");
+    }
+    let mut v = b as f64 / 1024.0;
+    let mut i = 0;
+    while v >= 1024.0 && i < UNITS.len() - 1 {
+        v /= 1024.0;
+        i += 1;
+    }
+    format!("{v:.1}{}", UNITS[i])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_words() {
+        assert_eq!(exit_in_words(1, 1, "/x"), "exited with status 1");
+        assert_eq!(exit_in_words(2, 9, "/x"), "killed by signal SIGKILL");
+        assert_eq!(
+            exit_in_words(3, 6, "/x"),
+            "killed by signal SIGABRT (core dumped)"
+        );
+        assert_eq!(
+            exit_in_words(1, 203, "/opt/gone"),
+            "exited with status 203/EXEC: executable not found or not executable: /opt/gone"
+        );
+        assert!(exit_in_words(1, 217, "/x").starts_with("exited with status 217/USER"));
+        assert_eq!(exit_in_words(0, 0, "/x"), "");
+    }
+
+    #[test]
+    fn utc_dates() {
+        assert_eq!(format_utc(0), "1970-01-01 00:00:00 UTC");
+        // 2000-02-29 12:34:56 UTC = 951827696
+        assert_eq!(format_utc(951_827_696_000_000), "2000-02-29 12:34:56 UTC");
+        assert_eq!(format_utc(1_795_737_600_000_000), "2026-11-27 00:00:00 UTC");
+    }
+
+    #[test]
+    fn durations_and_sizes() {
+        assert_eq!(format_duration(Duration::from_millis(450)), "450ms");
+        assert_eq!(format_duration(Duration::from_secs(3723)), "1h 2min");
+        assert_eq!(format_duration(Duration::from_secs(59)), "59s");
+        assert_eq!(format_duration(Duration::from_secs(86_400 + 5)), "1d");
+        assert_eq!(format_bytes(900), "900B");
+        assert_eq!(format_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5M");
+    }
+
+    #[test]
+    fn exit_codes_follow_lsb() {
+        let mut s = UnitStatus {
+            load_state: "loaded".into(),
+            active_state: "active".into(),
+            ..Default::default()
+        };
+        assert_eq!(s.exit_code(), 0);
+        s.active_state = "failed".into();
+        assert_eq!(s.exit_code(), 3);
+        s.active_state = "activating".into();
+        assert_eq!(s.exit_code(), 3);
+        s.load_state = "not-found".into();
+        s.active_state = "inactive".into();
+        assert_eq!(s.exit_code(), 4);
+    }
+}
