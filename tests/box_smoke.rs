@@ -42,6 +42,12 @@ fn box_runs_real_systemd_with_bus_journal_and_user_manager() {
         "container=mydaemon-testbox"
     );
 
+    assert_eq!(
+        bx.sh_ok("systemctl get-default").trim(),
+        "multi-user.target"
+    );
+    let lo = bx.sh_ok("ip -o -4 addr show dev lo");
+    assert!(lo.contains("127.0.0.1/8"), "loopback is up: {lo:?}");
     let state = bx.sh("systemctl is-system-running");
     let state = String::from_utf8_lossy(&state.stdout).trim().to_string();
     assert!(
@@ -82,8 +88,7 @@ fn box_runs_real_systemd_with_bus_journal_and_user_manager() {
         "systemd-run --wait -q -u smoke-transient /bin/echo t-{mark}"
     ));
     bx.wait_for("the transient unit's line", Duration::from_secs(10), |bx| {
-        String::from_utf8_lossy(&bx.sh("journalctl -u smoke-transient -o cat").stdout)
-            .contains(&format!("t-{mark}"))
+        bx.journal("smoke-transient").contains(&format!("t-{mark}"))
     });
 
     // The binary under test runs inside.
@@ -222,7 +227,14 @@ fn without_root_boot_skips_or_fails_as_asked() {
     // Run this test binary's probe as nobody, from a copy nobody can execute.
     let dir = tempfile::tempdir().unwrap();
     let exe = dir.path().join("probe");
-    std::fs::copy(std::env::current_exe().unwrap(), &exe).unwrap();
+    // Copied by `cp`, not std::fs::copy: a write fd open in this process could leak into a
+    // child forked meanwhile by another test thread and make the exec fail (ETXTBSY).
+    let cp = Command::new("cp")
+        .arg(std::env::current_exe().unwrap())
+        .arg(&exe)
+        .status()
+        .unwrap();
+    assert!(cp.success());
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
     let run = |require: bool| {

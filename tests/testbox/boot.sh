@@ -79,6 +79,11 @@ for u in getty.target console-getty.service getty@.service serial-getty@.service
     ln -sf /dev/null "$E/$u"
 done
 
+# The box boots to multi-user.target; its journal is volatile (/run/log/journal)
+# and never mixes with the host's persistent journal files.
+ln -sf /lib/systemd/system/multi-user.target "$E/default.target"
+rm -rf "$R/var/log/journal"
+
 cd "$R"
 mkdir -p .oldroot
 pivot_root . .oldroot
@@ -87,4 +92,4 @@ umount -l /.oldroot
 rmdir /.oldroot
 
 exec env -i container=mydaemon-testbox PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
-    /lib/systemd/systemd --unit=multi-user.target --show-status=no
+    /lib/systemd/systemd --show-status=no

@@ -281,7 +281,12 @@ impl TestBox {
                 Some(bx)
             }
             Err(why) => {
-                let log = bx.console_log();
+                let mut log = bx.console_log();
+                if bx.pid > 0 {
+                    let journal = bx.sh("journalctl -b --no-pager -n 80 2>&1");
+                    log.push_str("--- box journal ---\n");
+                    log.push_str(&String::from_utf8_lossy(&journal.stdout));
+                }
                 skip(&format!(
                     "box did not boot: {why}\n--- box console ---\n{log}"
                 ))
@@ -352,11 +357,12 @@ impl TestBox {
         // Wait for the boot to finish. Before systemd listens on its private socket,
         // systemctl fails to connect; retry until it answers.
         let state = loop {
-            let out = self.sh("systemctl is-system-running --wait 2>&1");
+            let out = self.sh("timeout 5 systemctl is-system-running --wait 2>&1");
             let state = String::from_utf8_lossy(&out.stdout).trim().to_string();
             match state.as_str() {
                 "running" | "degraded" => break state,
-                "maintenance" | "stopping" | "offline" => {
+                // "offline" (and connection errors) just mean: not listening yet.
+                "maintenance" | "stopping" => {
                     return Err(format!("system state {state}"));
                 }
                 _ => {}
@@ -466,6 +472,15 @@ exec runuser -u "$1" -- /bin/sh -c "$2""#;
     /// Creates `name` (unless it exists), enables lingering, waits until the user's
     /// service manager is running and its session bus socket exists. Returns the UID.
     pub fn add_lingering_user(&self, name: &str) -> u32 {
+        assert!(
+            !name.is_empty()
+                && name.len() <= 32
+                && name.starts_with(|c: char| c.is_ascii_lowercase() || c == '_')
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_' || c == '-'),
+            "not a portable user name: {name:?}"
+        );
         let uid: u32 = self
             .sh_ok(&format!(
                 "id -u -- '{name}' >/dev/null 2>&1 || useradd -m -s /bin/sh -- '{name}'\n\
@@ -488,6 +503,16 @@ exec runuser -u "$1" -- /bin/sh -c "$2""#;
             },
         );
         uid
+    }
+
+    /// The messages of `unit` in the box's journal, one per line (`journalctl -o cat`).
+    pub fn journal(&self, unit: &str) -> String {
+        let out = self
+            .command(&["journalctl", "--no-pager", "-o", "cat", "-u", unit])
+            .stdin(Stdio::null())
+            .output()
+            .expect("run nsenter");
+        String::from_utf8_lossy(&out.stdout).into_owned()
     }
 
     /// Writes `contents` to `path` inside the box (creating parent directories), as root.
