@@ -141,22 +141,21 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     }
 
     // ---- LIVE SYSTEMD STEP (D-Bus: crate::systemd) ---------------------------------
-    // Here: daemon-reload (Manager.Reload), Manager.EnableUnitFiles([unit_name]) for
-    // spec.wanted_by(), and with `a.now` Manager.StartUnit(unit_name, "replace") waiting
-    // for its job. Until that lands, say so instead of pretending.
-    let running = manager_running(g);
-    let user = if g.user { " --user" } else { "" };
-    let now = if a.now { " --now" } else { "" };
-    if running {
-        eprintln!(
-            "mydaemon: note: reloading and enabling over D-Bus is not done yet; run:\n  \
-             systemctl{user} daemon-reload && systemctl{user} enable{now} {unit_name}"
-        );
-    } else {
-        eprintln!(
-            "mydaemon: note: systemd is not running here; {unit_name} takes effect when it \
-             does (enable it then with `systemctl{user} enable{now} {unit_name}`)"
+    // EnableUnitFiles (printing the symlinks systemd made), Reload, and with `--now`
+    // StartUnit waiting for the job (for Type=notify: until READY=1).
+    if manager_running(g) {
+        return crate::systemd::install_live(
+            crate::systemd::scope(g.user),
+            &unit_name,
+            a.now,
+            g.quiet,
         );
     }
+    let user = if g.user { " --user" } else { "" };
+    let now = if a.now { " --now" } else { "" };
+    eprintln!(
+        "mydaemon: note: systemd is not running here; {unit_name} takes effect when it \
+         does (enable it then with `mydaemon{user} enable{now}`)"
+    );
     Ok(0)
 }

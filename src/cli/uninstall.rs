@@ -38,10 +38,20 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     let unit_name = g.unit_name();
 
     // ---- LIVE SYSTEMD STEP (D-Bus: crate::systemd) ---------------------------------
-    // Before removing files on a live system: Manager.StopUnit(unit_name) waiting for
-    // the job, then Manager.DisableUnitFiles([unit_name]); after removal,
-    // Manager.Reload. Until that lands, a running service is not stopped.
+    // Before removing files on a live system: StopUnit waiting for the job, then
+    // DisableUnitFiles; after removal, Reload. Only for a unit that will be removed:
+    // a missing or foreign one is refused below without touching the running service.
     let live = !matches!(scope, Scope::Root(_)) && manager_running(g);
+    let removable = std::fs::read(dir.join(&unit_name))
+        .map(|c| a.force || install::is_generated(&c))
+        .unwrap_or(false);
+    let systemd = if live && removable {
+        let sd = crate::systemd::connect(crate::systemd::scope(g.user))?;
+        crate::systemd::uninstall_stop_disable(&sd, &unit_name, g.quiet)?;
+        Some(sd)
+    } else {
+        None
+    };
 
     let removed = install::remove_unit(&dir, &unit_name, a.force)
         .map_err(|e| privilege_hint(e, "uninstall"))?;
@@ -51,12 +61,8 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         }
         println!("removed {}", removed.unit.display());
     }
-    if live {
-        let user = if g.user { " --user" } else { "" };
-        eprintln!(
-            "mydaemon: note: stopping and reloading over D-Bus is not done yet; run:\n  \
-             systemctl{user} stop {unit_name}; systemctl{user} daemon-reload"
-        );
+    if let Some(sd) = systemd {
+        crate::systemd::uninstall_reload(&sd, &unit_name)?;
     }
     Ok(0)
 }
