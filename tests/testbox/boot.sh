@@ -5,12 +5,14 @@
 #   $1 = private directory of this box (host temp dir, a tmpfs is mounted on it)
 #   $2 = binary to bind-mount at /usr/bin/mydaemon
 #   $3 = hostname
+#   $4 = host directory with files to copy into the root (see mod.rs)
 # Nothing written inside reaches the host: the root is an overlay with a tmpfs
 # upper layer, and every other writable mount is a fresh tmpfs.
 set -eu
 D=$1
 BIN=$2
 HOST=$3
+PREP=$4
 
 # Keep every mount private to this namespace.
 mount --make-rprivate /
@@ -51,38 +53,15 @@ mount --bind /proc/self/fd/1 "$R/dev/console"
 : > "$R/usr/bin/mydaemon"
 mount --bind -o ro "$BIN" "$R/usr/bin/mydaemon"
 
-# Identity of the box.
+# Identity of the box and masks of the units the tests don't need (prepared by
+# mod.rs in $4: etc/hostname, etc/machine-id, etc/systemd/system/*), in one copy.
 hostname "$HOST"
-echo "$HOST" > "$R/etc/hostname"
-tr -d '-' < /proc/sys/kernel/random/uuid > "$R/etc/machine-id"
-
-# Units the tests don't need, or that cannot work in a container.
+cp -R --remove-destination "$PREP/etc/." "$R/etc/"
+# Their wants (getty, timers, postgresql) go too; the box boots to multi-user.target
+# and keeps a volatile journal that never mixes with the host's persistent files.
 E=$R/etc/systemd/system
-rm -rf "$E/getty.target.wants" "$E/timers.target.wants" "$E/multi-user.target.wants/postgresql.service"
-for u in getty.target console-getty.service getty@.service serial-getty@.service \
-    container-getty@.service postgresql.service postgresql@.service timers.target \
-    apt-daily.timer apt-daily-upgrade.timer dpkg-db-backup.timer e2scrub_all.timer \
-    e2scrub_reap.service fstrim.timer man-db.timer systemd-tmpfiles-clean.timer \
-    systemd-sysctl.service systemd-binfmt.service proc-sys-fs-binfmt_misc.automount \
-    proc-sys-fs-binfmt_misc.mount systemd-modules-load.service systemd-timesyncd.service \
-    systemd-pstore.service remote-fs.target systemd-networkd-wait-online.service \
-    systemd-udevd.service systemd-udev-trigger.service systemd-udev-settle.service \
-    systemd-udevd-control.socket systemd-udevd-kernel.socket systemd-hwdb-update.service \
-    systemd-journal-flush.service systemd-random-seed.service systemd-update-utmp.service \
-    systemd-update-utmp-runlevel.service systemd-firstboot.service \
-    systemd-machine-id-commit.service ldconfig.service systemd-journal-catalog-update.service \
-    systemd-update-done.service cron.service anacron.service ssh.service rsyslog.service \
-    networking.service systemd-networkd.service systemd-resolved.service \
-    sys-kernel-config.mount sys-kernel-debug.mount sys-kernel-tracing.mount \
-    sys-fs-fuse-connections.mount dev-hugepages.mount dev-mqueue.mount \
-    kmod-static-nodes.service systemd-remount-fs.service; do
-    ln -sf /dev/null "$E/$u"
-done
-
-# The box boots to multi-user.target; its journal is volatile (/run/log/journal)
-# and never mixes with the host's persistent journal files.
-ln -sf /lib/systemd/system/multi-user.target "$E/default.target"
-rm -rf "$R/var/log/journal"
+rm -rf "$E/getty.target.wants" "$E/timers.target.wants" \
+    "$E/multi-user.target.wants/postgresql.service" "$R/var/log/journal"
 
 cd "$R"
 mkdir -p .oldroot
