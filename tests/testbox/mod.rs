@@ -5,6 +5,20 @@
 //! `#[path = "../tests/testbox/mod.rs"] mod testbox;` and call
 //! [`TestBox::boot_with_binary`].
 //!
+//! ```ignore
+//! mod testbox;
+//! use testbox::{TestBox, BIN};
+//! #[test]
+//! fn starts_under_systemd() {
+//!     let Some(bx) = TestBox::boot() else { return }; // SKIP printed when impossible
+//!     bx.write_file("/etc/systemd/system/x.service", b"[Service]\nExecStart=/bin/sleep 9\n");
+//!     bx.sh_ok("systemctl daemon-reload && systemctl start x");
+//!     let uid = bx.add_lingering_user("alice"); // then bx.sh_as("alice", "systemctl --user ...")
+//! }
+//! ```
+//! Root commands get a clean root-login environment and stdin from /dev/null; use
+//! [`TestBox::command`] for anything else (stdin, a long-running child).
+//!
 //! How a box is built (needs root with full capabilities, systemd and util-linux):
 //! - a fresh cgroup-v2 directory is created on the host (`mydaemon-testbox.<pid>.<n>` at
 //!   the root of the cgroup2 hierarchy) and `unshare` is started inside it, so the box's
@@ -496,7 +510,15 @@ impl TestBox {
         let fd = self.procs.as_raw_fd();
         // SAFETY: only an async-signal-safe write between fork and exec.
         unsafe {
-            cmd.pre_exec(move || join_cgroup(fd));
+            // Best effort: inside, the command then sits in the root cgroup ("0::/")
+            // rather than outside the box's tree. Where the box's systemd has enabled
+            // controllers in its root (a pure cgroup-v2 host) the kernel refuses
+            // processes there; the command then stays in the test's cgroup, which is
+            // harmless (it still dies with the box's PID namespace).
+            cmd.pre_exec(move || {
+                let _ = join_cgroup(fd);
+                Ok(())
+            });
         }
         cmd
     }
