@@ -99,7 +99,10 @@ pub enum Command {
 /// Runs the parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let g = &cli.global;
-    crate::logging::init_cli(g.quiet, g.verbose);
+    // `run` is the service process: it installs its own logger (journald or stderr).
+    if !matches!(cli.command, Command::Run(_)) {
+        crate::logging::init_cli(g.quiet, g.verbose);
+    }
     if !matches!(
         cli.command,
         Command::Completions(_) | Command::Man(_) | Command::Info(_)

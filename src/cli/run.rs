@@ -1,17 +1,157 @@
 //! `mydaemon run`: the service process itself.
+//!
+//! Without a command it runs the built-in heartbeat; with `-- CMD ARGS` it supervises
+//! that command (exec mode). Either way the [`Runner`](crate::daemon::Runner) speaks
+//! systemd's notify protocol, pings the watchdog and handles signals.
+
+use std::path::PathBuf;
+use std::time::Duration;
 
 use crate::cli::Global;
+use crate::daemon::probe::parse_health;
+use crate::daemon::time::parse_positive_duration;
+use crate::daemon::{ExecOptions, ExecService, Exit, Heartbeat, Probe, Readiness, Runner};
 use crate::error::{Error, Result};
 
 /// Options of `run` (also taken by `start` for the PID-file backend).
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct RunArgs {
+    /// Built-in workload: time between heartbeats (500ms, 10s, 1m, 1h30m) [default: 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration)]
+    pub interval: Option<Duration>,
+
+    /// Built-in workload: configuration file re-read on reload (KEY=VALUE lines:
+    /// INTERVAL=, MESSAGE=) [default: $CONFIGURATION_DIRECTORY/NAME.conf when set].
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+
+    /// Exec mode: when the command counts as ready: immediate, tcp:HOST:PORT,
+    /// unix:PATH, file:PATH, exec:CMD (exits 0), or notify (it sends READY=1 to the
+    /// $NOTIFY_SOCKET it is given; its STATUS/WATCHDOG/... are relayed) [default: immediate].
+    #[arg(long, value_name = "HOW", requires = "command")]
+    pub ready: Option<Readiness>,
+
+    /// Exec mode: stop the command and exit 1 if it is not ready within this time.
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "command")]
+    pub ready_timeout: Option<Duration>,
+
+    /// Exec mode: health probe, tcp:HOST:PORT, unix:PATH or exec:CMD; watchdog pings go
+    /// out only while it passes, so systemd restarts a hung command.
+    #[arg(long, value_name = "PROBE", value_parser = parse_health, requires = "command")]
+    pub health: Option<Probe>,
+
+    /// Exec mode: time between health probes [default: half the watchdog interval,
+    /// at most 10s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "health")]
+    pub health_interval: Option<Duration>,
+
+    /// Exec mode: a health probe that takes longer fails [default: 5s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "health")]
+    pub health_timeout: Option<Duration>,
+
     /// The command to run instead of the built-in workload.
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
 }
 
+/// Default heartbeat interval of the built-in workload.
+pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
+
+impl RunArgs {
+    /// The exec-mode options these arguments describe (`None` without a command).
+    /// `watchdog` is the interval systemd expects pings within, if any.
+    pub fn exec_options(&self, watchdog: Option<Duration>) -> Option<ExecOptions> {
+        if self.command.is_empty() {
+            return None;
+        }
+        let d = ExecOptions::default();
+        let health_interval = self.health_interval.unwrap_or_else(|| {
+            watchdog.map_or(d.health_interval, |w| (w / 2).min(d.health_interval))
+        });
+        Some(ExecOptions {
+            command: self.command.clone(),
+            ready: self.ready.clone().unwrap_or_default(),
+            ready_timeout: self.ready_timeout.unwrap_or(d.ready_timeout),
+            health: self.health.clone(),
+            health_interval,
+            health_timeout: self.health_timeout.unwrap_or(d.health_timeout),
+        })
+    }
+}
+
 /// Runs the service until it is told to stop.
-pub fn exec(_g: &Global, _a: &RunArgs) -> Result<u8> {
-    Err(Error::unimplemented("run"))
+pub fn exec(g: &Global, a: &RunArgs) -> Result<u8> {
+    if !a.command.is_empty() && (a.interval.is_some() || a.config.is_some()) {
+        return Err(Error::usage(
+            "--interval and --config belong to the built-in workload, not to `-- CMD`",
+        ));
+    }
+    crate::daemon::log::init(&g.name, crate::daemon::log::level(g.quiet, g.verbose));
+    let runner = Runner::new(&g.name);
+    let result = match a.exec_options(crate::notify::watchdog_interval()) {
+        Some(opts) => runner.run(&mut ExecService::new(opts)),
+        None => {
+            let mut hb = Heartbeat::from_env(
+                &g.name,
+                a.interval.unwrap_or(DEFAULT_INTERVAL),
+                a.config.clone(),
+            );
+            runner.run(&mut hb)
+        }
+    };
+    match result {
+        Ok(exit @ Exit::Signal(_)) => exit.terminate(),
+        Ok(exit) => Ok(exit.code()),
+        Err(e) => {
+            log::error!("{e}");
+            // Logged already; the error still decides the exit status.
+            Err(Error::generic(e.to_string()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct T {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn exec_options_follow_flags_and_watchdog() {
+        let t = T::parse_from([
+            "t",
+            "--ready",
+            "tcp:127.0.0.1:8080",
+            "--health",
+            "exec:true",
+            "--",
+            "srv",
+            "-x",
+        ]);
+        let o = t.run.exec_options(Some(Duration::from_secs(4))).unwrap();
+        assert_eq!(o.command, vec!["srv", "-x"]);
+        assert_eq!(
+            o.ready,
+            Readiness::Probe(Probe::Tcp("127.0.0.1:8080".into()))
+        );
+        assert_eq!(o.health_interval, Duration::from_secs(2));
+        let o = t.run.exec_options(None).unwrap();
+        assert_eq!(o.health_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn exec_flags_need_a_command() {
+        assert!(T::try_parse_from(["t", "--ready", "notify"]).is_err());
+        assert!(T::try_parse_from(["t", "--interval", "1s"])
+            .unwrap()
+            .run
+            .exec_options(None)
+            .is_none());
+        assert!(T::try_parse_from(["t", "--interval", "0s"]).is_err());
+    }
 }

@@ -1,0 +1,547 @@
+//! Exec mode: `mydaemon run -- CMD ARGS` supervises a command as a [`Service`].
+//!
+//! The command is spawned at start; readiness follows `--ready` (at once, a probe that
+//! must pass, or `READY=1` on the notify socket it is given); TERM, INT, HUP, USR1 and
+//! USR2 are forwarded to it (except a terminal's ^C, which reached it already); when it
+//! ends, mydaemon ends the same way (its exit code, or its death by signal). With
+//! `--health`, a probe runs every `--health-interval` and watchdog pings go out only
+//! while it passes.
+
+use std::ffi::OsString;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::process::ExitStatusExt;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+use super::probe::{Check, Probe, Readiness};
+use super::relay::Relay;
+use super::service::{Context, Exit, Service, ServiceResult};
+use super::signals::Received;
+use super::time::format_duration;
+
+/// First wait between readiness probe attempts; doubles up to [`PROBE_BACKOFF_MAX`].
+pub const PROBE_BACKOFF_MIN: Duration = Duration::from_millis(25);
+/// Longest wait between readiness probe attempts.
+pub const PROBE_BACKOFF_MAX: Duration = Duration::from_millis(500);
+/// After a stop that mydaemon started itself (readiness timed out), how long the
+/// command has between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(10);
+
+/// How to run and watch the command.
+#[derive(Debug, Clone)]
+pub struct ExecOptions {
+    /// Program and arguments.
+    pub command: Vec<String>,
+    /// When the service counts as ready.
+    pub ready: Readiness,
+    /// Give up (stop the command, exit 1) if not ready by then.
+    pub ready_timeout: Duration,
+    /// Health probe gating the watchdog pings.
+    pub health: Option<Probe>,
+    /// Time between health probes.
+    pub health_interval: Duration,
+    /// A health probe that takes longer fails.
+    pub health_timeout: Duration,
+}
+
+impl Default for ExecOptions {
+    fn default() -> Self {
+        ExecOptions {
+            command: Vec::new(),
+            ready: Readiness::Immediate,
+            ready_timeout: Duration::from_secs(90),
+            health: None,
+            health_interval: Duration::from_secs(10),
+            health_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The supervised command.
+#[derive(Debug)]
+pub struct ExecService {
+    opts: ExecOptions,
+    child: Option<Child>,
+    relay: Option<Relay>,
+    started: Instant,
+    // Readiness.
+    ready_deadline: Option<Instant>,
+    next_probe: Option<Instant>,
+    backoff: Duration,
+    probe: Option<Check>,
+    last_probe_error: String,
+    // Health.
+    next_health: Option<Instant>,
+    health_check: Option<Check>,
+    healthy: bool,
+    child_pings: bool,
+    // Stopping.
+    stop_requested: bool,
+    /// The exit to use instead of the command's (readiness timed out).
+    forced_exit: Option<Exit>,
+    kill_at: Option<Instant>,
+}
+
+impl ExecService {
+    /// A service that will run `opts.command` when started.
+    pub fn new(opts: ExecOptions) -> ExecService {
+        ExecService {
+            opts,
+            child: None,
+            relay: None,
+            started: Instant::now(),
+            ready_deadline: None,
+            next_probe: None,
+            backoff: PROBE_BACKOFF_MIN,
+            probe: None,
+            last_probe_error: String::new(),
+            next_health: None,
+            health_check: None,
+            healthy: true,
+            child_pings: false,
+            stop_requested: false,
+            forced_exit: None,
+            kill_at: None,
+        }
+    }
+
+    fn program(&self) -> &str {
+        self.opts.command.first().map(String::as_str).unwrap_or("")
+    }
+
+    fn pid(&self) -> Option<Pid> {
+        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    fn send(&self, sig: Signal) {
+        if let Some(pid) = self.pid() {
+            match kill(pid, sig) {
+                Ok(()) => log::debug!("sent {sig} to {} (pid {pid})", self.program()),
+                Err(e) => log::debug!("cannot send {sig} to pid {pid}: {e}"),
+            }
+        }
+    }
+
+    fn command(&self, ctx: &Context) -> Command {
+        let mut c = Command::new(&self.opts.command[0]);
+        c.args(&self.opts.command[1..])
+            .env_remove("NOTIFY_SOCKET")
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID");
+        if let Some(relay) = &self.relay {
+            c.env("NOTIFY_SOCKET", relay.path());
+            if let Some(w) = ctx.watchdog_interval() {
+                c.env("WATCHDOG_USEC", OsString::from(w.as_micros().to_string()));
+            }
+        }
+        // If mydaemon dies without a chance to stop the command (SIGKILL), the command
+        // gets SIGTERM rather than living on unsupervised.
+        super::signals::prepare_child(&mut c, Some(Signal::SIGTERM));
+        c
+    }
+
+    /// Reaps the command if it ended; decides how mydaemon exits.
+    fn reap(&mut self, ctx: &mut Context) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let status = match child.try_wait() {
+            Ok(Some(status)) => status,
+            Ok(None) => return,
+            Err(e) => {
+                log::error!("waiting for {}: {e}", self.program());
+                return;
+            }
+        };
+        let pid = child.id();
+        self.child = None;
+        self.probe = None;
+        self.health_check = None;
+        let exit = exit_of(status);
+        let how = describe(status);
+        if self.stop_requested {
+            log::info!(mydaemon_event = "child-exit", mydaemon_pid = pid; "{} (pid {pid}) {how}", self.program());
+        } else if status.success() {
+            log::info!(mydaemon_event = "child-exit", mydaemon_pid = pid; "{} (pid {pid}) {how}; nothing left to supervise", self.program());
+        } else {
+            log::warn!(mydaemon_event = "child-exit", mydaemon_pid = pid; "{} (pid {pid}) {how}", self.program());
+        }
+        ctx.set_status(format!("{} {how}", self.program()));
+        ctx.exit(self.forced_exit.unwrap_or(exit));
+    }
+
+    /// Reads the child's notify messages and passes them on.
+    fn relay_messages(&mut self, ctx: &mut Context) {
+        let Some(relay) = &self.relay else {
+            return;
+        };
+        let datagrams = match relay.drain() {
+            Ok(d) => d,
+            Err(e) => {
+                log::warn!("reading the command's notify socket: {e}");
+                return;
+            }
+        };
+        for d in datagrams {
+            let mut pass = Vec::new();
+            for line in crate::notify::relayable_lines(&d) {
+                match line.split_once('=') {
+                    Some(("READY", "1")) if !ctx.is_ready() => {
+                        log::info!("{} reports ready", self.program());
+                        ctx.ready();
+                    }
+                    Some(("STATUS", text)) => ctx.set_status(text),
+                    Some(("WATCHDOG", "1")) => {
+                        if !self.child_pings {
+                            log::info!(
+                                "{} pings the watchdog itself; relaying its pings",
+                                self.program()
+                            );
+                            self.child_pings = true;
+                            ctx.delegate_watchdog(true);
+                        }
+                        if self.healthy {
+                            pass.push(line);
+                        }
+                    }
+                    _ => pass.push(line),
+                }
+            }
+            if !pass.is_empty() {
+                ctx.notifier().relay(&pass.join("\n"));
+            }
+        }
+    }
+
+    /// Runs readiness probes until one passes or the time is up.
+    fn probe_readiness(&mut self, ctx: &mut Context, now: Instant) {
+        let Readiness::Probe(probe) = &self.opts.ready else {
+            return;
+        };
+        if ctx.is_ready() || ctx.is_stopping() || self.child.is_none() {
+            return;
+        }
+        if self.probe.is_none() && self.next_probe.is_some_and(|t| t <= now) {
+            let left = self
+                .ready_deadline
+                .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
+            self.probe = Some(
+                probe.begin(
+                    left.min(Duration::from_secs(1))
+                        .max(Duration::from_millis(10)),
+                ),
+            );
+        }
+        if let Some(result) = self.probe.as_mut().and_then(|c| c.poll(now)) {
+            self.probe = None;
+            match result {
+                Ok(()) => {
+                    log::info!(
+                        "{probe} answers after {} ms",
+                        self.started.elapsed().as_millis()
+                    );
+                    ctx.set_status(format!(
+                        "running {} (pid {})",
+                        self.program(),
+                        self.pid().map_or(0, |p| p.as_raw())
+                    ));
+                    ctx.ready();
+                    self.next_probe = None;
+                    self.ready_deadline = None;
+                    return;
+                }
+                Err(e) => {
+                    log::debug!("not ready yet: {e}");
+                    self.last_probe_error = e;
+                    self.next_probe = Some(now + self.backoff);
+                    self.backoff = (self.backoff * 2).min(PROBE_BACKOFF_MAX);
+                }
+            }
+        }
+        if self.ready_deadline.is_some_and(|d| d <= now) {
+            log::error!(
+                mydaemon_event = "ready-timeout";
+                "{} not ready after {} ({probe}: {}); stopping it",
+                self.program(),
+                format_duration(self.opts.ready_timeout),
+                self.last_probe_error
+            );
+            ctx.set_status(format!(
+                "not ready after {}",
+                format_duration(self.opts.ready_timeout)
+            ));
+            self.begin_own_stop(Exit::Code(1), now);
+        }
+    }
+
+    /// Stops the command because mydaemon decided so: SIGTERM, SIGKILL after a grace.
+    fn begin_own_stop(&mut self, exit: Exit, now: Instant) {
+        self.forced_exit = Some(exit);
+        self.stop_requested = true;
+        self.ready_deadline = None;
+        self.next_probe = None;
+        self.probe = None;
+        self.send(Signal::SIGTERM);
+        self.kill_at = Some(now + KILL_GRACE);
+    }
+
+    /// Runs the health probe on its schedule.
+    fn check_health(&mut self, ctx: &mut Context, now: Instant) {
+        let Some(probe) = &self.opts.health else {
+            return;
+        };
+        if !ctx.is_ready() || ctx.is_stopping() || self.child.is_none() {
+            return;
+        }
+        if self.health_check.is_none() {
+            let due = self
+                .next_health
+                .is_none_or(|t| t <= now + super::runner::SLACK);
+            if due {
+                self.health_check = Some(probe.begin(self.opts.health_timeout));
+                self.next_health = Some(now + self.opts.health_interval);
+            }
+        }
+        if let Some(result) = self.health_check.as_mut().and_then(|c| c.poll(now)) {
+            self.health_check = None;
+            match result {
+                Ok(()) => {
+                    if !self.healthy {
+                        ctx.set_status(format!("running {} (healthy)", self.program()));
+                    }
+                    self.healthy = true;
+                }
+                Err(e) => {
+                    if self.healthy {
+                        log::warn!(mydaemon_event = "health-failed"; "health check {probe} fails: {e}");
+                    } else {
+                        log::debug!("health check {probe} still fails: {e}");
+                    }
+                    ctx.set_status(format!("unhealthy: {probe}: {e}"));
+                    self.healthy = false;
+                }
+            }
+        }
+    }
+
+    fn schedule(&self, ctx: &mut Context) {
+        let candidates = [
+            self.next_probe,
+            self.ready_deadline,
+            self.probe.as_ref().and_then(Check::deadline),
+            self.health_check.as_ref().and_then(Check::deadline),
+            self.next_health.filter(|_| self.health_check.is_none()),
+            self.kill_at,
+        ];
+        for t in candidates.into_iter().flatten() {
+            ctx.wake_at(t);
+        }
+        // A running exec probe ends with SIGCHLD; a timeout is covered above.
+    }
+}
+
+impl Service for ExecService {
+    fn start(&mut self, ctx: &mut Context) -> ServiceResult {
+        if self.opts.command.is_empty() {
+            return Err("no command given".into());
+        }
+        if self.opts.ready == Readiness::Notify {
+            let relay = Relay::bind()
+                .map_err(|e| format!("cannot create the command's notify socket: {e}"))?;
+            log::debug!("notify socket for the command: {}", relay.path().display());
+            self.relay = Some(relay);
+        }
+        self.started = Instant::now();
+        let child = self
+            .command(ctx)
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.program()))?;
+        let pid = child.id();
+        log::info!(mydaemon_event = "child-start", mydaemon_pid = pid; "started {} (pid {pid})", shell_words(&self.opts.command));
+        self.child = Some(child);
+        match &self.opts.ready {
+            Readiness::Immediate => {
+                ctx.set_status(format!("running {} (pid {pid})", self.program()));
+                ctx.ready();
+            }
+            Readiness::Notify => {
+                ctx.set_status(format!(
+                    "waiting for {} (pid {pid}) to notify READY=1",
+                    self.program()
+                ));
+                self.ready_deadline = Some(self.started + self.opts.ready_timeout);
+            }
+            Readiness::Probe(p) => {
+                ctx.set_status(format!("waiting for {p}"));
+                self.ready_deadline = Some(self.started + self.opts.ready_timeout);
+                self.next_probe = Some(self.started);
+            }
+        }
+        self.run(ctx)
+    }
+
+    fn run(&mut self, ctx: &mut Context) -> ServiceResult {
+        let now = Instant::now();
+        self.relay_messages(ctx);
+        self.reap(ctx);
+        if self.child.is_none() {
+            return Ok(());
+        }
+        if self.opts.ready == Readiness::Notify && !ctx.is_ready() && !self.stop_requested {
+            if self.ready_deadline.is_some_and(|d| d <= now) {
+                log::error!(mydaemon_event = "ready-timeout"; "{} sent no READY=1 within {}; stopping it",
+                    self.program(), format_duration(self.opts.ready_timeout));
+                ctx.set_status(format!(
+                    "not ready after {}",
+                    format_duration(self.opts.ready_timeout)
+                ));
+                self.begin_own_stop(Exit::Code(1), now);
+            }
+        } else if ctx.is_ready() {
+            self.ready_deadline = None;
+        }
+        self.probe_readiness(ctx, now);
+        self.check_health(ctx, now);
+        if self.kill_at.is_some_and(|t| t <= now) {
+            log::warn!(
+                "{} did not stop within {}; killing it",
+                self.program(),
+                format_duration(KILL_GRACE)
+            );
+            self.send(Signal::SIGKILL);
+            self.kill_at = None;
+        }
+        self.schedule(ctx);
+        Ok(())
+    }
+
+    fn reload(&mut self, ctx: &mut Context) -> ServiceResult {
+        log::info!("forwarding SIGHUP to {}", self.program());
+        self.send(Signal::SIGHUP);
+        self.schedule(ctx);
+        Ok(())
+    }
+
+    fn stop(&mut self, ctx: &mut Context, signal: Received) -> ServiceResult {
+        self.stop_requested = true;
+        self.ready_deadline = None;
+        self.next_probe = None;
+        if self.child.is_none() {
+            ctx.exit(self.forced_exit.unwrap_or(Exit::Code(0)));
+            return Ok(());
+        }
+        if signal.from_kernel && signal.signal == Signal::SIGINT {
+            log::debug!(
+                "SIGINT came from the terminal; {} has it too",
+                self.program()
+            );
+        } else {
+            self.send(signal.signal);
+        }
+        ctx.set_status(format!("stopping {} ({})", self.program(), signal.signal));
+        self.schedule(ctx);
+        Ok(())
+    }
+
+    fn health(&mut self, _ctx: &mut Context) -> bool {
+        self.healthy
+    }
+
+    fn signal(&mut self, ctx: &mut Context, signal: Received) -> ServiceResult {
+        if signal.signal == Signal::SIGCHLD {
+            return Ok(());
+        }
+        if signal.from_kernel && signal.signal == Signal::SIGINT {
+            return Ok(());
+        }
+        log::info!("forwarding {} to {}", signal.signal, self.program());
+        self.send(signal.signal);
+        self.schedule(ctx);
+        Ok(())
+    }
+
+    fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        self.relay.iter().map(|r| r.as_fd()).collect()
+    }
+}
+
+impl Drop for ExecService {
+    fn drop(&mut self) {
+        // mydaemon is leaving with the command still running (an error in the loop):
+        // do not leave it unsupervised.
+        if let Some(mut child) = self.child.take() {
+            if let Ok(None) = child.try_wait() {
+                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+                let _ = child.wait();
+            }
+        }
+    }
+}
+
+/// How mydaemon ends after the command ended with `status`.
+pub fn exit_of(status: ExitStatus) -> Exit {
+    if let Some(code) = status.code() {
+        return Exit::Code(code as u8);
+    }
+    match status.signal().map(Signal::try_from) {
+        Some(Ok(sig)) => Exit::Signal(sig),
+        _ => Exit::Code(1),
+    }
+}
+
+/// The command line for a log message, arguments with spaces or quotes in `"..."`.
+fn shell_words(words: &[String]) -> String {
+    let quoted: Vec<String> = words
+        .iter()
+        .map(|w| {
+            if w.is_empty() || w.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
+                format!("{w:?}")
+            } else {
+                w.clone()
+            }
+        })
+        .collect();
+    quoted.join(" ")
+}
+
+/// "exited with status 3", "was killed by SIGTERM".
+fn describe(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    match status.signal().map(Signal::try_from) {
+        Some(Ok(sig)) => format!(
+            "was killed by {sig}{}",
+            if status.core_dumped() {
+                " (core dumped)"
+            } else {
+                ""
+            }
+        ),
+        _ => format!("ended: {status}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_follows_the_child() {
+        assert_eq!(exit_of(ExitStatus::from_raw(3 << 8)), Exit::Code(3));
+        assert_eq!(exit_of(ExitStatus::from_raw(0)), Exit::Code(0));
+        assert_eq!(
+            exit_of(ExitStatus::from_raw(15)),
+            Exit::Signal(Signal::SIGTERM)
+        );
+        assert_eq!(Exit::Signal(Signal::SIGTERM).code(), 143);
+        assert_eq!(describe(ExitStatus::from_raw(9)), "was killed by SIGKILL");
+        assert_eq!(
+            describe(ExitStatus::from_raw(2 << 8)),
+            "exited with status 2"
+        );
+    }
+}

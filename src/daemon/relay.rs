@@ -1,0 +1,102 @@
+//! The notify socket exec mode gives its child (`--ready notify`).
+//!
+//! A datagram socket bound in a private directory (mode 0700, under
+//! `$RUNTIME_DIRECTORY` when systemd provides one, else the temp directory); the child
+//! gets its path as `$NOTIFY_SOCKET` and speaks sd_notify to it as it would to systemd.
+//! What it sends is read by the run loop and passed on (see [`crate::notify::relay`]).
+//!
+//! [`crate::notify::relay`]: crate::notify::Notifier::relay
+
+use std::io;
+use std::os::fd::{AsFd, BorrowedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::os::unix::net::UnixDatagram;
+use std::path::{Path, PathBuf};
+
+/// The child's notify socket; removed with its directory when dropped.
+#[derive(Debug)]
+pub struct Relay {
+    sock: UnixDatagram,
+    path: PathBuf,
+    _dir: tempfile::TempDir,
+}
+
+impl Relay {
+    /// Binds a fresh socket in a private directory under `parent`.
+    pub fn bind_in(parent: &Path) -> io::Result<Relay> {
+        let dir = tempfile::Builder::new()
+            .prefix("mydaemon-notify-")
+            .tempdir_in(parent)?;
+        std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o700))?;
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path)?;
+        sock.set_nonblocking(true)?;
+        Ok(Relay {
+            sock,
+            path,
+            _dir: dir,
+        })
+    }
+
+    /// Binds under `$RUNTIME_DIRECTORY` (first entry) or the temp directory.
+    pub fn bind() -> io::Result<Relay> {
+        let parent = std::env::var_os("RUNTIME_DIRECTORY")
+            .and_then(|v| {
+                v.to_str()
+                    .and_then(|s| s.split(':').find(|p| !p.is_empty()).map(PathBuf::from))
+            })
+            .unwrap_or_else(std::env::temp_dir);
+        Relay::bind_in(&parent)
+    }
+
+    /// The socket path to give the child as `$NOTIFY_SOCKET`.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Every datagram waiting now, as text (invalid UTF-8 replaced).
+    pub fn drain(&self) -> io::Result<Vec<String>> {
+        let mut out = Vec::new();
+        let mut buf = vec![0u8; 8192];
+        loop {
+            match self.sock.recv(&mut buf) {
+                Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+impl AsFd for Relay {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::MetadataExt;
+
+    #[test]
+    fn receives_what_a_client_sends_and_cleans_up() {
+        let parent = tempfile::tempdir().unwrap();
+        let relay = Relay::bind_in(parent.path()).unwrap();
+        let dir = relay.path().parent().unwrap().to_owned();
+        assert_eq!(std::fs::metadata(&dir).unwrap().mode() & 0o777, 0o700);
+        assert!(relay.drain().unwrap().is_empty());
+        let client = UnixDatagram::unbound().unwrap();
+        client
+            .send_to(b"READY=1\nSTATUS=up\n", relay.path())
+            .unwrap();
+        client.send_to(b"WATCHDOG=1\n", relay.path()).unwrap();
+        assert_eq!(
+            relay.drain().unwrap(),
+            vec!["READY=1\nSTATUS=up\n", "WATCHDOG=1\n"]
+        );
+        drop(relay);
+        assert!(!dir.exists());
+    }
+}

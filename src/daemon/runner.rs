@@ -1,0 +1,330 @@
+//! The event loop that drives a [`Service`]: signals, deadlines, watchdog pings and
+//! sd_notify state, all from one thread blocked in `poll(2)`.
+//!
+//! Idle, the loop sleeps until the earliest of its deadlines (the service's next
+//! wake-up, the next watchdog ping at half `WATCHDOG_USEC`); deadlines that fall within
+//! [`SLACK`] of each other are served by one wake-up, and a wake-up for any other
+//! reason sends a due-soon ping early, so pings and the service's timers share
+//! wake-ups instead of adding theirs.
+
+use std::os::fd::AsFd;
+use std::time::{Duration, Instant};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::Signal;
+
+use super::service::{BoxError, Context, Exit, Service};
+use super::signals::{Received, Signals};
+use crate::notify::Notifier;
+
+/// Deadlines this close to the one that woke the loop are served by the same wake-up.
+pub const SLACK: Duration = Duration::from_millis(25);
+
+/// Runs a [`Service`] under systemd's notify protocol (or without it).
+#[derive(Debug)]
+pub struct Runner {
+    name: String,
+    notifier: Notifier,
+    watchdog: Option<Duration>,
+}
+
+impl Runner {
+    /// A runner for service `name`, notifying `$NOTIFY_SOCKET` and pinging the watchdog
+    /// when `$WATCHDOG_USEC` asks for it (and `$WATCHDOG_PID`, if set, is this process).
+    pub fn new(name: &str) -> Runner {
+        Runner {
+            name: name.to_owned(),
+            notifier: Notifier::from_env(),
+            watchdog: crate::notify::watchdog_interval(),
+        }
+    }
+
+    /// Overrides where notifications go (tests, or a manager other than systemd).
+    pub fn with_notifier(mut self, notifier: Notifier) -> Runner {
+        self.notifier = notifier;
+        self
+    }
+
+    /// Overrides the watchdog interval (`None`: no pings).
+    pub fn with_watchdog(mut self, interval: Option<Duration>) -> Runner {
+        self.watchdog = interval.filter(|d| !d.is_zero());
+        self
+    }
+
+    /// Runs `service` until it exits. Errors from `start` or `run` end it with an error
+    /// (the caller exits 1); everything else ends in the service's [`Exit`].
+    ///
+    /// Must be called before the process starts threads: it blocks the handled signals
+    /// in the calling thread and reads them from a signalfd.
+    pub fn run<S: Service + ?Sized>(self, service: &mut S) -> Result<Exit, BoxError> {
+        let signals = Signals::install().map_err(|e| format!("cannot set up signals: {e}"))?;
+        let mut ctx = Context::new(&self.name, self.notifier, self.watchdog);
+        let mut dog = self.watchdog.map(Watchdog::new);
+        ctx.set_status("starting");
+        if let Err(e) = service.start(&mut ctx) {
+            ctx.notifier.status(&format!("failed to start: {e}"));
+            return Err(format!("failed to start: {e}").into());
+        }
+        flush(&mut ctx);
+        loop {
+            if let Some(exit) = ctx.exit.take() {
+                log::debug!("exiting: {exit:?}");
+                return Ok(exit);
+            }
+            let now = Instant::now();
+            let dog_next = dog
+                .as_ref()
+                .filter(|_| !ctx.watchdog_delegated)
+                .map(|d| d.next);
+            let deadline = [ctx.wake_at, dog_next].into_iter().flatten().min();
+            let (signal_ready, fd_ready) = wait(&signals, service, deadline.map(|d| d - now))?;
+
+            let mut child = false;
+            if signal_ready {
+                for r in signals.drain()? {
+                    child |= r.signal == Signal::SIGCHLD;
+                    on_signal(&mut ctx, service, r)?;
+                    flush(&mut ctx);
+                }
+            }
+            let now = Instant::now();
+            let timer_due = ctx.wake_at.is_some_and(|t| t <= now + SLACK);
+            if (child || fd_ready || timer_due) && ctx.exit.is_none() {
+                ctx.wake_at = None;
+                service.run(&mut ctx)?;
+                flush(&mut ctx);
+            }
+            if let Some(dog) = dog.as_mut().filter(|_| !ctx.watchdog_delegated) {
+                dog.maybe_ping(&mut ctx, service, Instant::now());
+            }
+        }
+    }
+}
+
+/// Blocks until a signal, a readable service descriptor or `timeout`.
+/// Returns (signalfd readable, a service fd readable).
+fn wait<S: Service + ?Sized>(
+    signals: &Signals,
+    service: &S,
+    timeout: Option<Duration>,
+) -> Result<(bool, bool), BoxError> {
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(d) => {
+            // Round up: waking a little early would only cost a second wake-up.
+            let ms = d.as_nanos().div_ceil(1_000_000).min(i32::MAX as u128);
+            PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
+        }
+    };
+    let service_fds = service.fds();
+    let mut fds = Vec::with_capacity(1 + service_fds.len());
+    fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
+    fds.extend(
+        service_fds
+            .iter()
+            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+    );
+    match poll(&mut fds, timeout) {
+        Ok(_) => {}
+        Err(Errno::EINTR) => return Ok((false, false)),
+        Err(e) => return Err(format!("poll: {e}").into()),
+    }
+    let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    Ok((ready(&fds[0]), fds[1..].iter().any(ready)))
+}
+
+/// Handles one signal: stop, reload, or pass it to the service.
+fn on_signal<S: Service + ?Sized>(
+    ctx: &mut Context,
+    service: &mut S,
+    r: Received,
+) -> Result<(), BoxError> {
+    match r.signal {
+        Signal::SIGCHLD => Ok(()),
+        Signal::SIGTERM | Signal::SIGINT if !ctx.stopping => {
+            ctx.stopping = true;
+            log::info!(mydaemon_event = "stopping", mydaemon_signal = r.signal.as_str(); "received {}: stopping", r.signal);
+            ctx.status = format!("stopping ({})", r.signal);
+            ctx.notifier.stopping(&ctx.status);
+            ctx.status_sent = ctx.status.clone();
+            service.stop(ctx, r)
+        }
+        Signal::SIGHUP if ctx.ready && !ctx.stopping => {
+            log::info!(mydaemon_event = "reloading"; "received SIGHUP: reloading");
+            ctx.notifier.reloading();
+            ctx.status_sent = "reloading".into();
+            match service.reload(ctx) {
+                Ok(()) => log::info!(mydaemon_event = "reloaded"; "reload complete"),
+                Err(e) => {
+                    log::error!(mydaemon_event = "reload-failed"; "reload failed, keeping the previous configuration: {e}")
+                }
+            }
+            let status = ctx.status.clone();
+            ctx.notifier.ready(Some(&status));
+            ctx.status_sent = status;
+            Ok(())
+        }
+        _ => service.signal(ctx, r),
+    }
+}
+
+/// Sends `READY=1` once the service is ready, and `STATUS=` when it changed.
+fn flush(ctx: &mut Context) {
+    if ctx.ready && !ctx.ready_sent {
+        ctx.ready_sent = true;
+        log::info!(mydaemon_event = "ready"; "ready after {} ms", ctx.uptime().as_millis());
+        ctx.notifier.ready(Some(&ctx.status));
+        ctx.status_sent = ctx.status.clone();
+    } else if ctx.status != ctx.status_sent {
+        ctx.notifier.status(&ctx.status);
+        ctx.status_sent = ctx.status.clone();
+    }
+}
+
+/// Watchdog ping schedule: every half interval, earlier when already awake.
+#[derive(Debug)]
+struct Watchdog {
+    interval: Duration,
+    last: Instant,
+    next: Instant,
+    healthy: bool,
+}
+
+impl Watchdog {
+    fn new(interval: Duration) -> Watchdog {
+        let now = Instant::now();
+        log::debug!("watchdog: {} ms, pinging every half", interval.as_millis());
+        Watchdog {
+            interval,
+            last: now,
+            next: now + interval / 2,
+            healthy: true,
+        }
+    }
+
+    /// Pings when due (or when awake anyway and a quarter interval has passed), if the
+    /// service is healthy; an unhealthy service is asked again an eighth later.
+    fn maybe_ping<S: Service + ?Sized>(
+        &mut self,
+        ctx: &mut Context,
+        service: &mut S,
+        now: Instant,
+    ) {
+        let due = self.next <= now + SLACK;
+        let worth_it = now.duration_since(self.last) >= self.interval / 4;
+        if !(due || worth_it) {
+            return;
+        }
+        if service.health(ctx) {
+            if !self.healthy {
+                log::info!(mydaemon_event = "healthy"; "health check passes again: watchdog pings resume");
+                self.healthy = true;
+            }
+            ctx.notifier.watchdog();
+            self.last = now;
+            self.next = now + self.interval / 2;
+        } else {
+            if self.healthy {
+                log::warn!(mydaemon_event = "unhealthy"; "health check fails: withholding watchdog pings");
+                self.healthy = false;
+            }
+            self.next = now + self.interval / 8;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::net::UnixDatagram;
+
+    /// A service that becomes ready on its second wake-up and stops on SIGTERM.
+    struct Probe {
+        wakes: u32,
+        healthy: bool,
+    }
+
+    impl Service for Probe {
+        fn start(&mut self, ctx: &mut Context) -> crate::daemon::ServiceResult {
+            ctx.wake_in(Duration::from_millis(20));
+            Ok(())
+        }
+        fn run(&mut self, ctx: &mut Context) -> crate::daemon::ServiceResult {
+            self.wakes += 1;
+            ctx.set_status(format!("wake {}", self.wakes));
+            if self.wakes == 2 {
+                ctx.ready();
+            }
+            if self.wakes < 4 {
+                ctx.wake_in(Duration::from_millis(20));
+            } else {
+                // Ask for SIGTERM: raise(3) signals the calling thread, where it is blocked.
+                nix::sys::signal::raise(Signal::SIGTERM)?;
+            }
+            Ok(())
+        }
+        fn health(&mut self, _ctx: &mut Context) -> bool {
+            self.healthy
+        }
+    }
+
+    fn messages(sock: &UnixDatagram) -> Vec<String> {
+        sock.set_nonblocking(true).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1024];
+        while let Ok(n) = sock.recv(&mut buf) {
+            out.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        out
+    }
+
+    #[test]
+    fn lifecycle_notifications_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let mut svc = Probe {
+            wakes: 0,
+            healthy: true,
+        };
+        let exit = Runner::new("probe")
+            .with_notifier(Notifier::to_socket(Some(path.into())))
+            .with_watchdog(Some(Duration::from_millis(60)))
+            .run(&mut svc)
+            .unwrap();
+        assert_eq!(exit, Exit::Code(0));
+        assert_eq!(svc.wakes, 4);
+        let msgs = messages(&sock);
+        let ready = msgs.iter().position(|m| m.starts_with("READY=1")).unwrap();
+        assert_eq!(msgs[ready], "READY=1\nSTATUS=wake 2\n");
+        assert!(
+            msgs[..ready].contains(&"STATUS=wake 1\n".to_string()),
+            "{msgs:?}"
+        );
+        assert!(msgs.iter().any(|m| m == "WATCHDOG=1\n"), "{msgs:?}");
+        assert_eq!(
+            msgs.last().unwrap(),
+            "STOPPING=1\nSTATUS=stopping (SIGTERM)\n"
+        );
+    }
+
+    #[test]
+    fn unhealthy_service_gets_no_pings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let mut svc = Probe {
+            wakes: 0,
+            healthy: false,
+        };
+        Runner::new("probe")
+            .with_notifier(Notifier::to_socket(Some(path.into())))
+            .with_watchdog(Some(Duration::from_millis(30)))
+            .run(&mut svc)
+            .unwrap();
+        let msgs = messages(&sock);
+        assert!(msgs.iter().all(|m| !m.contains("WATCHDOG")), "{msgs:?}");
+        assert!(msgs.iter().any(|m| m.starts_with("READY=1")), "{msgs:?}");
+    }
+}

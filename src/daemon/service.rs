@@ -1,0 +1,211 @@
+//! The [`Service`] trait a workload implements, and the [`Context`] the runner hands it.
+
+use std::os::fd::BorrowedFd;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+
+use super::signals::Received;
+use crate::notify::Notifier;
+
+/// The error a service callback returns: anything that implements `std::error::Error`,
+/// so `?` works on I/O errors, `mydaemon::Error` and your own types alike.
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The result of a service callback.
+pub type ServiceResult = Result<(), BoxError>;
+
+/// A long-running workload driven by [`Runner`](super::Runner).
+///
+/// The runner owns the event loop: it blocks in `poll(2)` on a signalfd, the
+/// descriptors from [`fds`](Service::fds) and the earliest deadline (the one set with
+/// [`Context::wake_at`] and the watchdog's), and calls back into the service. Callbacks
+/// must not block for long: the watchdog pings come from the same loop, which is the
+/// point — a service stuck in a callback stops the pings and systemd restarts it.
+///
+/// Lifecycle: [`start`](Service::start) (call [`Context::ready`] once initialised,
+/// there or later from `run`) → [`run`](Service::run) on every wake-up →
+/// [`reload`](Service::reload) on SIGHUP → [`stop`](Service::stop) on SIGTERM/SIGINT,
+/// which ends with [`Context::exit`].
+pub trait Service {
+    /// Initialises the service. Call [`Context::ready`] when it can do its job — here
+    /// when initialisation is synchronous, or later from [`run`](Service::run) when
+    /// readiness must be awaited. `READY=1` goes out when you do, not before. An error
+    /// fails the start (exit status 1).
+    fn start(&mut self, ctx: &mut Context) -> ServiceResult;
+
+    /// Does the work. Called on every wake-up: the deadline set with
+    /// [`Context::wake_at`] passed, one of [`fds`](Service::fds) became readable, or a
+    /// child process changed state (SIGCHLD). The runner forgets the previous deadline
+    /// before each call: set the next one here. Check your own state; several causes
+    /// may coincide. An error ends the service (exit status 1).
+    fn run(&mut self, ctx: &mut Context) -> ServiceResult;
+
+    /// SIGHUP after the service is ready: re-read the configuration. The runner has
+    /// sent `RELOADING=1` and sends `READY=1` afterwards. An error is logged and the
+    /// service keeps running with what it had.
+    fn reload(&mut self, _ctx: &mut Context) -> ServiceResult {
+        log::info!("reload requested; nothing to reload");
+        Ok(())
+    }
+
+    /// SIGTERM or SIGINT (the first one): `STOPPING=1` has been sent. Finish, then call
+    /// [`Context::exit`] — here, or later from [`run`](Service::run) (waiting for a
+    /// child, say). The default exits 0 at once.
+    fn stop(&mut self, ctx: &mut Context, _signal: Received) -> ServiceResult {
+        ctx.exit(Exit::Code(0));
+        Ok(())
+    }
+
+    /// Whether the service is healthy. Called before each watchdog ping; the ping goes
+    /// out only when this is true, so systemd restarts a service that stays unhealthy
+    /// past `WatchdogSec=`. Keep it quick.
+    fn health(&mut self, _ctx: &mut Context) -> bool {
+        true
+    }
+
+    /// Any other signal the runner reads: SIGUSR1, SIGUSR2, SIGHUP before ready, and
+    /// SIGTERM/SIGINT again while stopping. The default logs it.
+    fn signal(&mut self, _ctx: &mut Context, signal: Received) -> ServiceResult {
+        log::info!("received {}; nothing to do", signal.signal);
+        Ok(())
+    }
+
+    /// Descriptors the runner should poll for readability (a socket, a pipe); `run` is
+    /// called when one is readable. Default: none.
+    fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        Vec::new()
+    }
+}
+
+/// How the service process should end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Exit {
+    /// Exit with this status.
+    Code(u8),
+    /// End as if killed by this signal (exec mode: the child was): re-raise it, or exit
+    /// 128+N when it would dump core. See [`Exit::terminate`].
+    Signal(Signal),
+}
+
+impl Exit {
+    /// The shell-style status: the code, or 128+N for a signal.
+    pub fn code(self) -> u8 {
+        match self {
+            Exit::Code(c) => c,
+            Exit::Signal(s) => (128 + s as i32).min(255) as u8,
+        }
+    }
+
+    /// Ends the process with this outcome (for `Exit::Signal`, by re-raising the
+    /// signal so the parent sees the same death; see
+    /// [`exit_like_signal`](super::signals::exit_like_signal)).
+    pub fn terminate(self) -> ! {
+        match self {
+            Exit::Code(c) => std::process::exit(c.into()),
+            Exit::Signal(s) => super::signals::exit_like_signal(s),
+        }
+    }
+}
+
+/// What a service can see and ask of the runner during a callback.
+#[derive(Debug)]
+pub struct Context {
+    pub(super) name: String,
+    pub(super) started: Instant,
+    pub(super) notifier: Notifier,
+    pub(super) ready: bool,
+    pub(super) ready_sent: bool,
+    pub(super) stopping: bool,
+    pub(super) status: String,
+    pub(super) status_sent: String,
+    pub(super) wake_at: Option<Instant>,
+    pub(super) exit: Option<Exit>,
+    pub(super) watchdog: Option<Duration>,
+    pub(super) watchdog_delegated: bool,
+}
+
+impl Context {
+    pub(super) fn new(name: &str, notifier: Notifier, watchdog: Option<Duration>) -> Self {
+        Context {
+            name: name.to_owned(),
+            started: Instant::now(),
+            notifier,
+            ready: false,
+            ready_sent: false,
+            stopping: false,
+            status: String::new(),
+            status_sent: String::new(),
+            wake_at: None,
+            exit: None,
+            watchdog,
+            watchdog_delegated: false,
+        }
+    }
+
+    /// The service name (`--name`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Time since the runner started.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    /// Marks the service ready: `READY=1` goes out after this callback returns.
+    pub fn ready(&mut self) {
+        self.ready = true;
+    }
+
+    /// Whether [`ready`](Context::ready) was called.
+    pub fn is_ready(&self) -> bool {
+        self.ready
+    }
+
+    /// Whether a stop was requested (SIGTERM/SIGINT received).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Sets the `STATUS=` line; sent after this callback returns, when it changed.
+    pub fn set_status(&mut self, text: impl Into<String>) {
+        self.status = text.into();
+    }
+
+    /// The current status line.
+    pub fn status(&self) -> &str {
+        &self.status
+    }
+
+    /// Asks to be woken (`run` called) at `when`; the earliest request wins.
+    pub fn wake_at(&mut self, when: Instant) {
+        self.wake_at = Some(self.wake_at.map_or(when, |t| t.min(when)));
+    }
+
+    /// Asks to be woken after `after`.
+    pub fn wake_in(&mut self, after: Duration) {
+        self.wake_at(Instant::now() + after);
+    }
+
+    /// Ends the service with `exit` after this callback returns.
+    pub fn exit(&mut self, exit: Exit) {
+        self.exit = Some(exit);
+    }
+
+    /// The notifier, to send what the runner does not (relayed messages, say).
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+
+    /// The watchdog interval systemd expects pings within, if it is on.
+    pub fn watchdog_interval(&self) -> Option<Duration> {
+        self.watchdog
+    }
+
+    /// Stops (or resumes) the runner's own watchdog pings because the service sends
+    /// them itself (exec mode relaying a child that pings).
+    pub fn delegate_watchdog(&mut self, delegated: bool) {
+        self.watchdog_delegated = delegated;
+    }
+}

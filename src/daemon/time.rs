@@ -1,0 +1,192 @@
+//! Durations on the command line ("500ms", "10s", "1m30s") and human-readable uptimes
+//! and timestamps for status lines and stderr logs.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Parses a duration: a sequence of NUMBER UNIT pairs (`1m30s`, `500ms`, `1.5s`), units
+/// `us`, `ms`, `s`/`sec`, `m`/`min`, `h`, `d`; a bare number is seconds, as in systemd.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let s = text.trim();
+    if s.is_empty() {
+        return Err("empty duration".into());
+    }
+    if let Ok(secs) = s.parse::<f64>() {
+        return secs_to_duration(secs, text);
+    }
+    let mut total = Duration::ZERO;
+    let mut rest = s;
+    while !rest.is_empty() {
+        let num_len = rest
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(|| format!("{text:?}: missing unit after the last number"))?;
+        if num_len == 0 {
+            return Err(format!("{text:?}: expected a number at {rest:?}"));
+        }
+        let number: f64 = rest[..num_len]
+            .parse()
+            .map_err(|_| format!("{text:?}: bad number {:?}", &rest[..num_len]))?;
+        rest = rest[num_len..].trim_start();
+        let unit_len = rest
+            .find(|c: char| !c.is_ascii_alphabetic())
+            .unwrap_or(rest.len());
+        let scale = match &rest[..unit_len] {
+            "us" | "usec" => 1e-6,
+            "ms" | "msec" => 1e-3,
+            "s" | "sec" | "secs" | "second" | "seconds" => 1.0,
+            "m" | "min" | "mins" | "minute" | "minutes" => 60.0,
+            "h" | "hr" | "hour" | "hours" => 3600.0,
+            "d" | "day" | "days" => 86400.0,
+            other => {
+                return Err(format!(
+                    "{text:?}: unknown unit {other:?} (use us, ms, s, m, h or d)"
+                ))
+            }
+        };
+        total += secs_to_duration(number * scale, text)?;
+        rest = rest[unit_len..].trim_start();
+    }
+    Ok(total)
+}
+
+fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?}: out of range"))
+}
+
+/// A clap value parser for durations that must not be zero.
+pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_duration(text)?;
+    if d.is_zero() {
+        return Err(format!("{text:?}: must be more than zero"));
+    }
+    Ok(d)
+}
+
+/// A compact human form: `45s`, `7m`, `3h12m`, `2d4h` (for status lines).
+pub fn format_uptime(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0..60 => format!("{s}s"),
+        60..3600 => format!("{}m", s / 60),
+        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+    }
+}
+
+/// The duration in a form `parse_duration` reads back (`1m30s`, `500ms`).
+pub fn format_duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        return format!("{}us", d.as_micros());
+    }
+    if !ms.is_multiple_of(1000) {
+        return format!("{ms}ms");
+    }
+    let mut s = d.as_secs();
+    let mut out = String::new();
+    for (unit, size) in [("d", 86400), ("h", 3600), ("m", 60)] {
+        if s >= size {
+            out.push_str(&format!("{}{unit}", s / size));
+            s %= size;
+        }
+    }
+    if s > 0 || out.is_empty() {
+        out.push_str(&format!("{s}s"));
+    }
+    out
+}
+
+/// `t` as RFC 3339 in UTC with milliseconds: `2026-11-27T00:10:05.123Z`.
+pub fn rfc3339(t: SystemTime) -> String {
+    let since = t.duration_since(UNIX_EPOCH).unwrap_or_default();
+    let secs = since.as_secs();
+    let (y, mo, d) = civil_from_days((secs / 86400) as i64);
+    let tod = secs % 86400;
+    format!(
+        "{y:04}-{mo:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
+        tod / 3600,
+        tod % 3600 / 60,
+        tod % 60,
+        since.subsec_millis()
+    )
+}
+
+/// Days since 1970-01-01 to a proleptic Gregorian (year, month, day)
+/// (Howard Hinnant's `civil_from_days`).
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_units_and_combinations() {
+        let cases = [
+            ("500ms", Duration::from_millis(500)),
+            ("10s", Duration::from_secs(10)),
+            ("1m", Duration::from_secs(60)),
+            ("1m30s", Duration::from_secs(90)),
+            ("1.5s", Duration::from_millis(1500)),
+            ("2h", Duration::from_secs(7200)),
+            ("1d", Duration::from_secs(86400)),
+            ("250us", Duration::from_micros(250)),
+            ("30", Duration::from_secs(30)),
+            ("0.25", Duration::from_millis(250)),
+            (" 5 min ", Duration::from_secs(300)),
+        ];
+        for (text, want) in cases {
+            assert_eq!(parse_duration(text), Ok(want), "{text}");
+        }
+    }
+
+    #[test]
+    fn rejects_garbage() {
+        for bad in ["", "s", "10x", "1m30", "-1s", "ms10", "1..2s"] {
+            assert!(parse_duration(bad).is_err(), "{bad:?} was accepted");
+        }
+        assert!(parse_positive_duration("0s").is_err());
+    }
+
+    #[test]
+    fn format_round_trips() {
+        for ms in [1, 500, 1000, 1500, 60_000, 90_000, 3_600_000, 93_784_000] {
+            let d = Duration::from_millis(ms);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{ms}");
+        }
+        assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    }
+
+    #[test]
+    fn uptime_is_compact() {
+        assert_eq!(format_uptime(Duration::from_secs(45)), "45s");
+        assert_eq!(format_uptime(Duration::from_secs(7 * 60 + 5)), "7m");
+        assert_eq!(
+            format_uptime(Duration::from_secs(3 * 3600 + 12 * 60)),
+            "3h12m"
+        );
+        assert_eq!(
+            format_uptime(Duration::from_secs(2 * 86400 + 4 * 3600)),
+            "2d4h"
+        );
+    }
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        let t = UNIX_EPOCH + Duration::from_millis(1_795_738_205_123);
+        assert_eq!(rfc3339(t), "2026-11-27T00:10:05.123Z");
+        assert_eq!(rfc3339(UNIX_EPOCH), "1970-01-01T00:00:00.000Z");
+        // A leap day.
+        let t = UNIX_EPOCH + Duration::from_secs(951_782_400);
+        assert_eq!(rfc3339(t), "2000-02-29T00:00:00.000Z");
+    }
+}

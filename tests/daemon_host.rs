@@ -1,0 +1,513 @@
+//! Host tests of `mydaemon run` without systemd: a datagram socket stands in for
+//! systemd's notify socket, signals come from `kill(2)`. They check the notify
+//! protocol as sent, exec-mode exit codes and signal propagation, readiness and health
+//! probes, the notify relay, the state file, and that the idle loop does not wake.
+
+use std::io::{BufRead, BufReader};
+use std::os::unix::net::UnixDatagram;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc::{channel, Receiver};
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
+
+/// A fake service manager: the notify socket, plus the daemon it started.
+struct Daemon {
+    child: Child,
+    sock: UnixDatagram,
+    lines: Receiver<String>,
+    log: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Daemon {
+    /// Starts `mydaemon ARGS` with `$NOTIFY_SOCKET` and extra environment `env`.
+    fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(50)))
+            .unwrap();
+        let mut cmd = Command::new(BIN);
+        cmd.args(args)
+            .env("NOTIFY_SOCKET", &path)
+            .env_remove("WATCHDOG_USEC")
+            .env_remove("WATCHDOG_PID")
+            .env_remove("JOURNAL_STREAM")
+            .env_remove("STATE_DIRECTORY")
+            .env_remove("CONFIGURATION_DIRECTORY")
+            .env_remove("RUNTIME_DIRECTORY")
+            .stdin(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, lines) = channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Daemon {
+            child,
+            sock,
+            lines,
+            log: Vec::new(),
+            _dir: dir,
+        }
+    }
+
+    fn pid(&self) -> Pid {
+        Pid::from_raw(self.child.id() as i32)
+    }
+
+    fn signal(&self, sig: Signal) {
+        kill(self.pid(), sig).unwrap();
+    }
+
+    /// Waits for a notify datagram with a line starting with `want`; returns every datagram seen
+    /// up to and including it.
+    fn await_notify(&mut self, want: &str, timeout: Duration) -> Vec<String> {
+        let deadline = Instant::now() + timeout;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                let msg = String::from_utf8_lossy(&buf[..n]).into_owned();
+                let hit = msg.lines().any(|l| l.starts_with(want));
+                seen.push(msg);
+                if hit {
+                    return seen;
+                }
+            }
+        }
+        panic!(
+            "no notify message with {want:?} within {timeout:?}; got {seen:?}\nlog:\n{}",
+            self.drain_log().join("\n")
+        );
+    }
+
+    /// Every notify datagram arriving within `window`.
+    fn notifications_for(&mut self, window: Duration) -> Vec<String> {
+        let deadline = Instant::now() + window;
+        let mut seen = Vec::new();
+        let mut buf = [0u8; 4096];
+        while Instant::now() < deadline {
+            if let Ok(n) = self.sock.recv(&mut buf) {
+                seen.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+            }
+        }
+        seen
+    }
+
+    /// Waits for a stderr line that is exactly `want` (what the child printed).
+    fn await_child_line(&mut self, want: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line == want {
+                        return;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "the child did not print {want:?}; log:\n{}",
+            self.drain_log().join("\n")
+        );
+    }
+
+    /// Waits for a stderr line containing `want`.
+    fn await_log(&mut self, want: &str, timeout: Duration) -> String {
+        let deadline = Instant::now() + timeout;
+        while let Some(left) = deadline.checked_duration_since(Instant::now()) {
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.log.push(line.clone());
+                    if line.contains(want) {
+                        return line;
+                    }
+                }
+                Err(_) => break,
+            }
+        }
+        panic!(
+            "no log line with {want:?}; log:\n{}",
+            self.drain_log().join("\n")
+        );
+    }
+
+    fn drain_log(&mut self) -> Vec<String> {
+        while let Ok(l) = self.lines.try_recv() {
+            self.log.push(l);
+        }
+        self.log.clone()
+    }
+
+    /// Waits for the daemon to exit (panics after `timeout`).
+    fn wait(&mut self, timeout: Duration) -> ExitStatus {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Some(s) = self.child.try_wait().unwrap() {
+                return s;
+            }
+            if Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!(
+                    "daemon still running after {timeout:?}; log:\n{}",
+                    self.drain_log().join("\n")
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const T: Duration = Duration::from_secs(10);
+
+fn status_of(args: &[&str]) -> ExitStatus {
+    Command::new(BIN)
+        .args(args)
+        .stderr(Stdio::null())
+        .status()
+        .unwrap()
+}
+
+#[test]
+fn exec_mode_propagates_exit_codes() {
+    assert_eq!(
+        status_of(&["run", "--", "sh", "-c", "exit 7"]).code(),
+        Some(7)
+    );
+    assert_eq!(status_of(&["run", "--", "true"]).code(), Some(0));
+}
+
+#[test]
+fn exec_mode_dies_of_the_childs_signal() {
+    let s = status_of(&["run", "--", "sh", "-c", "kill -TERM $$; sleep 5"]);
+    assert_eq!(s.signal(), Some(Signal::SIGTERM as i32), "{s:?}");
+    // A core-dumping signal becomes 128+N rather than a core of our own.
+    let s = status_of(&["run", "--", "sh", "-c", "kill -SEGV $$; sleep 5"]);
+    assert_eq!(s.code(), Some(128 + Signal::SIGSEGV as i32), "{s:?}");
+}
+
+#[test]
+fn exec_mode_missing_command_fails_cleanly() {
+    let s = status_of(&["run", "--", "/nonexistent/mydaemon-test"]);
+    assert_eq!(s.code(), Some(1));
+}
+
+#[test]
+fn exec_mode_forwards_signals() {
+    let script = r#"
+        trap 'echo got-HUP >&2' HUP
+        trap 'echo got-USR1 >&2' USR1
+        trap 'echo got-USR2 >&2' USR2
+        trap 'exit 42' TERM
+        echo child-up >&2
+        while :; do sleep 0.05; done"#;
+    let mut d = Daemon::start(&["run", "--", "sh", "-c", script], &[]);
+    d.await_notify("READY=1", T);
+    d.await_child_line("child-up", T);
+    for (sig, want) in [
+        (Signal::SIGHUP, "got-HUP"),
+        (Signal::SIGUSR1, "got-USR1"),
+        (Signal::SIGUSR2, "got-USR2"),
+    ] {
+        d.signal(sig);
+        d.await_child_line(want, T);
+    }
+    d.signal(Signal::SIGTERM);
+    d.await_notify("STOPPING=1", T);
+    assert_eq!(d.wait(T).code(), Some(42));
+}
+
+#[test]
+fn exec_mode_reload_is_bracketed() {
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--",
+            "sh",
+            "-c",
+            "trap 'echo got-HUP >&2' HUP; echo child-up >&2; while :; do sleep 0.05; done",
+        ],
+        &[],
+    );
+    d.await_notify("READY=1", T);
+    d.await_child_line("child-up", T);
+    d.signal(Signal::SIGHUP);
+    let seen = d.await_notify("READY=1", T);
+    assert!(
+        seen.iter()
+            .any(|m| m.starts_with("RELOADING=1\nMONOTONIC_USEC=")),
+        "{seen:?}"
+    );
+    d.await_child_line("got-HUP", T);
+    d.signal(Signal::SIGTERM);
+    // sh dies of the forwarded SIGTERM: so does mydaemon.
+    assert_eq!(d.wait(T).signal(), Some(Signal::SIGTERM as i32));
+}
+
+#[test]
+fn ready_waits_for_the_tcp_port() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let script = format!(
+        "import socket,sys,time\ntime.sleep(0.6)\ns=socket.socket()\ns.setsockopt(socket.SOL_SOCKET,socket.SO_REUSEADDR,1)\ns.bind(('127.0.0.1',{port}))\ns.listen()\nprint('listening',file=sys.stderr,flush=True)\ntime.sleep(30)\n"
+    );
+    let ready = format!("tcp:127.0.0.1:{port}");
+    let started = Instant::now();
+    let mut d = Daemon::start(
+        &["run", "--ready", &ready, "--", "python3", "-c", &script],
+        &[],
+    );
+    let seen = d.await_notify("READY=1", T);
+    assert!(
+        started.elapsed() >= Duration::from_millis(600),
+        "ready too early: {seen:?}"
+    );
+    assert!(
+        d.drain_log().iter().any(|l| l.contains("listening")),
+        "READY=1 before the port opened"
+    );
+    d.signal(Signal::SIGTERM);
+    d.wait(T);
+}
+
+#[test]
+fn ready_timeout_stops_the_command_and_fails() {
+    let started = Instant::now();
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--ready",
+            "file:/nonexistent/ready",
+            "--ready-timeout",
+            "300ms",
+            "--",
+            "sleep",
+            "30",
+        ],
+        &[],
+    );
+    let s = d.wait(T);
+    assert_eq!(s.code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    assert!(d
+        .drain_log()
+        .iter()
+        .any(|l| l.contains("not ready after 300ms")));
+}
+
+#[test]
+fn notify_relay_passes_on_the_childs_messages() {
+    let script = r#"
+import os, socket, time
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+addr = os.environ["NOTIFY_SOCKET"]
+time.sleep(0.3)
+s.sendto(b"STATUS=warming up\nMAINPID=1\n", addr)
+time.sleep(0.3)
+s.sendto(b"READY=1\nSTATUS=serving\n", addr)
+s.sendto(b"WATCHDOG=1\n", addr)
+time.sleep(30)
+"#;
+    let started = Instant::now();
+    let mut d = Daemon::start(
+        &["run", "--ready", "notify", "--", "python3", "-c", script],
+        &[],
+    );
+    let seen = d.await_notify("READY=1", T);
+    assert!(started.elapsed() >= Duration::from_millis(600));
+    assert!(seen.iter().any(|m| m == "STATUS=warming up\n"), "{seen:?}");
+    assert_eq!(seen.last().unwrap(), "READY=1\nSTATUS=serving\n");
+    assert!(seen.iter().all(|m| !m.contains("MAINPID")), "{seen:?}");
+    // The child's ping is relayed (in the same wake-up as its READY=1).
+    let mut later = d.notifications_for(Duration::from_millis(200));
+    later.extend(seen);
+    assert!(later.iter().any(|m| m == "WATCHDOG=1\n"), "{later:?}");
+    d.signal(Signal::SIGTERM);
+    d.wait(T);
+}
+
+#[test]
+fn builtin_lifecycle_state_file_and_watchdog() {
+    let state = tempfile::tempdir().unwrap();
+    let state_dir = state.path().to_str().unwrap();
+    let mut d = Daemon::start(
+        &["--name", "hb", "run", "--interval", "100ms"],
+        &[("STATE_DIRECTORY", state_dir), ("WATCHDOG_USEC", "400000")],
+    );
+    let seen = d.await_notify("READY=1", T);
+    assert_eq!(
+        seen.last().unwrap(),
+        "READY=1\nSTATUS=heartbeat 0, every 100ms\n"
+    );
+    d.await_notify("STATUS=heartbeat 3, up", T);
+    d.await_notify("WATCHDOG=1", T);
+    let line = d.await_log("heartbeat 4", T);
+    assert!(
+        line.contains(" hb[") && line.contains("info: heartbeat 4 event=heartbeat count=4"),
+        "{line}"
+    );
+    d.signal(Signal::SIGTERM);
+    d.await_notify("STOPPING=1", T);
+    assert_eq!(d.wait(T).code(), Some(0));
+    let state: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(state.path().join("state.json")).unwrap()).unwrap();
+    assert_eq!(state["name"], "hb");
+    assert_eq!(state["stopped"], true);
+    assert!(state["heartbeats"].as_u64().unwrap() >= 4, "{state}");
+}
+
+#[test]
+fn builtin_reload_rereads_the_config() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("hb.conf");
+    std::fs::write(&conf, "MESSAGE=first\n").unwrap();
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--interval",
+            "50ms",
+            "--config",
+            conf.to_str().unwrap(),
+        ],
+        &[],
+    );
+    d.await_notify("READY=1", T);
+    d.await_log("heartbeat 1: first", T);
+    std::fs::write(&conf, "MESSAGE=second\nINTERVAL=60ms\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    let seen = d.await_notify("READY=1", T);
+    assert!(
+        seen.iter().any(|m| m.starts_with("RELOADING=1")),
+        "{seen:?}"
+    );
+    d.await_log("reload complete", T);
+    d.await_log(": second", T);
+    // A broken file is logged; the service keeps running with what it had.
+    std::fs::write(&conf, "INTERVAL=never\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    d.await_notify("READY=1", T);
+    d.await_log("reload failed", T);
+    d.await_log(": second", T);
+    d.signal(Signal::SIGINT);
+    assert_eq!(d.wait(T).code(), Some(0));
+}
+
+#[test]
+fn health_check_gates_watchdog_pings() {
+    let dir = tempfile::tempdir().unwrap();
+    let flag = dir.path().join("healthy");
+    std::fs::write(&flag, "").unwrap();
+    let health = format!("exec:test -e {}", flag.display());
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--health",
+            &health,
+            "--health-interval",
+            "50ms",
+            "--",
+            "sleep",
+            "30",
+        ],
+        &[("WATCHDOG_USEC", "200000")],
+    );
+    d.await_notify("READY=1", T);
+    d.await_notify("WATCHDOG=1", T);
+    std::fs::remove_file(&flag).unwrap();
+    d.await_log("health check", T);
+    // Drain what was in flight, then no more pings.
+    d.notifications_for(Duration::from_millis(150));
+    let seen = d.notifications_for(Duration::from_millis(500));
+    assert!(seen.iter().all(|m| !m.contains("WATCHDOG")), "{seen:?}");
+    std::fs::write(&flag, "").unwrap();
+    d.await_notify("WATCHDOG=1", T);
+    d.signal(Signal::SIGTERM);
+    d.wait(T);
+}
+
+#[test]
+fn watchdog_for_another_pid_is_ignored() {
+    let mut d = Daemon::start(
+        &["run", "--interval", "1h"],
+        &[("WATCHDOG_USEC", "100000"), ("WATCHDOG_PID", "1")],
+    );
+    d.await_notify("READY=1", T);
+    let seen = d.notifications_for(Duration::from_millis(400));
+    assert!(seen.iter().all(|m| !m.contains("WATCHDOG")), "{seen:?}");
+}
+
+/// Voluntary context switches of `pid` (each is a sleep in poll(2) or similar).
+fn voluntary_switches(pid: Pid) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("voluntary_ctxt_switches:"))
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn idle_loop_sleeps_until_its_deadlines() {
+    // Watchdog 1 s (pings every 500 ms), heartbeat every 1 s: over 2 s that is about
+    // 4 wake-ups. A one-second poll would add 2, a busy loop thousands.
+    let mut d = Daemon::start(
+        &["run", "--interval", "1s"],
+        &[("WATCHDOG_USEC", "1000000")],
+    );
+    d.await_notify("READY=1", T);
+    std::thread::sleep(Duration::from_millis(100));
+    let before = voluntary_switches(d.pid());
+    std::thread::sleep(Duration::from_secs(2));
+    let woke = voluntary_switches(d.pid()) - before;
+    let pings = d.notifications_for(Duration::ZERO);
+    assert!(
+        woke <= 6,
+        "{woke} wake-ups in 2 s idle; notifications {pings:?}"
+    );
+    assert!(
+        woke >= 3,
+        "{woke} wake-ups: the watchdog should have woken it"
+    );
+}
+
+/// The state directory in `$STATE_DIRECTORY` is where the file goes (path check).
+#[test]
+fn state_file_lands_in_the_first_state_directory() {
+    let a = tempfile::tempdir().unwrap();
+    let b = tempfile::tempdir().unwrap();
+    let dirs = format!("{}:{}", a.path().display(), b.path().display());
+    let mut d = Daemon::start(&["run", "--interval", "1h"], &[("STATE_DIRECTORY", &dirs)]);
+    d.await_notify("READY=1", T);
+    assert!(Path::new(&a.path().join("state.json")).exists());
+    assert!(!PathBuf::from(b.path()).join("state.json").exists());
+    d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait(T).code(), Some(0));
+}
