@@ -1,0 +1,440 @@
+//! `mydaemon run` under a real systemd (the test box): readiness, STATUS, reload,
+//! stop, watchdog restarts, journald fields, exec mode and the notify relay, and the
+//! strict unit `mydaemon unit` generates. Without root these print SKIP (or fail under
+//! `MYDAEMON_REQUIRE_BOX=1`).
+
+mod testbox;
+
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+use testbox::{TestBox, BIN};
+
+/// Installs `/etc/systemd/system/NAME.service` (a `Type=notify` service with `service`
+/// as the rest of its `[Service]` section) and reloads systemd.
+fn install_unit(bx: &TestBox, name: &str, service: &str) {
+    let unit = format!(
+        "[Unit]\nDescription=box test {name}\n\n[Service]\nType=notify\nNotifyAccess=main\n{service}\n"
+    );
+    bx.write_file(
+        &format!("/etc/systemd/system/{name}.service"),
+        unit.as_bytes(),
+    );
+    bx.sh_ok("systemctl daemon-reload");
+}
+
+/// `systemctl show -p ...` of `unit` as a map.
+fn show(bx: &TestBox, unit: &str, props: &str) -> HashMap<String, String> {
+    bx.sh_ok(&format!("systemctl show -p {props} {unit}"))
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect()
+}
+
+fn prop(bx: &TestBox, unit: &str, name: &str) -> String {
+    show(bx, unit, name).remove(name).unwrap_or_default()
+}
+
+/// The unit's journal entries as JSON objects.
+fn journal_json(bx: &TestBox, unit: &str) -> Vec<serde_json::Value> {
+    bx.sh_ok(&format!("journalctl --no-pager -o json -u {unit}"))
+        .lines()
+        .filter_map(|l| serde_json::from_str(l).ok())
+        .collect()
+}
+
+/// The heartbeat count in a status line "heartbeat N, up ...".
+fn heartbeats(status: &str) -> Option<u64> {
+    status
+        .strip_prefix("heartbeat ")?
+        .split(',')
+        .next()?
+        .parse()
+        .ok()
+}
+
+#[test]
+fn builtin_service_lifecycle_under_systemd() {
+    let Some(bx) = TestBox::boot() else { return };
+    // Debug level makes systemd log every notification it gets ("Got notification
+    // message from PID ... (STOPPING=1, ...)"), which is how STOPPING=1 is seen.
+    bx.sh_ok("systemctl log-level debug");
+    bx.write_file("/etc/hb.conf", b"MESSAGE=from the config\n");
+    install_unit(
+        &bx,
+        "hb",
+        &format!(
+            "ExecStart={BIN} --name hb run --interval 200ms --config /etc/hb.conf\n\
+             ExecReload=/bin/kill -HUP $MAINPID\nStateDirectory=hb\nWatchdogSec=1\n\
+             Restart=on-failure\nTimeoutStopSec=30"
+        ),
+    );
+
+    // `systemctl start` returns once READY=1 has arrived.
+    bx.sh_ok("systemctl start hb");
+    assert_eq!(prop(&bx, "hb", "ActiveState"), "active");
+    let pid = prop(&bx, "hb", "MainPID");
+
+    // STATUS= counts heartbeats; a 1 s watchdog passes several times without restart.
+    bx.wait_for(
+        "3 heartbeats in StatusText",
+        Duration::from_secs(10),
+        |bx| heartbeats(&prop(bx, "hb", "StatusText")).is_some_and(|n| n >= 3),
+    );
+    std::thread::sleep(Duration::from_millis(3500));
+    let p = show(&bx, "hb", "NRestarts,MainPID,ActiveState,StatusText");
+    assert_eq!(p["NRestarts"], "0", "{p:?}");
+    assert_eq!(p["MainPID"], pid, "restarted: {p:?}");
+    assert_eq!(p["ActiveState"], "active", "{p:?}");
+    assert!(heartbeats(&p["StatusText"]).unwrap() >= 15, "{p:?}");
+    let journal = bx.journal("hb.service");
+    assert!(!journal.contains("Watchdog timeout"), "{journal}");
+
+    // The state file in StateDirectory.
+    let state: serde_json::Value =
+        serde_json::from_slice(&bx.read_file("/var/lib/hb/state.json")).unwrap();
+    assert_eq!(state["name"], "hb");
+    assert_eq!(state["pid"].to_string(), pid);
+
+    // Reload: RELOADING=1, the config re-read and logged, READY=1, active again.
+    bx.write_file("/etc/hb.conf", b"MESSAGE=reloaded config\n");
+    bx.sh_ok("systemctl reload hb");
+    bx.wait_for("the reloaded message", Duration::from_secs(10), |bx| {
+        bx.journal("hb.service").contains(": reloaded config")
+    });
+    let journal = bx.journal("hb.service");
+    assert!(journal.contains("received SIGHUP: reloading"), "{journal}");
+    assert!(
+        journal.contains("configuration /etc/hb.conf: interval 200ms"),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("RELOADING=1"),
+        "systemd saw no RELOADING=1:\n{journal}"
+    );
+    assert_eq!(prop(&bx, "hb", "ActiveState"), "active");
+    assert_eq!(prop(&bx, "hb", "MainPID"), pid);
+
+    // Stop: STOPPING=1, exit 0, inactive long before TimeoutStopSec=30.
+    let t = Instant::now();
+    bx.sh_ok("systemctl stop hb");
+    let took = t.elapsed();
+    assert!(took < Duration::from_secs(3), "stop took {took:?}");
+    let p = show(&bx, "hb", "ActiveState,Result,ExecMainStatus");
+    assert_eq!(p["ActiveState"], "inactive", "{p:?}");
+    assert_eq!(p["Result"], "success", "{p:?}");
+    assert_eq!(p["ExecMainStatus"], "0", "{p:?}");
+    let journal = bx.journal("hb.service");
+    assert!(
+        journal.contains("STOPPING=1"),
+        "systemd saw no STOPPING=1:\n{journal}"
+    );
+    assert!(journal.contains("received SIGTERM: stopping"), "{journal}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&bx.read_file("/var/lib/hb/state.json")).unwrap();
+    assert_eq!(state["stopped"], true);
+
+    // journald: native entries with identifier, priority and structured fields.
+    let entries = journal_json(&bx, "hb.service");
+    let ours: Vec<_> = entries
+        .iter()
+        .filter(|e| e["_PID"].as_str() == Some(pid.as_str()))
+        .collect();
+    let beat = ours
+        .iter()
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("heartbeat 1:"))
+        })
+        .unwrap_or_else(|| panic!("no heartbeat 1 entry in {ours:?}"));
+    assert_eq!(beat["SYSLOG_IDENTIFIER"], "hb");
+    assert_eq!(beat["PRIORITY"], "5", "info is notice (5)");
+    assert_eq!(beat["MYDAEMON_EVENT"], "heartbeat");
+    assert_eq!(beat["MYDAEMON_COUNT"], "1");
+    assert_eq!(
+        beat["_TRANSPORT"], "journal",
+        "sent natively, not via stderr"
+    );
+    let stop = ours
+        .iter()
+        .find(|e| e["MYDAEMON_EVENT"] == "stopping")
+        .expect("stopping entry");
+    assert_eq!(stop["MYDAEMON_SIGNAL"], "SIGTERM");
+}
+
+#[test]
+fn journal_priorities_follow_levels() {
+    let Some(bx) = TestBox::boot() else { return };
+    // A broken config on reload logs an error (3); a command that fails, a warning (4).
+    bx.write_file("/etc/pri.conf", b"INTERVAL=1h\n");
+    install_unit(
+        &bx,
+        "pri",
+        &format!(
+            "ExecStart={BIN} --name pri-ident run --config /etc/pri.conf\nExecReload=/bin/kill -HUP $MAINPID"
+        ),
+    );
+    bx.sh_ok("systemctl start pri");
+    bx.write_file("/etc/pri.conf", b"INTERVAL=soon\n");
+    bx.sh_ok("systemctl reload pri");
+    bx.wait_for("reload failure logged", Duration::from_secs(10), |bx| {
+        bx.journal("pri.service").contains("reload failed")
+    });
+    let entries = journal_json(&bx, "pri.service");
+    let find = |text: &str| {
+        entries
+            .iter()
+            .find(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains(text)))
+            .unwrap_or_else(|| panic!("no entry with {text:?}"))
+            .clone()
+    };
+    let err = find("reload failed");
+    assert_eq!(err["PRIORITY"], "3");
+    assert_eq!(err["SYSLOG_IDENTIFIER"], "pri-ident");
+    assert_eq!(find("ready after")["PRIORITY"], "5");
+    assert_eq!(
+        prop(&bx, "pri", "ActiveState"),
+        "active",
+        "a failed reload keeps it running"
+    );
+    bx.sh_ok("systemctl stop pri");
+}
+
+#[test]
+fn tcp_readiness_keeps_the_unit_activating_until_the_port_opens() {
+    let Some(bx) = TestBox::boot() else { return };
+    // The command listens only once /run/go exists.
+    bx.write_file(
+        "/usr/local/bin/late-listener",
+        b"#!/usr/bin/python3\nimport os, socket, time\nwhile not os.path.exists('/run/go'):\n    time.sleep(0.05)\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', 8123))\ns.listen()\nwhile True:\n    s.accept()[0].close()\n",
+    );
+    bx.sh_ok("chmod +x /usr/local/bin/late-listener");
+    install_unit(
+        &bx,
+        "web",
+        &format!(
+            "ExecStart={BIN} --name web run --ready tcp:127.0.0.1:8123 --ready-timeout 60s -- /usr/local/bin/late-listener"
+        ),
+    );
+    bx.sh_ok("systemctl start --no-block web");
+    for _ in 0..10 {
+        std::thread::sleep(Duration::from_millis(100));
+        let p = show(&bx, "web", "ActiveState,StatusText");
+        assert_eq!(p["ActiveState"], "activating", "{p:?}");
+    }
+    assert_eq!(
+        prop(&bx, "web", "StatusText"),
+        "waiting for tcp:127.0.0.1:8123"
+    );
+    let t = Instant::now();
+    bx.sh_ok("touch /run/go");
+    bx.wait_for("web active", Duration::from_secs(10), |bx| {
+        prop(bx, "web", "ActiveState") == "active"
+    });
+    eprintln!("active {:?} after the port opened", t.elapsed());
+    assert!(
+        prop(&bx, "web", "StatusText").starts_with("running /usr/local/bin/late-listener (pid ")
+    );
+    bx.sh_ok("systemctl stop web");
+    // The listener dies of the forwarded SIGTERM, and so does mydaemon: a clean stop.
+    let p = show(&bx, "web", "ActiveState,Result");
+    assert_eq!(
+        (p["ActiveState"].as_str(), p["Result"].as_str()),
+        ("inactive", "success"),
+        "{p:?}"
+    );
+}
+
+#[test]
+fn failing_health_check_lets_the_watchdog_restart_the_service() {
+    let Some(bx) = TestBox::boot() else { return };
+    bx.sh_ok("touch /run/wd-healthy");
+    install_unit(
+        &bx,
+        "wd",
+        &format!(
+            "ExecStart={BIN} --name wd run --health 'exec:test -e /run/wd-healthy' --health-interval 200ms -- /bin/sleep infinity\n\
+             WatchdogSec=2\nRestart=on-failure\nRestartSec=1"
+        ),
+    );
+    bx.sh_ok("systemctl start wd");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(prop(&bx, "wd", "NRestarts"), "0", "healthy: no restart");
+    let t = Instant::now();
+    bx.sh_ok("rm /run/wd-healthy");
+    // WatchdogSec 2 + RestartSec 1 + the 200 ms health interval + margin.
+    bx.wait_for("a watchdog restart", Duration::from_secs(6), |bx| {
+        prop(bx, "wd", "NRestarts") != "0"
+    });
+    let took = t.elapsed();
+    eprintln!("restarted {took:?} after the health check began to fail");
+    assert!(
+        took >= Duration::from_secs(2),
+        "restarted too early: {took:?}"
+    );
+    let journal = bx.journal("wd.service");
+    assert!(journal.contains("Watchdog timeout"), "{journal}");
+    assert!(
+        journal.contains("Failed with result 'watchdog'"),
+        "{journal}"
+    );
+    assert!(
+        journal.contains("health check exec:test -e /run/wd-healthy fails"),
+        "{journal}"
+    );
+    // Healthy again: the new instance keeps running.
+    bx.sh_ok("touch /run/wd-healthy");
+    bx.wait_for("wd active", Duration::from_secs(10), |bx| {
+        prop(bx, "wd", "ActiveState") == "active"
+    });
+    let restarts = prop(&bx, "wd", "NRestarts");
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(prop(&bx, "wd", "NRestarts"), restarts);
+    bx.sh_ok("systemctl stop wd");
+}
+
+#[test]
+fn exec_mode_exit_codes_and_signals_reach_systemd() {
+    let Some(bx) = TestBox::boot() else { return };
+    install_unit(
+        &bx,
+        "ex3",
+        &format!("ExecStart={BIN} run -- /bin/sh -c 'exit 3'"),
+    );
+    install_unit(
+        &bx,
+        "exsig",
+        &format!("ExecStart={BIN} run -- /bin/sh -c 'kill -USR1 $$$$'"),
+    );
+    install_unit(
+        &bx,
+        "exterm",
+        &format!(
+            "ExecStart={BIN} run -- /bin/sh -c \"trap 'exit 0' TERM; while :; do sleep 0.1; done\""
+        ),
+    );
+    // start fails or succeeds depending on how fast the command ends: ignore it.
+    bx.sh("systemctl start ex3 exsig");
+    bx.wait_for("both ended", Duration::from_secs(10), |bx| {
+        ["ex3", "exsig"]
+            .iter()
+            .all(|u| prop(bx, u, "ActiveState") == "failed")
+    });
+    let p = show(&bx, "ex3", "ExecMainCode,ExecMainStatus,Result");
+    assert_eq!(p["ExecMainCode"], "1", "exited: {p:?}");
+    assert_eq!(p["ExecMainStatus"], "3", "{p:?}");
+    assert_eq!(p["Result"], "exit-code", "{p:?}");
+    let p = show(&bx, "exsig", "ExecMainCode,ExecMainStatus,Result");
+    assert_eq!(p["ExecMainCode"], "2", "killed by a signal: {p:?}");
+    assert_eq!(p["ExecMainStatus"], "10", "SIGUSR1: {p:?}");
+    assert_eq!(p["Result"], "signal", "{p:?}");
+
+    bx.sh_ok("systemctl start exterm");
+    let t = Instant::now();
+    bx.sh_ok("systemctl stop exterm");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let p = show(&bx, "exterm", "ActiveState,Result,ExecMainStatus");
+    assert_eq!(p["ActiveState"], "inactive", "{p:?}");
+    assert_eq!(p["Result"], "success", "{p:?}");
+    assert_eq!(
+        p["ExecMainStatus"], "0",
+        "the command's exit 0 after TERM: {p:?}"
+    );
+}
+
+#[test]
+fn notify_relay_carries_a_childs_own_sd_notify() {
+    let Some(bx) = TestBox::boot() else { return };
+    bx.sh_ok("systemctl log-level debug");
+    // A child that speaks sd_notify itself, to the $NOTIFY_SOCKET mydaemon gives it:
+    // systemd-notify for STATUS=, python for READY=1 and its own watchdog pings.
+    bx.write_file(
+        "/usr/local/bin/notifier",
+        b"#!/bin/sh\nsystemd-notify --status='child warming up'\nwhile [ ! -e /run/go-notify ]; do sleep 0.05; done\nexec /usr/bin/python3 -c '\nimport os, socket, time\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\na = os.environ[\"NOTIFY_SOCKET\"]\ns.sendto(b\"READY=1\\nSTATUS=child serving\\nMAINPID=1\\n\", a)\nwhile True:\n    time.sleep(0.3)\n    s.sendto(b\"WATCHDOG=1\\n\", a)\n'\n",
+    );
+    bx.sh_ok("chmod +x /usr/local/bin/notifier");
+    install_unit(
+        &bx,
+        "relay",
+        &format!("ExecStart={BIN} --name relay run --ready notify -- /usr/local/bin/notifier\nWatchdogSec=2"),
+    );
+    bx.sh_ok("systemctl start --no-block relay");
+    bx.wait_for("the child's status", Duration::from_secs(10), |bx| {
+        prop(bx, "relay", "StatusText") == "child warming up"
+    });
+    assert_eq!(prop(&bx, "relay", "ActiveState"), "activating");
+    bx.sh_ok("touch /run/go-notify");
+    bx.wait_for("relay active", Duration::from_secs(10), |bx| {
+        prop(bx, "relay", "ActiveState") == "active"
+    });
+    assert_eq!(prop(&bx, "relay", "StatusText"), "child serving");
+    // Its pings (relayed) keep a 2 s watchdog happy for several intervals.
+    let pid = prop(&bx, "relay", "MainPID");
+    std::thread::sleep(Duration::from_secs(5));
+    let p = show(&bx, "relay", "ActiveState,NRestarts,MainPID");
+    assert_eq!(
+        (p["ActiveState"].as_str(), p["MainPID"].as_str()),
+        ("active", pid.as_str()),
+        "{p:?}"
+    );
+    let journal = bx.journal("relay.service");
+    assert!(journal.contains("relaying its pings"), "{journal}");
+    assert!(
+        !journal.contains("MAINPID=1"),
+        "MAINPID must not be relayed:\n{journal}"
+    );
+    bx.sh_ok("systemctl stop relay");
+}
+
+#[test]
+fn strict_generated_unit_runs_the_builtin_workload() {
+    let Some(bx) = TestBox::boot() else { return };
+    // The unit `mydaemon unit` generates (strict hardening, DynamicUser, watchdog),
+    // with a short heartbeat and watchdog so the test sees them work.
+    let unit = bx.sh_ok(&format!(
+        "{BIN} unit --name strict --exec-path {BIN} --watchdog-sec 2"
+    ));
+    assert!(unit.contains("ProtectSystem=strict"), "{unit}");
+    let unit = unit.replace(
+        &format!("ExecStart={BIN} run --name strict"),
+        &format!("ExecStart={BIN} run --name strict --interval 300ms"),
+    );
+    assert!(
+        unit.contains("--interval 300ms"),
+        "ExecStart not as expected:\n{unit}"
+    );
+    bx.write_file("/etc/systemd/system/strict.service", unit.as_bytes());
+    bx.sh_ok("systemctl daemon-reload && systemctl start strict");
+    let pid = prop(&bx, "strict", "MainPID");
+    bx.wait_for("heartbeats", Duration::from_secs(10), |bx| {
+        heartbeats(&prop(bx, "strict", "StatusText")).is_some_and(|n| n >= 3)
+    });
+    std::thread::sleep(Duration::from_secs(4));
+    let p = show(&bx, "strict", "ActiveState,NRestarts,MainPID");
+    assert_eq!(p["ActiveState"], "active", "{p:?}");
+    assert_eq!(p["NRestarts"], "0", "{p:?}");
+    assert_eq!(p["MainPID"], pid, "{p:?}");
+    let state: serde_json::Value =
+        serde_json::from_slice(&bx.read_file("/var/lib/strict/state.json")).unwrap();
+    assert_eq!(state["name"], "strict");
+    let entries = journal_json(&bx, "strict.service");
+    assert!(
+        entries.iter().any(|e| e["MYDAEMON_EVENT"] == "heartbeat"
+            && e["SYSLOG_IDENTIFIER"] == "strict"
+            && e["PRIORITY"] == "5"),
+        "no native heartbeat entries"
+    );
+    bx.sh_ok("systemctl reload strict");
+    assert_eq!(prop(&bx, "strict", "ActiveState"), "active");
+    let t = Instant::now();
+    bx.sh_ok("systemctl stop strict");
+    assert!(t.elapsed() < Duration::from_secs(3));
+    let p = show(&bx, "strict", "Result,ExecMainStatus");
+    assert_eq!(
+        (p["Result"].as_str(), p["ExecMainStatus"].as_str()),
+        ("success", "0"),
+        "{p:?}"
+    );
+}
