@@ -46,12 +46,28 @@ fn push_escaped(out: &mut String, c: char, double_dollar: bool) {
     }
 }
 
-fn refuse_nul(what: &str, s: &str) -> Result<()> {
+/// True for code points systemd's `unichar_is_valid()` rejects although they are valid
+/// UTF-8: the noncharacters U+FDD0..U+FDEF and U+xFFFE/U+xFFFF. systemd drops
+/// environment assignments and D-Bus strings holding them.
+fn is_systemd_invalid(c: char) -> bool {
+    let u = c as u32;
+    (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE
+}
+
+/// Refuses what no systemd setting can hold: NUL, and Unicode noncharacters.
+fn refuse_unrepresentable(what: &str, s: &str) -> Result<()> {
     if s.contains('\0') {
         return Err(Error::usage(format!(
             "{what} contains a NUL byte, which a systemd unit cannot represent"
         ))
         .with_hint("remove the NUL byte from the value"));
+    }
+    if let Some(c) = s.chars().find(|&c| is_systemd_invalid(c)) {
+        return Err(Error::usage(format!(
+            "{what} contains the Unicode noncharacter U+{:04X}, which systemd refuses",
+            c as u32
+        ))
+        .with_hint("remove it from the value"));
     }
     Ok(())
 }
@@ -61,7 +77,7 @@ fn refuse_nul(what: &str, s: &str) -> Result<()> {
 ///
 /// Refuses NUL. Plain words (letters, digits, `-_./:,+=@^`) are written as they are.
 pub fn exec_arg(arg: &str) -> Result<String> {
-    refuse_nul("a command argument", arg)?;
+    refuse_unrepresentable("a command argument", arg)?;
     if !arg.is_empty() && arg.chars().all(is_plain) {
         return Ok(arg.to_string());
     }
@@ -92,7 +108,7 @@ pub fn exec_line(executable: &str, args: &[String]) -> Result<String> {
 /// Checks a program path for `ExecStart=`: absolute, normalized, and free of the
 /// characters systemd refuses in a program path.
 pub fn check_program_path(path: &str) -> Result<()> {
-    refuse_nul("the program path", path)?;
+    refuse_unrepresentable("the program path", path)?;
     if !path.starts_with('/') {
         return Err(Error::usage(format!(
             "program path `{path}` is not absolute"
@@ -140,7 +156,7 @@ pub fn check_env_key(key: &str) -> Result<()> {
 /// not substituted in `Environment=`).
 pub fn env_assignment(key: &str, value: &str) -> Result<String> {
     check_env_key(key)?;
-    refuse_nul(&format!("the value of environment variable {key}"), value)?;
+    refuse_unrepresentable(&format!("the value of environment variable {key}"), value)?;
     let mut out = String::with_capacity(key.len() + value.len() + 3);
     out.push('"');
     out.push_str(key);
@@ -155,7 +171,7 @@ pub fn env_assignment(key: &str, value: &str) -> Result<String> {
 /// Renders a single-line value that systemd takes verbatim except for `%` specifiers
 /// (`Description=`): refuses what would end the line, continue it, or be stripped.
 pub fn single_line(field: &str, value: &str) -> Result<String> {
-    refuse_nul(field, value)?;
+    refuse_unrepresentable(field, value)?;
     if let Some(c) = value
         .chars()
         .find(|&c| (c as u32) < 0x20 || c as u32 == 0x7f)
@@ -170,9 +186,12 @@ pub fn single_line(field: &str, value: &str) -> Result<String> {
             "{field} must not end with a backslash: systemd would join it with the next line"
         )));
     }
-    if value.trim() != value {
+    if value.is_empty() {
+        return Err(Error::usage(format!("{field} must not be empty")));
+    }
+    if value.starts_with(' ') || value.ends_with(' ') {
         return Err(Error::usage(format!(
-            "{field} must not start or end with whitespace: systemd strips it"
+            "{field} must not start or end with a space: systemd strips it"
         )));
     }
     Ok(value.replace('%', "%%"))
@@ -347,6 +366,18 @@ mod tests {
         assert!(e.message().contains("NUL"));
         assert!(env_assignment("K", "\0").is_err());
         assert!(single_line("Description=", "\0").is_err());
+        for nonchar in [
+            "\u{fffe}",
+            "\u{ffff}",
+            "\u{fdd0}",
+            "\u{10ffff}",
+            "\u{1fffe}",
+        ] {
+            let e = exec_arg(nonchar).unwrap_err();
+            assert!(e.message().contains("noncharacter"), "{e}");
+            assert!(env_assignment("K", nonchar).is_err());
+        }
+        exec_arg("\u{fdcf}\u{fdf0}\u{fffd}").unwrap();
     }
 
     #[test]

@@ -1,0 +1,575 @@
+//! Generated units against a real systemd (the test box, `tests/testbox`):
+//!
+//! - a property test: thousands of random argument vectors, environment values and
+//!   descriptions, weighted toward the characters systemd treats specially, are rendered,
+//!   loaded by systemd, and read back over D-Bus (`ExecStart`, `Environment`,
+//!   `Description`): equal to the input; a sample is also started, and the program's
+//!   actual argv and environment are compared byte for byte; values a unit cannot hold
+//!   are refused with an error;
+//! - the default unit passes `systemd-analyze verify` with no output and scores at most
+//!   1.5 on `systemd-analyze security`;
+//! - `install --root` produces what `systemctl --root` calls enabled; a user without
+//!   write access gets exit 4 and nothing written.
+//!
+//! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
+
+mod testbox;
+
+use std::collections::BTreeSet;
+use std::fs;
+use std::time::Instant;
+
+use mydaemon::unit::{Level, ServiceSpec};
+use proptest::prelude::*;
+use proptest::strategy::ValueTree;
+use proptest::test_runner::TestRunner;
+use testbox::{TestBox, BIN};
+
+/// Cases per batch (units loaded by one daemon-reload) and number of batches.
+const BATCH: usize = 250;
+const BATCHES: usize = 10;
+/// Every `EXEC_EVERY`-th unit of a batch is also started and its real argv compared.
+const EXEC_EVERY: usize = 4;
+
+/// The program the property units run: prints its argument count on a line, its
+/// arguments NUL-terminated, then its environment NUL-terminated (stdout goes to a
+/// file, see the drop-in).
+const ARGDUMP: &str = "#!/bin/sh\necho $#\nprintf '%s\\0' \"$@\"\nexec env -0\n";
+const ARGDUMP_PATH: &str = "/usr/local/bin/argdump";
+/// Applies to every `pq-*.service`: run once, stdout into /run/argdump/UNIT.
+const DROPIN: &str = "[Service]\nType=oneshot\nRestart=no\nWatchdogSec=0\n\
+                      StandardOutput=truncate:/run/argdump/%n\n";
+
+/// Strings that systemd's parser or the shell treat specially, whole.
+const HARD_WORDS: &[&str] = &[
+    "",
+    " ",
+    ";",
+    "\\;",
+    "$",
+    "$$",
+    "$HOME",
+    "${HOME}",
+    "$PQ_0",
+    "${PQ_0}",
+    "%",
+    "%%",
+    "%n",
+    "%i",
+    "\\",
+    "\"",
+    "'",
+    "\n",
+    "\n[Service]\nExecStartPre=/bin/false",
+    "x\n[Install]\nWantedBy=evil.target",
+    "-",
+    "@",
+    "+",
+    "!",
+    "!!",
+    ":",
+    "#",
+    "\\x41",
+    "\\n",
+    "a\\",
+];
+
+fn hard_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        Just(' '),
+        Just('\t'),
+        Just('\n'),
+        Just('\r'),
+        Just('"'),
+        Just('\''),
+        Just('\\'),
+        Just('%'),
+        Just('$'),
+        Just(';'),
+        Just('{'),
+        Just('}'),
+        Just('#'),
+        Just('='),
+        Just('-'),
+        Just('@'),
+        Just('+'),
+        Just('!'),
+        Just(':'),
+        Just('\u{1}'),
+        Just('\u{1b}'),
+        Just('\u{7f}'),
+        Just('\u{85}'),
+        Just('é'),
+        Just('ß'),
+        Just('\u{2028}'),
+        Just('😀'),
+    ]
+}
+
+/// What no unit can hold: the generator mixes a little of it in, to check refusals.
+fn poison_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        Just('\0'),
+        Just('\u{fffe}'),
+        Just('\u{fdd0}'),
+        Just('\u{10ffff}')
+    ]
+}
+
+fn hard_string() -> impl Strategy<Value = String> {
+    let ch = prop_oneof![
+        600 => hard_char(),
+        300 => proptest::char::range('a', 'z'),
+        200 => any::<char>(),
+        1 => poison_char(),
+    ];
+    prop_oneof![
+        1 => proptest::sample::select(HARD_WORDS).prop_map(str::to_string),
+        5 => proptest::collection::vec(ch, 0..14).prop_map(String::from_iter),
+        1 => (proptest::sample::select(HARD_WORDS), proptest::collection::vec(hard_char(), 0..4))
+            .prop_map(|(w, cs)| format!("{w}{}", String::from_iter(cs))),
+    ]
+}
+
+/// One generated unit: arguments after the command, environment values, description.
+#[derive(Debug, Clone)]
+struct Case {
+    args: Vec<String>,
+    env: Vec<String>,
+    description: String,
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        proptest::collection::vec(hard_string(), 0..6),
+        proptest::collection::vec(hard_string(), 0..3),
+        prop_oneof![
+            // Mostly text a description can hold (control characters and the edges
+            // systemd would strip or join replaced), sometimes raw.
+            12 => hard_string().prop_map(|s| {
+                let s: String = s
+                    .chars()
+                    .map(|c| if c.is_ascii_control() { '_' } else { c })
+                    .collect();
+                format!("<{s}>")
+            }),
+            1 => hard_string(),
+        ],
+    )
+        .prop_map(|(args, env, description)| Case {
+            args,
+            env,
+            description,
+        })
+}
+
+/// What systemd cannot hold anywhere: NUL and Unicode noncharacters.
+fn unrepresentable(s: &str) -> bool {
+    s.chars().any(|c| {
+        let u = c as u32;
+        c == '\0' || (0xFDD0..=0xFDEF).contains(&u) || u & 0xFFFE == 0xFFFE
+    })
+}
+
+/// Whether `Description=` must refuse `d` (one line, nothing systemd would strip).
+fn bad_description(d: &str) -> bool {
+    unrepresentable(d)
+        || d.is_empty()
+        || d.chars().any(|c| (c as u32) < 0x20 || c as u32 == 0x7f)
+        || d.ends_with('\\')
+        || d.starts_with(' ')
+        || d.ends_with(' ')
+}
+
+/// systemd's `bus_label_escape()`: the D-Bus object path label of a unit name.
+fn bus_label(name: &str) -> String {
+    let mut s = String::new();
+    for b in name.bytes() {
+        if b.is_ascii_alphanumeric() {
+            s.push(b as char);
+        } else {
+            s.push_str(&format!("_{b:02x}"));
+        }
+    }
+    s
+}
+
+fn spec_for(name: &str, c: &Case) -> ServiceSpec {
+    let mut s = ServiceSpec::new(name, ARGDUMP_PATH);
+    s.command = std::iter::once("/bin/true".to_string())
+        .chain(c.args.iter().cloned())
+        .collect();
+    s.env = c
+        .env
+        .iter()
+        .enumerate()
+        .map(|(i, v)| (format!("PQ_{i}"), v.clone()))
+        .collect();
+    s.description = Some(c.description.clone());
+    s.hardening = Level::Strict;
+    s.watchdog_sec = 0;
+    s.regenerate = std::iter::once("unit".to_string())
+        .chain(c.args.iter().cloned())
+        .collect();
+    s
+}
+
+/// Parses one `busctl --json=short get-property` line into its `data`.
+fn data(line: &str) -> serde_json::Value {
+    let v: serde_json::Value =
+        serde_json::from_str(line).unwrap_or_else(|e| panic!("bad busctl JSON {line:?}: {e}"));
+    v["data"].clone()
+}
+
+/// Splits NUL-terminated entries `a\0\0b\0` into ["a", "", "b"].
+fn nul_list(bytes: &[u8]) -> Vec<String> {
+    let Some(body) = bytes.strip_suffix(b"\0") else {
+        assert!(bytes.is_empty(), "entries must end with NUL: {bytes:?}");
+        return Vec::new();
+    };
+    body.split(|b| *b == 0)
+        .map(|s| String::from_utf8(s.to_vec()).expect("UTF-8"))
+        .collect()
+}
+
+#[test]
+fn random_arguments_and_environment_come_back_exactly() {
+    let Some(bx) = TestBox::boot() else { return };
+    let root = format!("/proc/{}/root", bx.pid());
+    bx.write_file(ARGDUMP_PATH, ARGDUMP.as_bytes());
+    bx.sh_ok(&format!("chmod 755 {ARGDUMP_PATH}; mkdir -p /run/argdump"));
+    bx.write_file(
+        "/etc/systemd/system/pq-.service.d/10-test.conf",
+        DROPIN.as_bytes(),
+    );
+
+    let mut runner = TestRunner::default();
+    let strategy = case();
+    let started = Instant::now();
+    let (mut loaded, mut executed, mut refused) = (0usize, 0usize, 0usize);
+    for b in 0..BATCHES {
+        // Render a batch; refused cases must be exactly the unrepresentable ones.
+        let mut batch: Vec<(String, Case)> = Vec::new();
+        for i in 0..BATCH {
+            let c = strategy.new_tree(&mut runner).unwrap().current();
+            let name = format!("pq-{b}-{i}");
+            let must_refuse = c.args.iter().chain(&c.env).any(|s| unrepresentable(s))
+                || bad_description(&c.description);
+            match spec_for(&name, &c).render() {
+                Ok(text) => {
+                    assert!(
+                        !must_refuse,
+                        "rendered a unit that cannot hold {c:?}:\n{text}"
+                    );
+                    fs::write(format!("{root}/etc/systemd/system/{name}.service"), text).unwrap();
+                    batch.push((name, c));
+                }
+                Err(e) => {
+                    assert!(must_refuse, "refused {c:?}: {e}");
+                    assert_eq!(e.exit_code(), 2, "{e}");
+                    assert!(!e.to_string().contains("panicked"));
+                    refused += 1;
+                }
+            }
+        }
+        bx.sh_ok("systemctl daemon-reload");
+
+        // Read every unit back over D-Bus, one box command for the whole batch.
+        let mut script = String::new();
+        for (name, _) in &batch {
+            let path = format!(
+                "/org/freedesktop/systemd1/unit/{}",
+                bus_label(&format!("{name}.service"))
+            );
+            script.push_str(&format!(
+                "echo '@@ {name}'\n\
+                 busctl --json=short get-property org.freedesktop.systemd1 {path} \
+                 org.freedesktop.systemd1.Service ExecStart Environment ExecStartPre\n\
+                 busctl --json=short get-property org.freedesktop.systemd1 {path} \
+                 org.freedesktop.systemd1.Unit Description LoadState\n"
+            ));
+        }
+        let out = bx.sh_ok(&script);
+        // busctl prints one JSON object per line, so a line starting with "@@ " can
+        // only be our separator.
+        let mut chunks: Vec<Vec<&str>> = Vec::new();
+        for line in out.lines() {
+            match line.strip_prefix("@@ ") {
+                Some(name) => chunks.push(vec![name]),
+                None => chunks.last_mut().expect("separator first").push(line),
+            }
+        }
+        assert_eq!(chunks.len(), batch.len(), "busctl output:\n{out}");
+        for ((name, c), lines) in batch.iter().zip(chunks) {
+            assert_eq!(lines.len(), 6, "{name}: {lines:?}");
+            assert_eq!(lines[0], name);
+            let exec = data(lines[1]);
+            let argv: Vec<String> = serde_json::from_value(exec[0][1].clone()).unwrap();
+            let mut want: Vec<String> = ["run", "--name", name, "--", "/bin/true"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            // Before execution systemd keeps `$$` (it becomes `$` when the command runs).
+            want.extend(c.args.iter().map(|a| a.replace('$', "$$")));
+            want.insert(0, ARGDUMP_PATH.to_string());
+            assert_eq!(argv, want, "{name}: ExecStart of {c:?}");
+            assert_eq!(exec.as_array().unwrap().len(), 1, "{name}: one command");
+            let env: Vec<String> = serde_json::from_value(data(lines[2])).unwrap();
+            let want_env: Vec<String> = c
+                .env
+                .iter()
+                .enumerate()
+                .map(|(i, v)| format!("PQ_{i}={v}"))
+                .collect();
+            assert_eq!(env, want_env, "{name}: Environment of {c:?}");
+            assert_eq!(
+                data(lines[3]),
+                serde_json::json!([]),
+                "{name}: ExecStartPre"
+            );
+            assert_eq!(data(lines[4]), serde_json::json!(c.description), "{name}");
+            assert_eq!(data(lines[5]), serde_json::json!("loaded"), "{name}");
+            loaded += 1;
+        }
+
+        // Run a sample: the program's real argv and environment, byte for byte.
+        let sample: Vec<&(String, Case)> = batch.iter().step_by(EXEC_EVERY).collect();
+        let names: Vec<String> = sample.iter().map(|(n, _)| format!("{n}.service")).collect();
+        bx.sh_ok(&format!("systemctl start {}", names.join(" ")));
+        for (name, c) in sample {
+            let dump = fs::read(format!("{root}/run/argdump/{name}.service")).unwrap();
+            let nl = dump.iter().position(|b| *b == b'\n').expect("argc line");
+            let argc: usize = std::str::from_utf8(&dump[..nl]).unwrap().parse().unwrap();
+            let mut argv = nul_list(&dump[nl + 1..]);
+            let env: BTreeSet<String> = argv.split_off(argc).into_iter().collect();
+            let mut want: Vec<String> = ["run", "--name", name, "--", "/bin/true"]
+                .iter()
+                .map(|s| s.to_string())
+                .collect();
+            want.extend(c.args.iter().cloned());
+            assert_eq!(argv, want, "{name}: argv as executed, for {c:?}");
+            for (i, v) in c.env.iter().enumerate() {
+                let kv = format!("PQ_{i}={v}");
+                assert!(env.contains(&kv), "{name}: {kv:?} missing from {env:?}");
+            }
+            executed += 1;
+        }
+        bx.sh_ok("rm -f /etc/systemd/system/pq-*.service /run/argdump/*");
+    }
+    // systemd complained about none of the files.
+    let complaints = bx.sh("journalctl -b --no-pager -o cat | grep -F '/etc/systemd/system/pq-'");
+    assert!(
+        complaints.stdout.is_empty(),
+        "systemd warned while parsing:\n{}",
+        String::from_utf8_lossy(&complaints.stdout)
+    );
+    eprintln!(
+        "property test: {loaded} units loaded and read back, {executed} executed, \
+         {refused} refused, in {:?}",
+        started.elapsed()
+    );
+    assert_eq!(loaded + refused, BATCH * BATCHES);
+    assert!(
+        loaded >= 2000 && refused >= 50,
+        "want ≥ 2000 loaded and some refusals"
+    );
+}
+
+/// The score `systemd-analyze security UNIT` gives (its "Overall exposure level").
+fn exposure(bx: &TestBox, unit: &str) -> f64 {
+    let out = bx.sh_ok(&format!("systemd-analyze security --no-pager {unit} 2>&1"));
+    let line = out
+        .lines()
+        .find(|l| l.contains("Overall exposure level"))
+        .unwrap_or_else(|| panic!("no exposure level in:\n{out}"));
+    let after = line.split(':').nth(1).expect("score after ':'");
+    after.split_whitespace().next().unwrap().parse().unwrap()
+}
+
+#[test]
+fn default_unit_verifies_clean_and_scores_at_most_1_5() {
+    let Some(bx) = TestBox::boot() else { return };
+    // The man page Documentation= points to, as `make install` installs it.
+    bx.sh_ok(&format!(
+        "mkdir -p /usr/local/share/man/man1 && {BIN} man --out-dir /usr/local/share/man/man1"
+    ));
+    bx.sh_ok(&format!(
+        "{BIN} unit --exec-path {BIN} > /etc/systemd/system/mydaemon.service"
+    ));
+    let out = bx.sh("systemd-analyze verify /etc/systemd/system/mydaemon.service 2>&1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "verify said:\n{text}"
+    );
+
+    bx.sh_ok("systemctl daemon-reload");
+    let strict = exposure(&bx, "mydaemon.service");
+    eprintln!("systemd-analyze security, strict (default): {strict}");
+    assert!(strict <= 1.5, "strict scores {strict}");
+
+    // The other levels, for the record (and the README).
+    bx.sh_ok(&format!(
+        "{BIN} unit --name std --exec-path {BIN} -- /bin/sleep infinity > /etc/systemd/system/std.service && \
+         {BIN} unit --name off --exec-path {BIN} --hardening off > /etc/systemd/system/off.service && \
+         systemctl daemon-reload"
+    ));
+    let standard = exposure(&bx, "std.service");
+    let off = exposure(&bx, "off.service");
+    eprintln!("systemd-analyze security, standard: {standard}, off: {off}");
+    assert!(
+        strict < standard && standard < off,
+        "{strict} {standard} {off}"
+    );
+    let out = bx.sh("systemd-analyze verify /etc/systemd/system/std.service 2>&1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "verify std said:\n{text}"
+    );
+}
+
+#[test]
+fn install_root_is_enabled_as_systemctl_sees_it_and_uninstall_cleans_up() {
+    let Some(bx) = TestBox::boot() else { return };
+    bx.sh_ok("mkdir -p /tmp/img");
+    let said = bx.sh_ok(&format!(
+        "{BIN} install --root /tmp/img --name img --exec-path {BIN}"
+    ));
+    assert!(
+        said.contains("/tmp/img/etc/systemd/system/img.service"),
+        "{said}"
+    );
+    let unit = bx.sh_ok(&format!("{BIN} unit --name img --exec-path {BIN}"));
+    assert_eq!(
+        bx.read_file("/tmp/img/etc/systemd/system/img.service"),
+        unit.as_bytes()
+    );
+    assert_eq!(
+        bx.sh_ok("stat -c %a /tmp/img/etc/systemd/system/img.service")
+            .trim(),
+        "644"
+    );
+    // systemctl itself agrees it is enabled in that image.
+    assert_eq!(
+        bx.sh_ok("systemctl --root=/tmp/img is-enabled img.service")
+            .trim(),
+        "enabled"
+    );
+
+    // A foreign file is left alone without --force.
+    bx.write_file(
+        "/tmp/img/etc/systemd/system/other.service",
+        b"[Service]\nExecStart=/bin/true\n",
+    );
+    let out = bx.sh(&format!(
+        "{BIN} install --root /tmp/img --name other --exec-path {BIN}"
+    ));
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not generated by mydaemon"));
+    assert_eq!(
+        bx.read_file("/tmp/img/etc/systemd/system/other.service"),
+        b"[Service]\nExecStart=/bin/true\n"
+    );
+
+    bx.sh_ok(&format!("{BIN} uninstall --root /tmp/img --name img"));
+    let state = bx.sh("systemctl --root=/tmp/img is-enabled img.service 2>&1");
+    assert!(!state.status.success(), "still there: {state:?}");
+    assert!(
+        bx.sh("test -e /tmp/img/etc/systemd/system/multi-user.target.wants/img.service")
+            .status
+            .code()
+            == Some(1)
+    );
+    let out = bx.sh(&format!("{BIN} uninstall --root /tmp/img --name img"));
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+}
+
+#[test]
+fn permission_denied_is_exit_4_and_writes_nothing() {
+    let Some(bx) = TestBox::boot() else { return };
+    bx.sh_ok("mkdir -p /tmp/ro/etc/systemd/system && chmod -R 755 /tmp/ro");
+    let as_nobody = |args: &str| {
+        bx.sh(&format!(
+            "cd / && setpriv --reuid=nobody --regid=nogroup --clear-groups -- {BIN} {args}"
+        ))
+    };
+    for args in [
+        format!("install --root /tmp/ro --exec-path {BIN}"),
+        format!("install --systemd --exec-path {BIN}"),
+    ] {
+        let out = as_nobody(&args);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(4), "{args}: {err}");
+        assert!(err.contains("permission denied"), "{err}");
+        assert!(
+            err.contains("sudo mydaemon install") && err.contains("--user"),
+            "{err}"
+        );
+        assert!(!err.contains("panicked"), "{err}");
+    }
+    assert_eq!(
+        bx.sh_ok("find /tmp/ro -type f -o -type l | wc -l").trim(),
+        "0"
+    );
+    assert_eq!(
+        bx.sh("test -e /etc/systemd/system/mydaemon.service")
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        bx.sh_ok("ls -A /etc/systemd/system | grep -c '^\\.mydaemon' || true")
+            .trim(),
+        "0"
+    );
+
+    // uninstall of a unit nobody may remove.
+    bx.sh_ok(&format!("{BIN} install --root /tmp/ro --exec-path {BIN}"));
+    let out = as_nobody("uninstall --root /tmp/ro");
+    assert_eq!(out.status.code(), Some(4), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("sudo mydaemon uninstall"));
+    assert_eq!(
+        bx.sh("test -f /tmp/ro/etc/systemd/system/mydaemon.service")
+            .status
+            .code(),
+        Some(0)
+    );
+}
+
+#[test]
+fn live_install_writes_the_system_unit_and_uninstall_removes_it() {
+    let Some(bx) = TestBox::boot() else { return };
+    let out = bx.sh(&format!("{BIN} install --exec-path {BIN} --name live"));
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("/etc/systemd/system/live.service"),
+        "{stdout}"
+    );
+    let unit = bx.sh_ok(&format!("{BIN} unit --exec-path {BIN} --name live"));
+    assert_eq!(
+        bx.read_file("/etc/systemd/system/live.service"),
+        unit.as_bytes()
+    );
+    assert_eq!(
+        bx.sh_ok("systemctl show -p LoadState,UnitFileState --value live.service"),
+        "loaded\nenabled\n"
+    );
+    let out = bx.sh(&format!("{BIN} uninstall --name live"));
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        bx.sh("test -e /etc/systemd/system/live.service")
+            .status
+            .code(),
+        Some(1)
+    );
+    assert_eq!(
+        bx.sh("ls /etc/systemd/system/*.wants/live.service 2>/dev/null | wc -l")
+            .stdout,
+        b"0\n"
+    );
+}
