@@ -573,3 +573,50 @@ fn live_install_writes_the_system_unit_and_uninstall_removes_it() {
         b"0\n"
     );
 }
+
+#[test]
+fn generated_units_start_and_reload_in_the_system_and_user_managers() {
+    let Some(bx) = TestBox::boot() else { return };
+    // System manager: the strict built-in workload, and a command under `standard`.
+    bx.sh_ok(&format!(
+        "{BIN} unit --name gs --exec-path {BIN} > /etc/systemd/system/gs.service && \
+         {BIN} unit --name gc --exec-path {BIN} --env 'GREETING=a b' -- sleep infinity \
+           > /etc/systemd/system/gc.service && \
+         systemctl daemon-reload && systemctl start gs gc"
+    ));
+    for u in ["gs", "gc"] {
+        assert_eq!(
+            bx.sh_ok(&format!("systemctl is-active {u}")).trim(),
+            "active"
+        );
+    }
+    // ExecReload= works inside the strict sandbox and leaves the service running.
+    bx.sh_ok("systemctl reload gs");
+    assert_eq!(
+        bx.sh_ok(
+            "systemctl show -p ActiveState --value gs; systemctl show -p NRestarts --value gs"
+        ),
+        "active\n0\n"
+    );
+
+    // A per-user manager: no User=/DynamicUser=, only hardening a user manager applies.
+    bx.add_lingering_user("alice");
+    let out = bx.sh_as(
+        "alice",
+        &format!(
+            "set -e; {BIN} --user install --name gu --exec-path {BIN} >/dev/null 2>&1 || true; \
+             test -f ~/.config/systemd/user/gu.service; \
+             {BIN} --user unit --name gx --exec-path {BIN} -- sleep infinity \
+               > ~/.config/systemd/user/gx.service; \
+             systemctl --user daemon-reload; systemctl --user start gu gx; \
+             systemctl --user is-active gu gx; systemctl --user reload gu; \
+             systemctl --user is-active gu"
+        ),
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text == "active\nactive\nactive\n",
+        "user units: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
