@@ -438,3 +438,61 @@ fn strict_generated_unit_runs_the_builtin_workload() {
         "{p:?}"
     );
 }
+
+/// `VmRSS` (KiB) and voluntary context switches (each one a sleep the process woke
+/// from) of `pid` inside the box.
+fn footprint(bx: &TestBox, pid: &str) -> (u64, u64) {
+    let status = bx.sh_ok(&format!("cat /proc/{pid}/status"));
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("VmRSS:"), field("voluntary_ctxt_switches:"))
+}
+
+/// Bench: the idle footprint of `mydaemon run` under systemd, in the strict unit
+/// `mydaemon unit` generates (WatchdogSec=30), heartbeat every 60 s. Prints
+/// `BENCH idle rss_kib=N wakeups=M seconds=S`. Run it on a release build:
+/// `MYDAEMON_BENCH_BIN=target/release/mydaemon cargo test --release --test box_daemon
+///  -- --ignored idle_footprint --nocapture` (`MYDAEMON_IDLE_SECS`, default 60).
+#[test]
+#[ignore = "bench: takes a minute; run with --ignored"]
+fn idle_footprint() {
+    let bin = std::env::var("MYDAEMON_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mydaemon").to_owned());
+    let secs: u64 = std::env::var("MYDAEMON_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let Some(bx) = TestBox::boot_with_binary(std::path::Path::new(&bin)) else {
+        return;
+    };
+    let unit = bx.sh_ok(&format!(
+        "{BIN} unit --name idle --exec-path {BIN} --watchdog-sec 30"
+    ));
+    let unit = unit.replace(
+        &format!("ExecStart={BIN} run --name idle"),
+        &format!("ExecStart={BIN} run --name idle --interval 60s"),
+    );
+    assert!(
+        unit.contains("--interval 60s") && unit.contains("WatchdogSec=30"),
+        "{unit}"
+    );
+    bx.write_file("/etc/systemd/system/idle.service", unit.as_bytes());
+    bx.sh_ok("systemctl daemon-reload && systemctl start idle");
+    let pid = prop(&bx, "idle", "MainPID");
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, before) = footprint(&bx, &pid);
+    std::thread::sleep(Duration::from_secs(secs));
+    let (rss, after) = footprint(&bx, &pid);
+    assert_eq!(prop(&bx, "idle", "NRestarts"), "0");
+    println!(
+        "BENCH idle rss_kib={rss} wakeups={} seconds={secs} binary={bin}",
+        after - before
+    );
+    bx.sh_ok("systemctl stop idle");
+}
