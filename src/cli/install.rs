@@ -33,7 +33,7 @@ pub struct Args {
     #[arg(long)]
     pub now: bool,
     /// Unit settings.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Unit settings")]
     pub unit: UnitOptions,
 }
 

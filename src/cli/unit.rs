@@ -59,7 +59,7 @@ pub struct UnitOptions {
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
     /// Unit settings.
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "Unit settings")]
     pub unit: UnitOptions,
 }
 

@@ -18,7 +18,10 @@
 //!   no private network namespace, no IP filter), home directories are visible read-only,
 //!   all of `/proc` is visible (other users' processes stay hidden), writable-and-
 //!   executable memory is allowed (JIT runtimes such as Java, Node.js, LuaJIT need it),
-//!   and the system call filter is `@system-service` without further removals.
+//!   and the system call filter is `@system-service` without further removals. Like
+//!   `strict`, it grants no capabilities (`CapabilityBoundingSet=` empty), even with
+//!   `--exec-user root`: a program that needs one (say, to bind a port below 1024)
+//!   needs `--hardening off`.
 //! - **`off`**: no sandboxing directives at all. The service still runs as a dynamic user
 //!   unless `--exec-user` is given (systemd then itself implies a read-only file system
 //!   and a private `/tmp`).

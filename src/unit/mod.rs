@@ -105,7 +105,8 @@ pub struct ServiceSpec {
     pub hardening: Level,
     /// Whether home directories must stay visible (see [`command::home_access`]).
     pub home: HomeAccess,
-    /// The `mydaemon` arguments that regenerate this unit, for the header comment.
+    /// The `mydaemon` arguments that regenerate this unit, for the header comment
+    /// (`["unit", ...]`).
     pub regenerate: Vec<String>,
 }
 
@@ -129,7 +130,7 @@ impl ServiceSpec {
             wants: Vec::new(),
             hardening: Level::Strict,
             home: HomeAccess::NotNeeded,
-            regenerate: Vec::new(),
+            regenerate: vec!["unit".to_string()],
         }
     }
 
@@ -166,6 +167,17 @@ impl ServiceSpec {
             s.replace_range(0..1, "_");
         }
         s
+    }
+
+    /// `Description=` when none is given: the name and what runs.
+    pub fn default_description(&self) -> String {
+        match self.command.first() {
+            None => format!("{} (mydaemon built-in workload)", self.name),
+            Some(program) => {
+                let base = program.rsplit('/').next().unwrap_or(program);
+                format!("{} ({base} under mydaemon)", self.name)
+            }
+        }
     }
 
     /// The full `ExecStart=` argument vector (program first), before quoting.
@@ -254,7 +266,7 @@ impl ServiceSpec {
 
         let description = match &self.description {
             Some(d) => quote::single_line("--description", d)?,
-            None => quote::single_line("", &format!("mydaemon service {}", self.name))?,
+            None => quote::single_line("--name", &self.default_description())?,
         };
         line_to(&mut u, "Description", &description);
         line_to(&mut u, "Documentation", "man:mydaemon(1)");
@@ -367,7 +379,11 @@ mod tests {
     fn default_unit_shape() {
         let u = spec().render().unwrap();
         assert!(u.starts_with(MARKER), "{u}");
-        assert!(u.contains("# Regenerate: mydaemon\n"), "{u}");
+        assert!(u.contains("# Regenerate: mydaemon unit\n"), "{u}");
+        assert_eq!(
+            values(&u, "Description"),
+            ["mydaemon (mydaemon built-in workload)"]
+        );
         assert_eq!(values(&u, "Type"), ["notify"]);
         assert_eq!(values(&u, "NotifyAccess"), ["main"]);
         assert_eq!(
