@@ -620,3 +620,45 @@ fn generated_units_start_and_reload_in_the_system_and_user_managers() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn odd_program_paths_and_names_round_trip() {
+    let Some(bx) = TestBox::boot() else { return };
+    let root = format!("/proc/{}/root", bx.pid());
+    let prog = "/opt/my app/50% off/ünï prog";
+    bx.write_file(prog, ARGDUMP.as_bytes());
+    bx.sh_ok(&format!("chmod 755 '{prog}'"));
+    // The unit name may hold `\` and `:` (systemd's own escaping); the command path
+    // spaces and `%`.
+    let name = "odd\\x2dname:1";
+    let mut s = ServiceSpec::new(name, prog);
+    s.command = vec![prog.to_string(), "a b".into()];
+    s.watchdog_sec = 0;
+    let text = s.render().unwrap();
+    fs::write(format!("{root}/etc/systemd/system/{name}.service"), &text).unwrap();
+    bx.write_file(
+        &format!("/etc/systemd/system/{name}.service.d/10-test.conf"),
+        b"[Service]\nType=oneshot\nStandardOutput=truncate:/run/odd.out\n",
+    );
+    bx.sh_ok("systemctl daemon-reload");
+    let path = format!(
+        "/org/freedesktop/systemd1/unit/{}",
+        bus_label(&format!("{name}.service"))
+    );
+    let exec = data(&bx.sh_ok(&format!(
+        "busctl --json=short get-property org.freedesktop.systemd1 {path} \
+         org.freedesktop.systemd1.Service ExecStart"
+    )));
+    assert_eq!(exec[0][0], serde_json::json!(prog), "{text}");
+    assert_eq!(
+        exec[0][1],
+        serde_json::json!([prog, "run", "--name", name, "--", prog, "a b"]),
+        "{text}"
+    );
+    bx.sh_ok(&format!("systemctl start '{name}.service'"));
+    let dump = bx.read_file("/run/odd.out");
+    let nl = dump.iter().position(|b| *b == b'\n').unwrap();
+    let mut argv = nul_list(&dump[nl + 1..]);
+    argv.truncate(std::str::from_utf8(&dump[..nl]).unwrap().parse().unwrap());
+    assert_eq!(argv, ["run", "--name", name, "--", prog, "a b"]);
+}

@@ -66,6 +66,8 @@ pub const TIMEOUT_STOP_SEC: u64 = 30;
 pub const START_LIMIT_INTERVAL_SEC: u64 = 60;
 /// `StartLimitBurst=`.
 pub const START_LIMIT_BURST: u32 = 5;
+/// systemd's `LONG_LINE_MAX`: longer unit file lines are refused.
+pub const LONG_LINE_MAX: usize = 1024 * 1024;
 /// The program `ExecReload=` runs to send SIGHUP to the main process.
 pub const KILL: &str = "/bin/kill";
 
@@ -337,6 +339,14 @@ impl ServiceSpec {
 
         u.push_str("\n[Install]\n");
         line_to(&mut u, "WantedBy", self.wanted_by());
+        if let Some(long) = u.lines().find(|l| l.len() >= LONG_LINE_MAX) {
+            let key = long.split('=').next().unwrap_or(long);
+            return Err(Error::usage(format!(
+                "the {key}= line would be {} bytes; systemd reads at most {LONG_LINE_MAX} bytes per line",
+                long.len()
+            ))
+            .with_hint("pass large data through --env-file or a file the command reads"));
+        }
         Ok(u)
     }
 }
@@ -523,6 +533,16 @@ mod tests {
         let mut s = spec();
         s.command = vec!["/var/tmp/job".into()];
         assert!(s.render().is_err());
+    }
+
+    #[test]
+    fn lines_too_long_for_systemd_are_refused() {
+        let mut s = spec();
+        s.command = vec!["/bin/echo".into(), "x".repeat(LONG_LINE_MAX)];
+        let e = s.render().unwrap_err();
+        assert!(e.message().contains("ExecStart= line"), "{e}");
+        s.command = vec!["/bin/echo".into(), "x".repeat(LONG_LINE_MAX / 2)];
+        s.render().unwrap();
     }
 
     #[test]
