@@ -20,5 +20,5 @@ pub mod systemd;
 pub mod unit;
 
 /// The library side of `mydaemon run`: implement [`Service`], hand it to a [`Runner`].
-pub use daemon::{Context, Exit, Runner, Service, ServiceResult};
+pub use daemon::{Context, Exit, Received, Runner, Service, ServiceResult};
 pub use error::{Error, Result};

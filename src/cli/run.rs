@@ -58,6 +58,44 @@ pub struct RunArgs {
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl RunArgs {
+    /// These options as `run` arguments again (for a launcher that starts
+    /// `mydaemon run` itself, such as the PID-file backend): parsing the result gives
+    /// back the same `RunArgs`. The command, if any, comes last after `--`.
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+        use crate::daemon::time::format_duration;
+        let mut out: Vec<std::ffi::OsString> = Vec::new();
+        let mut opt = |name: &str, value: std::ffi::OsString| {
+            out.push(name.into());
+            out.push(value);
+        };
+        if let Some(d) = self.interval {
+            opt("--interval", format_duration(d).into());
+        }
+        if let Some(p) = &self.config {
+            opt("--config", p.clone().into_os_string());
+        }
+        if let Some(r) = &self.ready {
+            opt("--ready", r.to_string().into());
+        }
+        if let Some(d) = self.ready_timeout {
+            opt("--ready-timeout", format_duration(d).into());
+        }
+        if let Some(h) = &self.health {
+            opt("--health", h.to_string().into());
+        }
+        if let Some(d) = self.health_interval {
+            opt("--health-interval", format_duration(d).into());
+        }
+        if let Some(d) = self.health_timeout {
+            opt("--health-timeout", format_duration(d).into());
+        }
+        if !self.command.is_empty() {
+            out.push("--".into());
+            out.extend(self.command.iter().map(Into::into));
+        }
+        out
+    }
+
     /// The exec-mode options these arguments describe (`None` without a command).
     /// `watchdog` is the interval systemd expects pings within, if any.
     pub fn exec_options(&self, watchdog: Option<Duration>) -> Option<ExecOptions> {
@@ -142,6 +180,42 @@ mod tests {
         assert_eq!(o.health_interval, Duration::from_secs(2));
         let o = t.run.exec_options(None).unwrap();
         assert_eq!(o.health_interval, Duration::from_secs(10));
+    }
+
+    #[test]
+    fn to_args_round_trips() {
+        let cases: &[&[&str]] = &[
+            &[],
+            &["--interval", "1m30s", "--config", "/etc/x y.conf"],
+            &[
+                "--ready",
+                "exec:test -e /x",
+                "--ready-timeout",
+                "500ms",
+                "--health",
+                "unix:/run/s",
+                "--health-interval",
+                "2s",
+                "--health-timeout",
+                "1s",
+                "--",
+                "srv",
+                "--flag",
+                "a b",
+            ],
+            &["--ready", "notify", "--", "-x"],
+        ];
+        for case in cases {
+            let parsed = T::try_parse_from(std::iter::once("t").chain(case.iter().copied()))
+                .unwrap()
+                .run;
+            let again = T::try_parse_from(
+                std::iter::once(std::ffi::OsString::from("t")).chain(parsed.to_args()),
+            )
+            .unwrap()
+            .run;
+            assert_eq!(format!("{again:?}"), format!("{parsed:?}"), "{case:?}");
+        }
     }
 
     #[test]

@@ -93,6 +93,16 @@ impl FromStr for Readiness {
     }
 }
 
+impl fmt::Display for Readiness {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Readiness::Immediate => f.write_str("immediate"),
+            Readiness::Notify => f.write_str("notify"),
+            Readiness::Probe(p) => p.fmt(f),
+        }
+    }
+}
+
 /// A probe parsed for `--health`: `file:` is refused (a file that exists says nothing
 /// about whether the service still works).
 pub fn parse_health(s: &str) -> Result<Probe, String> {
