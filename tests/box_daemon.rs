@@ -496,3 +496,39 @@ fn idle_footprint() {
     );
     bx.sh_ok("systemctl stop idle");
 }
+
+#[test]
+fn generated_units_run_exec_mode() {
+    let Some(bx) = TestBox::boot() else { return };
+    // Both hardening levels a command may get: spawning it (fork, prctl, exec) and
+    // forwarding SIGTERM must work inside their sandboxes.
+    for level in ["standard", "strict"] {
+        let name = format!("gx-{level}");
+        bx.sh_ok(&format!(
+            "{BIN} unit --name {name} --exec-path {BIN} --hardening {level} --watchdog-sec 2 \
+             -- /bin/sh -c 'trap \"exit 0\" TERM; while :; do sleep 0.1; done' \
+             > /etc/systemd/system/{name}.service && systemctl daemon-reload"
+        ));
+        bx.sh_ok(&format!("systemctl start {name}"));
+        std::thread::sleep(Duration::from_secs(3));
+        let p = show(&bx, &name, "ActiveState,NRestarts,StatusText");
+        assert_eq!(
+            p["ActiveState"],
+            "active",
+            "{level}: {p:?}\n{}",
+            bx.journal(&format!("{name}.service"))
+        );
+        assert_eq!(p["NRestarts"], "0", "{level}: {p:?}");
+        assert!(
+            p["StatusText"].starts_with("running /usr/bin/sh (pid "),
+            "{level}: {p:?}"
+        );
+        bx.sh_ok(&format!("systemctl stop {name}"));
+        let p = show(&bx, &name, "Result,ExecMainStatus");
+        assert_eq!(
+            (p["Result"].as_str(), p["ExecMainStatus"].as_str()),
+            ("success", "0"),
+            "{level}: {p:?}"
+        );
+    }
+}
