@@ -226,7 +226,10 @@ impl ServiceSpec {
         if let Some(first) = self.command.first() {
             quote::check_program_path(first)?;
         }
-        if self.hardening != Level::Off && !self.user_manager {
+        // PrivateTmp= comes with every hardening level and with DynamicUser=yes (which
+        // implies it); a per-user manager sets neither.
+        let dynamic_user = self.exec_user.is_none();
+        if !self.user_manager && (self.hardening != Level::Off || dynamic_user) {
             let mut paths: Vec<&str> = vec![self.exec_path.as_str()];
             paths.extend(self.command.first().map(String::as_str));
             paths.extend(self.working_dir.as_deref());
@@ -239,7 +242,8 @@ impl ServiceSpec {
                         "{p} is under {tmp}, which the service cannot see: PrivateTmp= gives it an empty {tmp}"
                     ))
                     .with_hint(format!(
-                        "move it out of {tmp} (e.g. to /usr/local/bin), or use --hardening off"
+                        "move it out of {tmp} (e.g. to /usr/local/bin), or use \
+                         --hardening off with --exec-user USER (a dynamic user implies PrivateTmp=)"
                     )));
                 }
             }
@@ -529,10 +533,15 @@ mod tests {
         let e = s.render().unwrap_err();
         assert!(e.message().contains("PrivateTmp"), "{e}");
         s.hardening = Level::Off;
+        // A dynamic user implies PrivateTmp= even without hardening.
+        assert!(s.render().unwrap_err().to_string().contains("--exec-user"));
+        s.exec_user = Some("nobody".into());
         s.render().unwrap();
         let mut s = spec();
         s.command = vec!["/var/tmp/job".into()];
         assert!(s.render().is_err());
+        s.user_manager = true;
+        s.render().unwrap();
     }
 
     #[test]
