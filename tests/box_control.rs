@@ -91,6 +91,12 @@ fn install_start_status_stop_uninstall_through_mydaemon() {
     assert!(human.contains(&format!("Main PID: {pid}")), "{human}");
     assert!(human.contains("active (running)"), "{human}");
 
+    // logs: the unit's journal, with systemd's own lines about it.
+    let logs = md_ok(&bx, "logs -n 100");
+    assert!(logs.contains("Started"), "{logs}");
+    let logs = md_ok(&bx, "logs --since 2099-01-01");
+    assert!(!logs.contains("Started"), "--since filters: {logs}");
+
     md_ok(&bx, "reload");
     md_ok(&bx, "restart");
     let (c, st) = status_json(&bx, "mydaemon");

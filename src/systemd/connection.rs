@@ -165,3 +165,17 @@ pub async fn private_connection(path: &Path) -> io::Result<Connection> {
         .await
         .map_err(|e| io::Error::other(e.to_string()))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_systemd_says_so_and_points_to_the_fallback() {
+        let root = tempfile::tempdir().unwrap();
+        let err = zbus::block_on(connect_system(root.path())).unwrap_err();
+        assert_eq!(err.exit_code(), 1);
+        assert!(err.message().contains("systemd is not running"), "{err}");
+        assert!(err.to_string().contains("--backend pidfile"), "{err}");
+    }
+}
