@@ -532,3 +532,64 @@ fn generated_units_run_exec_mode() {
         );
     }
 }
+
+/// Bench: start+stop cycle of `mydaemon run` (built-in workload) against a plain
+/// `Type=simple` unit running `sleep infinity`, both with no sandboxing, and of the
+/// strict generated unit. Prints `BENCH start-stop ...` lines with medians and ratios
+/// (`bench/timeit.py`, rounds interleaved). Run on a release build:
+/// `MYDAEMON_BENCH_BIN=target/release/mydaemon cargo test --release --test box_daemon
+///  -- --ignored start_stop_cycle --nocapture` (`MYDAEMON_BENCH_ROUNDS`, default 21).
+#[test]
+#[ignore = "bench: run with --ignored"]
+fn start_stop_cycle() {
+    let bin = std::env::var("MYDAEMON_BENCH_BIN")
+        .unwrap_or_else(|_| env!("CARGO_BIN_EXE_mydaemon").to_owned());
+    let rounds: usize = std::env::var("MYDAEMON_BENCH_ROUNDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(21);
+    let Some(bx) = TestBox::boot_with_binary(std::path::Path::new(&bin)) else {
+        return;
+    };
+    install_unit(
+        &bx,
+        "md-plain",
+        &format!("ExecStart={BIN} --name md-plain run"),
+    );
+    bx.write_file(
+        "/etc/systemd/system/sleep-plain.service",
+        b"[Service]\nType=simple\nExecStart=/bin/sleep infinity\n",
+    );
+    let strict = bx.sh_ok(&format!("{BIN} unit --name md-strict --exec-path {BIN}"));
+    bx.write_file("/etc/systemd/system/md-strict.service", strict.as_bytes());
+    bx.sh_ok("systemctl daemon-reload");
+    for (subject, reference) in [("md-plain", "sleep-plain"), ("md-strict", "sleep-plain")] {
+        let spec = serde_json::json!({
+            "subject": [["systemctl", "start", subject], ["systemctl", "stop", subject]],
+            "reference": [["systemctl", "start", reference], ["systemctl", "stop", reference]],
+            "setup": [["systemctl", "reset-failed", subject]],
+        });
+        let mut child = bx
+            .command(&["python3", "-", &rounds.to_string(), &spec.to_string()])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        use std::io::Write as _;
+        child
+            .stdin
+            .take()
+            .unwrap()
+            .write_all(include_bytes!("../bench/timeit.py"))
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        assert!(out.status.success());
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        println!(
+            "BENCH start-stop {subject} {:.2} ms, {reference} {:.2} ms, ratio {:.2}",
+            v["subject_median_s"].as_f64().unwrap() * 1e3,
+            v["reference_median_s"].as_f64().unwrap() * 1e3,
+            v["ratio"].as_f64().unwrap()
+        );
+    }
+}

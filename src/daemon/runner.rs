@@ -169,9 +169,10 @@ fn on_signal<S: Service + ?Sized>(
     }
 }
 
-/// Sends `READY=1` once the service is ready, and `STATUS=` when it changed.
+/// Sends `READY=1` once the service is ready (not once it is stopping), and `STATUS=`
+/// when it changed.
 fn flush(ctx: &mut Context) {
-    if ctx.ready && !ctx.ready_sent {
+    if ctx.ready && !ctx.ready_sent && !ctx.stopping {
         ctx.ready_sent = true;
         log::info!(mydaemon_event = "ready"; "ready after {} ms", ctx.uptime().as_millis());
         ctx.notifier.ready(Some(&ctx.status));
@@ -307,6 +308,41 @@ mod tests {
             msgs.last().unwrap(),
             "STOPPING=1\nSTATUS=stopping (SIGTERM)\n"
         );
+    }
+
+    /// Never ready before the stop; says so while stopping, waits a tick, exits.
+    struct LateReady;
+
+    impl Service for LateReady {
+        fn start(&mut self, _ctx: &mut Context) -> crate::daemon::ServiceResult {
+            nix::sys::signal::raise(Signal::SIGTERM)?;
+            Ok(())
+        }
+        fn run(&mut self, ctx: &mut Context) -> crate::daemon::ServiceResult {
+            ctx.exit(Exit::Code(3));
+            Ok(())
+        }
+        fn stop(&mut self, ctx: &mut Context, _: Received) -> crate::daemon::ServiceResult {
+            ctx.ready();
+            ctx.wake_in(Duration::from_millis(10));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn no_ready_once_stopping() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let exit = Runner::new("late")
+            .with_notifier(Notifier::to_socket(Some(path.into())))
+            .with_watchdog(None)
+            .run(&mut LateReady)
+            .unwrap();
+        assert_eq!(exit, Exit::Code(3));
+        let msgs = messages(&sock);
+        assert!(msgs.iter().any(|m| m.starts_with("STOPPING=1")), "{msgs:?}");
+        assert!(msgs.iter().all(|m| !m.contains("READY=1")), "{msgs:?}");
     }
 
     #[test]
