@@ -3,7 +3,7 @@
 
 use crate::backend::Backend;
 use crate::cli::Global;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::systemd::Verb;
 
 /// Options of `stop` and `reload`.
@@ -12,6 +12,9 @@ pub struct JobArgs {
     /// Return once the job is queued instead of waiting for its result.
     #[arg(long)]
     pub no_block: bool,
+    /// PID-file backend only: PID file, log directory, timeout.
+    #[command(flatten)]
+    pub pidfile: crate::fallback::PidfileArgs,
 }
 
 /// Options of `start` and `restart`.
@@ -23,13 +26,16 @@ pub struct StartArgs {
     /// What to run (PID-file backend only; systemd takes it from the unit).
     #[command(flatten)]
     pub run: crate::cli::run::RunArgs,
+    /// Restart policy (PID-file backend only; systemd takes it from the unit).
+    #[command(flatten)]
+    pub supervise: crate::fallback::SuperviseArgs,
 }
 
 /// `start`.
 pub fn start(g: &Global, a: &StartArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Start, a.control.no_block),
-        Backend::Pidfile => Err(Error::unimplemented("start (pidfile)")),
+        Backend::Pidfile => crate::fallback::start(g, &a.run, &a.control.pidfile, &a.supervise),
     }
 }
 
@@ -37,7 +43,7 @@ pub fn start(g: &Global, a: &StartArgs) -> Result<u8> {
 pub fn stop(g: &Global, a: &JobArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Stop, a.no_block),
-        Backend::Pidfile => Err(Error::unimplemented("stop (pidfile)")),
+        Backend::Pidfile => crate::fallback::stop(g, &a.pidfile),
     }
 }
 
@@ -45,7 +51,7 @@ pub fn stop(g: &Global, a: &JobArgs) -> Result<u8> {
 pub fn restart(g: &Global, a: &StartArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Restart, a.control.no_block),
-        Backend::Pidfile => Err(Error::unimplemented("restart (pidfile)")),
+        Backend::Pidfile => crate::fallback::restart(g, &a.run, &a.control.pidfile, &a.supervise),
     }
 }
 
@@ -53,7 +59,7 @@ pub fn restart(g: &Global, a: &StartArgs) -> Result<u8> {
 pub fn reload(g: &Global, a: &JobArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Reload, a.no_block),
-        Backend::Pidfile => Err(Error::unimplemented("reload (pidfile)")),
+        Backend::Pidfile => crate::fallback::reload(g, &a.pidfile),
     }
 }
 

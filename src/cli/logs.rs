@@ -2,7 +2,7 @@
 
 use crate::backend::Backend;
 use crate::cli::Global;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Options of `logs`.
 #[derive(clap::Args, Debug, Clone)]
@@ -16,6 +16,9 @@ pub struct Args {
     /// Only lines since this time (journalctl's --since syntax).
     #[arg(long)]
     pub since: Option<String>,
+    /// PID-file backend only: where the PID file and the log are.
+    #[command(flatten)]
+    pub paths: crate::fallback::paths::PathArgs,
 }
 
 /// Shows the log.
@@ -28,6 +31,8 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
             a.follow,
             a.since.as_deref(),
         ),
-        Backend::Pidfile => Err(Error::unimplemented("logs (pidfile)")),
+        Backend::Pidfile => {
+            crate::fallback::logs(g, &a.paths, a.lines, a.follow, a.since.as_deref())
+        }
     }
 }

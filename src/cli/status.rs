@@ -2,7 +2,7 @@
 
 use crate::backend::Backend;
 use crate::cli::Global;
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// Options of `status`.
 #[derive(clap::Args, Debug, Clone)]
@@ -13,6 +13,9 @@ pub struct Args {
     /// How many journal lines to show (0 for none).
     #[arg(short = 'n', long, default_value_t = 10)]
     pub lines: usize,
+    /// PID-file backend only: where the PID file and the log are.
+    #[command(flatten)]
+    pub paths: crate::fallback::paths::PathArgs,
 }
 
 /// Shows the status; exit 0 running, 3 not running, 4 unknown.
@@ -24,6 +27,6 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
             a.lines,
             a.json,
         ),
-        Backend::Pidfile => Err(Error::unimplemented("status (pidfile)")),
+        Backend::Pidfile => crate::fallback::status(g, &a.paths, a.json, a.lines),
     }
 }

@@ -1,1 +1,500 @@
 //! Without systemd: daemonize with a locked PID file, supervise, and the init.d script.
+//!
+//! The control verbs of the PID-file backend live here; `src/cli/` only dispatches.
+//! - `start` ([`start`]): the launcher checks the PID file, opens the log, and
+//!   [`daemonize`](daemonize::daemonize)s. The daemon process takes the PID file
+//!   ([`pidfile`]) and [`supervise`]s `mydaemon run …`, the same service process
+//!   systemd would run, speaking the notify protocol to it. The launcher exits 0 once
+//!   the service sent `READY=1`, or prints the daemon's own error and exits 1.
+//! - `stop`, `reload`: the lock names the daemon; a [`process::PidFd`] signals exactly
+//!   that process. `stop` waits for it to exit (SIGKILL to its process group after
+//!   `--timeout`) and leaves no PID file behind.
+//! - `status`: the lock decides (0 running, 1 dead with a stale PID file, 3 stopped).
+//! - `logs`: [`logfile`] tails and follows `NAME.log`.
+//! - `install --sysv`: [`sysv`] writes the LSB init script.
+
+pub mod daemonize;
+pub mod logfile;
+pub mod paths;
+pub mod pidfile;
+pub mod process;
+pub mod supervise;
+
+use std::ffi::OsString;
+use std::io::Read;
+use std::path::Path;
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::{getpgid, getpid, Pid};
+use serde_json::json;
+
+use self::daemonize::{daemonize, Report};
+use self::paths::{PathArgs, Paths};
+use self::pidfile::{Acquired, PidFile, State};
+use self::process::PidFd;
+use self::supervise::{Policy, Spec};
+use crate::cli::run::RunArgs;
+use crate::cli::Global;
+use crate::daemon::probe::{Probe, Readiness};
+use crate::daemon::time::{format_duration, format_uptime, parse_duration, rfc3339};
+use crate::error::{exit, Error, Result};
+
+/// How long `stop` waits after SIGTERM before SIGKILL, by default.
+pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long `start` waits for readiness, by default (systemd's `TimeoutStartSec=`).
+pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long `stop` waits for the process group after SIGKILL.
+const KILL_WAIT: Duration = Duration::from_secs(5);
+/// The watchdog given to a service with `--health` when `--watchdog-sec` is not set.
+pub const DEFAULT_HEALTH_WATCHDOG: Duration = Duration::from_secs(30);
+
+/// Options of the control verbs that only the PID-file backend uses.
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PidfileArgs {
+    /// PID file and log directory.
+    #[command(flatten)]
+    pub paths: PathArgs,
+    /// PID-file backend only: how long `stop` waits after SIGTERM before it kills the
+    /// service's process group [default: 10s]; how long `start` waits for readiness
+    /// [default: 90s].
+    #[arg(long, value_name = "DURATION", value_parser = crate::daemon::time::parse_positive_duration)]
+    pub timeout: Option<Duration>,
+}
+
+/// Supervision options of `start`/`restart` (PID-file backend only; systemd takes
+/// them from the unit).
+#[derive(clap::Args, Debug, Clone)]
+pub struct SuperviseArgs {
+    /// PID-file backend only: restarts after failures (within a minute) before giving
+    /// up; 0 never restarts.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub restart_burst: u32,
+    /// PID-file backend only: delay before the first restart, doubling with each
+    /// further one (at most 30s).
+    #[arg(long, value_name = "DURATION", default_value = "100ms", value_parser = parse_duration)]
+    pub restart_sec: Duration,
+    /// PID-file backend only: restart the service when it sends no WATCHDOG=1 for this
+    /// long (0 disables) [default: 30s with --health, else off].
+    #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+    pub watchdog_sec: Option<Duration>,
+}
+
+impl Default for SuperviseArgs {
+    fn default() -> Self {
+        SuperviseArgs {
+            restart_burst: 5,
+            restart_sec: Duration::from_millis(100),
+            watchdog_sec: None,
+        }
+    }
+}
+
+impl SuperviseArgs {
+    /// The supervision policy for a service run with `run`.
+    pub fn policy(&self, run: &RunArgs) -> Policy {
+        let watchdog = match self.watchdog_sec {
+            Some(d) if d.is_zero() => None,
+            Some(d) => Some(d),
+            None => run.health.as_ref().map(|_| DEFAULT_HEALTH_WATCHDOG),
+        };
+        Policy {
+            restart_burst: self.restart_burst,
+            restart_sec: self.restart_sec,
+            watchdog,
+            ..Policy::default()
+        }
+    }
+}
+
+fn say(g: &Global, text: impl AsRef<str>) {
+    if !g.quiet {
+        println!("{}", text.as_ref());
+    }
+}
+
+fn absolute(p: &Path) -> Result<std::path::PathBuf> {
+    std::path::absolute(p).map_err(|e| Error::usage(format!("{}: {e}", p.display())))
+}
+
+fn absolute_probe(p: &Probe) -> Result<Probe> {
+    Ok(match p {
+        Probe::Unix(path) => Probe::Unix(absolute(path)?),
+        Probe::File(path) => Probe::File(absolute(path)?),
+        other => other.clone(),
+    })
+}
+
+/// The arguments of `mydaemon run` that do what `run` describes, for the daemon (which
+/// runs in `/`: relative paths are made absolute, `CMD` is resolved now so that a
+/// missing program is reported before anything starts). The options themselves are
+/// written back by [`RunArgs::to_args`], which round-trips through clap.
+pub fn run_argv(g: &Global, a: &RunArgs) -> Result<Vec<OsString>> {
+    let mut a = a.clone();
+    if let Some(c) = &a.config {
+        a.config = Some(absolute(c)?);
+    }
+    if let Some(Readiness::Probe(p)) = &a.ready {
+        a.ready = Some(Readiness::Probe(absolute_probe(p)?));
+    }
+    if let Some(p) = &a.health {
+        a.health = Some(absolute_probe(p)?);
+    }
+    if let Some(first) = a.command.first_mut() {
+        *first = crate::unit::command::resolve_program(first)?;
+    }
+    let mut v: Vec<OsString> = vec!["--name".into(), g.name.clone().into()];
+    if g.quiet {
+        v.push("-q".into());
+    }
+    for _ in 0..g.verbose {
+        v.push("-v".into());
+    }
+    v.push("run".into());
+    v.extend(a.to_args());
+    Ok(v)
+}
+
+/// What the log gained since `offset`: its last lines, indented, for error messages.
+fn log_excerpt(paths: &Paths, offset: u64) -> String {
+    let Ok(mut f) = std::fs::File::open(&paths.log_file) else {
+        return String::new();
+    };
+    let mut buf = Vec::new();
+    use std::io::Seek;
+    if f.seek(std::io::SeekFrom::Start(offset)).is_err() || f.read_to_end(&mut buf).is_err() {
+        return String::new();
+    }
+    let text = String::from_utf8_lossy(&buf);
+    let lines: Vec<&str> = text.lines().collect();
+    if lines.is_empty() {
+        return String::new();
+    }
+    let tail = &lines[lines.len().saturating_sub(15)..];
+    let mut out = format!("\n  log ({}):", paths.log_file.display());
+    for l in tail {
+        out.push_str("\n    ");
+        out.push_str(l);
+    }
+    out
+}
+
+/// `start`: daemonize the service and wait until it is ready.
+pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
+    if !run.command.is_empty() && (run.interval.is_some() || run.config.is_some()) {
+        return Err(Error::usage(
+            "--interval and --config belong to the built-in workload, not to `-- CMD`",
+        ));
+    }
+    let paths = Paths::resolve(&g.name, &pf.paths)?;
+    let args = run_argv(g, run)?;
+    let program = std::env::current_exe()
+        .map_err(|e| Error::generic(format!("cannot find this program's own path: {e}")))?;
+    let timeout = pf.timeout.unwrap_or(DEFAULT_START_TIMEOUT);
+    let pidfile = PidFile::open(&paths, true)?;
+    if let State::Running { pid, starting, .. } = pidfile.state()? {
+        return already_running(g, &pidfile, pid, starting, timeout);
+    }
+    let log = paths::open_log(&paths)?;
+    let log_start = nix::sys::stat::fstat(&log)
+        .map(|s| s.st_size.max(0) as u64)
+        .unwrap_or(0);
+    let spec = Spec {
+        name: g.name.clone(),
+        program,
+        args,
+    };
+    let policy = sup.policy(run);
+    let keep = [pidfile.dir_fd()];
+    let report = daemonize(log, &keep, timeout, move |mut reporter| {
+        let me = getpid();
+        match pidfile.acquire(me) {
+            Ok(Acquired::Held(held)) => {
+                reporter.pid(me);
+                supervise::supervise(&spec, &policy, held, reporter)
+            }
+            Ok(Acquired::Busy { pid, starting }) => {
+                reporter.busy(pid, starting);
+                std::process::exit(0)
+            }
+            Err(e) => {
+                reporter.failed(&e.to_string());
+                std::process::exit(1)
+            }
+        }
+    })?;
+    match report {
+        Report::Ready { pid } => {
+            say(g, format!("started {} (pid {pid})", g.name));
+            Ok(exit::OK)
+        }
+        Report::Busy { pid, starting } => {
+            let pidfile = PidFile::open(&paths, false)?;
+            already_running(g, &pidfile, pid, starting, timeout)
+        }
+        Report::Failed { message, .. } => Err(Error::generic(format!(
+            "{} failed to start: {message}{}",
+            g.name,
+            log_excerpt(&paths, log_start)
+        ))),
+        Report::Timeout { pid } => {
+            if let Some(pid) = pid {
+                if let Ok(fd) = PidFd::open(pid) {
+                    let _ = fd.signal(Signal::SIGTERM);
+                }
+            }
+            Err(Error::generic(format!(
+                "{} was not ready within {}; it was told to stop{}",
+                g.name,
+                format_duration(timeout),
+                log_excerpt(&paths, log_start)
+            )))
+        }
+    }
+}
+
+/// Another daemon holds the PID file: success once it is ready (LSB: starting a
+/// running service succeeds); failure if it dies while starting.
+fn already_running(
+    g: &Global,
+    pidfile: &PidFile,
+    pid: Pid,
+    starting: bool,
+    timeout: Duration,
+) -> Result<u8> {
+    if starting {
+        let deadline = Instant::now() + timeout;
+        loop {
+            match pidfile.state()? {
+                State::Running {
+                    starting: false, ..
+                } => break,
+                State::Running { starting: true, .. } if Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                State::Running { .. } => {
+                    return Err(Error::generic(format!(
+                        "{} (pid {pid}) is starting and was not ready within {}",
+                        g.name,
+                        format_duration(timeout)
+                    )))
+                }
+                _ => {
+                    return Err(Error::generic(format!(
+                        "{} was being started by another command (pid {pid}), which failed; see `mydaemon --name {} logs`",
+                        g.name, g.name
+                    )))
+                }
+            }
+        }
+    }
+    say(g, format!("{} is already running (pid {pid})", g.name));
+    Ok(exit::OK)
+}
+
+/// `stop`: SIGTERM, wait up to `--timeout`, then SIGKILL to the process group;
+/// no PID file is left behind. Stopping a stopped service succeeds.
+pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
+    let paths = Paths::resolve(&g.name, &pf.paths)?;
+    let timeout = pf.timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
+    let Some(pidfile) = PidFile::open_existing(&paths)? else {
+        say(g, format!("{} is not running", g.name));
+        return Ok(exit::OK);
+    };
+    let pid = match pidfile.state()? {
+        State::Absent => {
+            say(g, format!("{} is not running", g.name));
+            return Ok(exit::OK);
+        }
+        State::Stale { pid } => {
+            pidfile.remove_stale()?;
+            let named = pid.map(|p| format!(" naming pid {p}")).unwrap_or_default();
+            say(
+                g,
+                format!(
+                    "{} is not running (removed the stale PID file{named}; nothing was signalled)",
+                    g.name
+                ),
+            );
+            return Ok(exit::OK);
+        }
+        State::Running { pid, .. } => pid,
+    };
+    match holder_handle(&pidfile, pid)? {
+        None => {}
+        Some(fd) => {
+            let _ = fd.signal(Signal::SIGTERM);
+            if !fd.wait_exit(timeout) {
+                log::warn!(
+                    "{} (pid {pid}) did not stop within {}; killing it",
+                    g.name,
+                    format_duration(timeout)
+                );
+                // The daemon leads its process group: the service process and its
+                // command go with it. (A PID that leads a live group is not reused.)
+                if getpgid(Some(pid)) == Ok(pid) {
+                    let _ = killpg(pid, Signal::SIGKILL);
+                } else {
+                    let _ = fd.signal(Signal::SIGKILL);
+                }
+                if !fd.wait_exit(KILL_WAIT) {
+                    return Err(Error::generic(format!(
+                        "{} (pid {pid}) survived SIGKILL",
+                        g.name
+                    )));
+                }
+                say(
+                    g,
+                    format!(
+                        "killed {} (pid {pid}) after {}",
+                        g.name,
+                        format_duration(timeout)
+                    ),
+                );
+                pidfile.remove_stale()?;
+                return Ok(exit::OK);
+            }
+        }
+    }
+    pidfile.remove_stale()?;
+    say(g, format!("stopped {} (pid {pid})", g.name));
+    Ok(exit::OK)
+}
+
+/// A pidfd on `pid`, once the lock confirms `pid` still holds it (so the handle
+/// names the daemon, not a later process with its PID). `None`: it is gone.
+fn holder_handle(pidfile: &PidFile, pid: Pid) -> Result<Option<PidFd>> {
+    let fd = match PidFd::open(pid) {
+        Ok(fd) => fd,
+        Err(nix::errno::Errno::ESRCH) => return Ok(None),
+        Err(e) => {
+            return Err(Error::generic(format!(
+                "cannot open a handle on pid {pid}: {e}"
+            )))
+        }
+    };
+    match pidfile.state()? {
+        State::Running { pid: now, .. } if now == pid => Ok(Some(fd)),
+        _ => Ok(None),
+    }
+}
+
+/// `restart`: stop, then start.
+pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
+    let stop_args = PidfileArgs {
+        paths: pf.paths.clone(),
+        timeout: pf.timeout,
+    };
+    stop(g, &stop_args)?;
+    start(
+        g,
+        run,
+        &PidfileArgs {
+            paths: pf.paths.clone(),
+            timeout: None,
+        },
+        sup,
+    )
+}
+
+/// `reload`: SIGHUP to the daemon, which passes it on to the service.
+pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
+    let paths = Paths::resolve(&g.name, &pf.paths)?;
+    let state = match PidFile::open_existing(&paths)? {
+        None => State::Absent,
+        Some(p) => p.state()?,
+    };
+    let State::Running { pid, .. } = state else {
+        return Err(Error::not_running(format!("{} is not running", g.name)));
+    };
+    let pidfile = PidFile::open(&paths, false)?;
+    let Some(fd) = holder_handle(&pidfile, pid)? else {
+        return Err(Error::not_running(format!("{} is not running", g.name)));
+    };
+    fd.signal(Signal::SIGHUP)
+        .map_err(|e| Error::generic(format!("cannot signal pid {pid}: {e}")))?;
+    say(g, format!("asked {} (pid {pid}) to reload", g.name));
+    Ok(exit::OK)
+}
+
+/// `status`: 0 running (or starting), 1 dead with a stale PID file, 3 stopped.
+pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8> {
+    let paths = Paths::resolve(&g.name, pa)?;
+    let state = match PidFile::open_existing(&paths)? {
+        None => State::Absent,
+        Some(p) => p.state()?,
+    };
+    let (word, code) = match &state {
+        State::Running { starting: true, .. } => ("starting", exit::OK),
+        State::Running { .. } => ("running", exit::OK),
+        State::Stale { .. } => ("dead", exit::GENERIC),
+        State::Absent => ("stopped", exit::NOT_RUNNING_STATUS),
+    };
+    let (pid, since) = match &state {
+        State::Running { pid, since, .. } => (Some(pid.as_raw()), Some(*since)),
+        State::Stale { pid } => (*pid, None),
+        State::Absent => (None, None),
+    };
+    let uptime = since.and_then(|s| SystemTime::now().duration_since(s).ok());
+    if json {
+        let v = json!({
+            "name": g.name,
+            "backend": "pidfile",
+            "state": word,
+            "running": code == exit::OK,
+            "pid": pid,
+            "since": since.map(rfc3339),
+            "uptime_sec": uptime.map(|u| u.as_secs()),
+            "pid_file": paths.pid_file,
+            "log_file": paths.log_file,
+            "exit_code": code,
+        });
+        println!("{v}");
+        return Ok(code);
+    }
+    let what = match &state {
+        State::Running { .. } => format!("{word} (pid {})", pid.unwrap_or(0)),
+        State::Stale { pid: Some(p) } => {
+            format!("dead: the PID file names pid {p}, which does not hold its lock")
+        }
+        State::Stale { pid: None } => "dead: a PID file without a daemon remains".into(),
+        State::Absent => "not running".into(),
+    };
+    println!("{} - {what}", g.name);
+    println!("  backend:  pidfile");
+    if let (Some(s), Some(u)) = (since, uptime) {
+        println!("  since:    {} ({} ago)", rfc3339(s), format_uptime(u));
+    }
+    println!("  pid file: {}", paths.pid_file.display());
+    println!("  log:      {}", paths.log_file.display());
+    if lines > 0 {
+        if let Ok(tail) = logfile::tail(&paths, lines) {
+            if !tail.is_empty() {
+                println!();
+                for l in tail {
+                    println!("{l}");
+                }
+            }
+        }
+    }
+    Ok(code)
+}
+
+/// `logs [-f] [-n N]`: the log file's last lines, then (with `-f`) what follows.
+pub fn logs(
+    g: &Global,
+    pa: &PathArgs,
+    lines: usize,
+    follow: bool,
+    since: Option<&str>,
+) -> Result<u8> {
+    if since.is_some() {
+        return Err(Error::usage(
+            "--since needs the journal; the PID-file backend's log file has no index",
+        )
+        .with_hint("use `logs -n N`, or grep the log file"));
+    }
+    let paths = Paths::resolve(&g.name, pa)?;
+    logfile::show(&paths, lines, follow)?;
+    Ok(exit::OK)
+}

@@ -1,0 +1,170 @@
+//! `logs` for the PID-file backend: the last lines of `NAME.log`, and following it
+//! (`-f`) across truncation and rotation, never through a symlink.
+
+use std::ffi::OsStr;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::fd::OwnedFd;
+use std::time::Duration;
+
+use nix::errno::Errno;
+use nix::fcntl::OFlag;
+use nix::sys::stat::fstat;
+
+use super::paths::{errno, Paths, SafeDir};
+use crate::error::{Error, Result};
+
+/// How often `logs -f` looks for new lines.
+const FOLLOW_INTERVAL: Duration = Duration::from_millis(200);
+
+fn open_log(paths: &Paths) -> Result<Option<(File, u64, u64)>> {
+    let dir = match SafeDir::open(&paths.log_dir, None) {
+        Ok(d) => d,
+        Err(_) if !paths.log_dir.exists() => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let name = paths.log_file.file_name().unwrap_or(OsStr::new("log"));
+    match dir.open_file(name, OFlag::O_RDONLY, 0) {
+        Ok(fd) => {
+            let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
+            let fd: OwnedFd = fd;
+            Ok(Some((File::from(fd), st.st_ino, st.st_dev)))
+        }
+        Err(Errno::ENOENT) => Ok(None),
+        Err(Errno::ELOOP) => Err(Error::generic(format!(
+            "{} is a symlink; refusing to read it",
+            paths.log_file.display()
+        ))),
+        Err(e) => Err(errno("open", &paths.log_file, e)),
+    }
+}
+
+/// The last `n` lines of `text` (without their newlines).
+fn last_lines(text: &str, n: usize) -> Vec<String> {
+    let lines: Vec<&str> = text.lines().collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+}
+
+/// Reads backwards from the end of `f` until `n` lines are in hand.
+fn tail_of(f: &mut File, n: usize) -> std::io::Result<(Vec<String>, u64)> {
+    let end = f.seek(SeekFrom::End(0))?;
+    if n == 0 {
+        return Ok((Vec::new(), end));
+    }
+    let mut start = end;
+    let mut buf: Vec<u8> = Vec::new();
+    while start > 0 {
+        let step = start.min(64 * 1024);
+        start -= step;
+        f.seek(SeekFrom::Start(start))?;
+        let mut chunk = vec![0u8; step as usize];
+        f.read_exact(&mut chunk)?;
+        chunk.extend_from_slice(&buf);
+        buf = chunk;
+        if buf.iter().filter(|&&b| b == b'\n').count() > n {
+            break;
+        }
+    }
+    Ok((last_lines(&String::from_utf8_lossy(&buf), n), end))
+}
+
+/// The last `n` lines of the log (empty when there is no log yet).
+pub fn tail(paths: &Paths, n: usize) -> Result<Vec<String>> {
+    let Some((mut f, _, _)) = open_log(paths)? else {
+        return Ok(Vec::new());
+    };
+    tail_of(&mut f, n)
+        .map(|(l, _)| l)
+        .map_err(|e| Error::io("read", paths.log_file.display(), e))
+}
+
+/// Prints the last `n` lines; with `follow`, keeps printing what is appended (a
+/// truncated or replaced log is reopened from its start) until interrupted.
+pub fn show(paths: &Paths, n: usize, follow: bool) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    let mut current = open_log(paths)?;
+    let mut pos = 0;
+    match current.as_mut() {
+        None => {
+            if !follow {
+                eprintln!("-- no log yet: {} --", paths.log_file.display());
+                return Ok(());
+            }
+        }
+        Some((f, _, _)) => {
+            let (lines, end) =
+                tail_of(f, n).map_err(|e| Error::io("read", paths.log_file.display(), e))?;
+            for l in lines {
+                if writeln!(out, "{l}").is_err() {
+                    return Ok(()); // the reader went away (a pager closed)
+                }
+            }
+            pos = end;
+        }
+    }
+    if !follow {
+        return Ok(());
+    }
+    let _ = out.flush();
+    loop {
+        std::thread::sleep(FOLLOW_INTERVAL);
+        // Rotated or recreated: read the new file from its start.
+        if let Some((_, ino, dev)) = &current {
+            let replaced = match std::fs::symlink_metadata(&paths.log_file) {
+                Ok(m) => {
+                    use std::os::unix::fs::MetadataExt;
+                    m.ino() != *ino || m.dev() != *dev
+                }
+                Err(_) => false,
+            };
+            if replaced {
+                current = None;
+            }
+        }
+        if current.is_none() {
+            current = open_log(paths)?;
+            pos = 0;
+        }
+        let Some((f, _, _)) = current.as_mut() else {
+            continue;
+        };
+        let len = f.metadata().map(|m| m.len()).unwrap_or(pos);
+        if len < pos {
+            pos = 0; // truncated
+        }
+        if len == pos {
+            continue;
+        }
+        let mut buf = Vec::new();
+        if f.seek(SeekFrom::Start(pos)).is_ok() && f.read_to_end(&mut buf).is_ok() {
+            pos += buf.len() as u64;
+            if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
+                return Ok(());
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tail_reads_across_chunks() {
+        let mut f = tempfile::tempfile().unwrap();
+        let mut text = String::new();
+        for i in 0..20000 {
+            text.push_str(&format!("line {i}\n"));
+        }
+        f.write_all(text.as_bytes()).unwrap();
+        let (lines, end) = tail_of(&mut f, 3).unwrap();
+        assert_eq!(lines, ["line 19997", "line 19998", "line 19999"]);
+        assert_eq!(end, text.len() as u64);
+        let (all, _) = tail_of(&mut f, 100_000).unwrap();
+        assert_eq!(all.len(), 20000);
+        assert!(tail_of(&mut f, 0).unwrap().0.is_empty());
+    }
+}

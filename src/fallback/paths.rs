@@ -1,0 +1,347 @@
+//! Where the PID file and the log live, and opening files there without ever
+//! following a symlink.
+//!
+//! Defaults, as the issue fixes them: root → `/run/NAME/NAME.pid` and
+//! `/var/log/NAME/NAME.log`; anyone else → `$XDG_RUNTIME_DIR/NAME/NAME.pid` and
+//! `$XDG_STATE_HOME/NAME/NAME.log` (`~/.local/state/NAME`). `--pid-file` and
+//! `--log-dir` override them.
+//!
+//! Every file is opened relative to a [`SafeDir`]: the directory is opened once with
+//! `O_DIRECTORY|O_NOFOLLOW` and checked (a real directory, owned by us or root, not
+//! writable by others unless sticky); files inside are opened with `openat(2)` and
+//! `O_NOFOLLOW`, renamed and unlinked relative to that descriptor, so nothing can swap
+//! a symlink in between the check and the use.
+
+use std::ffi::{OsStr, OsString};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{open, openat, OFlag};
+use nix::sys::stat::{fstat, fstatat, mkdirat, FileStat, Mode};
+use nix::unistd::{geteuid, linkat, unlinkat, UnlinkatFlags};
+
+use crate::error::{Error, Result};
+
+/// The `--pid-file`/`--log-dir` options (PID-file backend only).
+#[derive(clap::Args, Debug, Clone, Default)]
+pub struct PathArgs {
+    /// PID-file backend only: the PID file [default: /run/NAME/NAME.pid as root,
+    /// $XDG_RUNTIME_DIR/NAME/NAME.pid otherwise].
+    #[arg(long, value_name = "PATH")]
+    pub pid_file: Option<PathBuf>,
+    /// PID-file backend only: the directory of the log file NAME.log [default:
+    /// /var/log/NAME as root, ~/.local/state/NAME otherwise].
+    #[arg(long, value_name = "DIR")]
+    pub log_dir: Option<PathBuf>,
+}
+
+/// The resolved, absolute locations for one service.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Paths {
+    /// The PID file.
+    pub pid_file: PathBuf,
+    /// The directory holding the log file.
+    pub log_dir: PathBuf,
+    /// `log_dir/NAME.log`: the daemon's stdout and stderr.
+    pub log_file: PathBuf,
+}
+
+impl Paths {
+    /// Resolves the paths of service `name` from the options and the environment.
+    pub fn resolve(name: &str, a: &PathArgs) -> Result<Paths> {
+        let root = geteuid().is_root();
+        let pid_file = match &a.pid_file {
+            Some(p) => absolute("--pid-file", p)?,
+            None => runtime_dir(root)?.join(name).join(format!("{name}.pid")),
+        };
+        let log_dir = match &a.log_dir {
+            Some(d) => absolute("--log-dir", d)?,
+            None => state_dir(root)?.join(name),
+        };
+        if pid_file.file_name().is_none() {
+            return Err(Error::usage(format!(
+                "--pid-file {}: not a file name",
+                pid_file.display()
+            )));
+        }
+        let log_file = log_dir.join(format!("{name}.log"));
+        Ok(Paths {
+            pid_file,
+            log_dir,
+            log_file,
+        })
+    }
+
+    /// The directory of the PID file.
+    pub fn pid_dir(&self) -> &Path {
+        self.pid_file.parent().unwrap_or(Path::new("/"))
+    }
+
+    /// The PID file's name inside [`pid_dir`](Paths::pid_dir).
+    pub fn pid_name(&self) -> &OsStr {
+        self.pid_file.file_name().unwrap_or(OsStr::new("pid"))
+    }
+}
+
+fn absolute(opt: &str, p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|e| Error::usage(format!("{opt} {}: {e}", p.display())))
+}
+
+fn env_dir(var: &str) -> Option<PathBuf> {
+    std::env::var_os(var)
+        .map(PathBuf::from)
+        .filter(|p| p.is_absolute())
+}
+
+/// `/run` for root, `$XDG_RUNTIME_DIR` otherwise.
+fn runtime_dir(root: bool) -> Result<PathBuf> {
+    if root {
+        return Ok(PathBuf::from("/run"));
+    }
+    env_dir("XDG_RUNTIME_DIR").ok_or_else(|| {
+        Error::not_configured("$XDG_RUNTIME_DIR is not set: no place for the PID file")
+            .with_hint("log in through a session that sets it, or pass --pid-file PATH")
+    })
+}
+
+/// `/var/log` for root, `$XDG_STATE_HOME` (`~/.local/state`) otherwise.
+fn state_dir(root: bool) -> Result<PathBuf> {
+    if root {
+        return Ok(PathBuf::from("/var/log"));
+    }
+    if let Some(s) = env_dir("XDG_STATE_HOME") {
+        return Ok(s);
+    }
+    env_dir("HOME")
+        .map(|h| h.join(".local/state"))
+        .ok_or_else(|| {
+            Error::not_configured("$HOME is not set: no place for the log")
+                .with_hint("pass --log-dir DIR")
+        })
+}
+
+/// A directory opened without following symlinks and checked for ownership; the
+/// anchor for every file operation of the fallback.
+#[derive(Debug)]
+pub struct SafeDir {
+    fd: OwnedFd,
+    path: PathBuf,
+}
+
+impl SafeDir {
+    /// Opens `path` (creating it, and missing parents, with `mode` when `create`).
+    ///
+    /// Refused: a symlink as the last component, something that is not a directory,
+    /// a directory owned by another user (other than root), or one that others may
+    /// write to without the sticky bit.
+    pub fn open(path: &Path, create: Option<u32>) -> Result<SafeDir> {
+        if let Some(mode) = create {
+            if let Some(parent) = path.parent() {
+                if !parent.as_os_str().is_empty() && !parent.exists() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| Error::io("create directory", parent.display(), e))?;
+                }
+            }
+            if let (Some(parent), Some(name)) = (path.parent(), path.file_name()) {
+                let pfd = open(
+                    parent,
+                    OFlag::O_DIRECTORY | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+                    Mode::empty(),
+                )
+                .map_err(|e| errno("open directory", parent, e))?;
+                match mkdirat(&pfd, name, Mode::from_bits_truncate(mode)) {
+                    Ok(()) | Err(Errno::EEXIST) => {}
+                    Err(e) => return Err(errno("create directory", path, e)),
+                }
+            }
+        }
+        let fd = open(
+            path,
+            OFlag::O_DIRECTORY | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC | OFlag::O_RDONLY,
+            Mode::empty(),
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP | Errno::ENOTDIR => Error::generic(format!(
+                "{} is a symlink or not a directory; refusing to use it",
+                path.display()
+            )),
+            e => errno("open directory", path, e),
+        })?;
+        let st = fstat(&fd).map_err(|e| errno("stat", path, e))?;
+        check_owner(path, &st)?;
+        let others_write = st.st_mode & 0o002 != 0;
+        let sticky = st.st_mode & 0o1000 != 0;
+        if others_write && !sticky {
+            return Err(Error::generic(format!(
+                "{} is writable by every user; refusing to keep service files there",
+                path.display()
+            ))
+            .with_hint("use a directory only you (or root) can write to"));
+        }
+        Ok(SafeDir {
+            fd,
+            path: path.to_path_buf(),
+        })
+    }
+
+    /// The directory's path (for messages).
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The full path of `name` in this directory (for messages).
+    pub fn join(&self, name: &OsStr) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// `openat(name, flags | O_NOFOLLOW | O_CLOEXEC, mode)`; a symlink fails with
+    /// `ELOOP`.
+    pub fn open_file(&self, name: &OsStr, flags: OFlag, mode: u32) -> nix::Result<OwnedFd> {
+        openat(
+            &self.fd,
+            name,
+            flags | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC,
+            Mode::from_bits_truncate(mode),
+        )
+    }
+
+    /// `lstat` of `name` relative to this directory.
+    pub fn stat(&self, name: &OsStr) -> nix::Result<FileStat> {
+        fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
+    }
+
+    /// Renames `from` to `to`, both in this directory (atomic replace).
+    pub fn rename(&self, from: &OsStr, to: &OsStr) -> nix::Result<()> {
+        nix::fcntl::renameat(&self.fd, from, &self.fd, to)
+    }
+
+    /// Hard-links `from` as `to` (fails with `EEXIST` if `to` exists).
+    pub fn link(&self, from: &OsStr, to: &OsStr) -> nix::Result<()> {
+        linkat(&self.fd, from, &self.fd, to, nix::fcntl::AtFlags::empty())
+    }
+
+    /// Removes the file `name`.
+    pub fn unlink(&self, name: &OsStr) -> nix::Result<()> {
+        unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
+    }
+}
+
+impl AsFd for SafeDir {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+/// Refuses a file or directory owned by someone other than us or root.
+pub fn check_owner(path: &Path, st: &FileStat) -> Result<()> {
+    let me = geteuid().as_raw();
+    if st.st_uid != me && st.st_uid != 0 {
+        return Err(Error::generic(format!(
+            "{} belongs to uid {}, not to you (uid {me}) or root; refusing to use it",
+            path.display(),
+            st.st_uid
+        )));
+    }
+    Ok(())
+}
+
+/// An [`Error`] for a failed system call on `path`.
+pub fn errno(action: &str, path: &Path, e: Errno) -> Error {
+    Error::io(action, path.display(), std::io::Error::from(e))
+}
+
+/// Opens (creating with mode 0640) the log file for appending, never through a
+/// symlink; refuses anything but a regular file of ours.
+pub fn open_log(paths: &Paths) -> Result<OwnedFd> {
+    let mode = if geteuid().is_root() { 0o750 } else { 0o700 };
+    let dir = SafeDir::open(&paths.log_dir, Some(mode))?;
+    let name: OsString = paths
+        .log_file
+        .file_name()
+        .unwrap_or(OsStr::new("log"))
+        .to_owned();
+    let fd = dir
+        .open_file(
+            &name,
+            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOCTTY,
+            0o640,
+        )
+        .map_err(|e| match e {
+            Errno::ELOOP => Error::generic(format!(
+                "{} is a symlink; refusing to write the log through it",
+                paths.log_file.display()
+            )),
+            e => errno("open log file", &paths.log_file, e),
+        })?;
+    let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
+    if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+        return Err(Error::generic(format!(
+            "{} is not a regular file",
+            paths.log_file.display()
+        )));
+    }
+    check_owner(&paths.log_file, &st)?;
+    Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::{symlink, PermissionsExt};
+
+    #[test]
+    fn overrides_are_made_absolute() {
+        let a = PathArgs {
+            pid_file: Some("rel/x.pid".into()),
+            log_dir: Some("/l".into()),
+        };
+        let p = Paths::resolve("svc", &a).unwrap();
+        assert!(p.pid_file.is_absolute());
+        assert!(p.pid_file.ends_with("rel/x.pid"));
+        assert_eq!(p.log_file, Path::new("/l/svc.log"));
+        assert_eq!(p.pid_name(), "x.pid");
+    }
+
+    #[test]
+    fn symlinked_and_world_writable_dirs_are_refused() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        let link = t.path().join("link");
+        symlink(&real, &link).unwrap();
+        let e = SafeDir::open(&link, None).unwrap_err();
+        assert!(e.message().contains("symlink"), "{e}");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o777)).unwrap();
+        let e = SafeDir::open(&real, None).unwrap_err();
+        assert!(e.message().contains("writable by every user"), "{e}");
+        std::fs::set_permissions(&real, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        assert!(
+            SafeDir::open(&real, None).is_ok(),
+            "sticky is fine, like /tmp"
+        );
+    }
+
+    #[test]
+    fn log_is_never_opened_through_a_symlink() {
+        let t = tempfile::tempdir().unwrap();
+        let paths = Paths::resolve(
+            "svc",
+            &PathArgs {
+                pid_file: Some(t.path().join("p.pid")),
+                log_dir: Some(t.path().join("log")),
+            },
+        )
+        .unwrap();
+        let fd = open_log(&paths).unwrap();
+        assert_eq!(fstat(&fd).unwrap().st_mode & 0o777, 0o640);
+        drop(fd);
+        std::fs::remove_file(&paths.log_file).unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        symlink(&victim, &paths.log_file).unwrap();
+        let e = open_log(&paths).unwrap_err();
+        assert!(e.message().contains("symlink"), "{e}");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    }
+}

@@ -1,0 +1,546 @@
+//! The daemon process of the PID-file backend: a small service manager for one
+//! service, doing what systemd does for a `Type=notify`, `Restart=on-failure` unit.
+//!
+//! It holds the PID file, runs `mydaemon run …` (the same service process systemd
+//! would run) as its child and gives it a private `$NOTIFY_SOCKET`, so readiness,
+//! `STATUS=` and watchdog pings arrive exactly as under systemd: the built-in
+//! workload, exec mode and its `--ready` probes need no code of their own here.
+//! The socket is abstract and `SO_PASSCRED` is on: only datagrams whose sender is
+//! the current child are believed (systemd's `NotifyAccess=main`).
+//!
+//! - The first `READY=1` is passed on to the launcher (the readiness pipe, see
+//!   [`super::daemonize`]). A child that exits before it fails the start, with its
+//!   last `STATUS=` and exit status as the reason.
+//! - SIGTERM/SIGINT are passed on and the supervisor exits once the child has;
+//!   SIGHUP, SIGUSR1 and SIGUSR2 are passed on.
+//! - After the service was ready once, an exit that systemd counts as a failure
+//!   (non-zero status, a signal other than HUP/INT/TERM/PIPE, a watchdog timeout)
+//!   is followed by a restart after `restart_sec`, doubling with each restart within
+//!   `window`, at most `restart_max`; more than `restart_burst` restarts within the
+//!   window and it gives up, logging why, and leaves the PID file unlocked behind it
+//!   (`status` then says "dead", exit 1). A clean exit ends the service.
+//! - With a watchdog, the child gets `$WATCHDOG_USEC`; if no `WATCHDOG=1` arrives
+//!   within that time after it was ready (the exec-mode `--health` probe withholds
+//!   pings while it fails), the child is stopped (SIGTERM, SIGKILL after
+//!   `kill_grace`) and restarted.
+//!
+//! Its own lines go to the log file in the service process's format, marked
+//! `supervisor:`.
+
+use std::collections::VecDeque;
+use std::ffi::OsString;
+use std::io::{IoSliceMut, Write};
+use std::os::fd::{AsFd, AsRawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::os::unix::process::ExitStatusExt;
+use std::path::PathBuf;
+use std::process::{Child, Command, ExitStatus};
+use std::time::{Duration, Instant, SystemTime};
+
+use nix::errno::Errno;
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::signal::{kill, Signal};
+use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use nix::unistd::Pid;
+
+use super::daemonize::Reporter;
+use super::pidfile::Held;
+use crate::daemon::signals::{prepare_child, Signals};
+use crate::daemon::time::{format_duration, rfc3339};
+
+/// When and how often to restart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Policy {
+    /// Restarts allowed within `window` before giving up (0: never restart).
+    pub restart_burst: u32,
+    /// Delay before the first restart; doubles with each restart within `window`.
+    pub restart_sec: Duration,
+    /// Longest delay between restarts.
+    pub restart_max: Duration,
+    /// Restarts older than this are forgotten (systemd's `StartLimitIntervalSec`).
+    pub window: Duration,
+    /// The child must send `WATCHDOG=1` at least this often once ready.
+    pub watchdog: Option<Duration>,
+    /// Between SIGTERM and SIGKILL when the supervisor stops the child itself.
+    pub kill_grace: Duration,
+}
+
+impl Default for Policy {
+    fn default() -> Self {
+        Policy {
+            restart_burst: 5,
+            restart_sec: Duration::from_millis(100),
+            restart_max: Duration::from_secs(30),
+            window: Duration::from_secs(60),
+            watchdog: None,
+            kill_grace: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Policy {
+    /// The delay before restart number `n` (0-based) within the window.
+    pub fn delay(&self, n: u32) -> Duration {
+        let factor = 2u32.saturating_pow(n.min(30));
+        self.restart_sec
+            .saturating_mul(factor)
+            .min(self.restart_max)
+    }
+}
+
+/// What to run: `program args…` (this binary's `run`).
+#[derive(Debug, Clone)]
+pub struct Spec {
+    /// Service name (for log lines).
+    pub name: String,
+    /// The program (absolute).
+    pub program: PathBuf,
+    /// Its arguments.
+    pub args: Vec<OsString>,
+}
+
+/// Whether systemd's `Restart=on-failure` would restart after `status`.
+pub fn is_failure(status: ExitStatus) -> bool {
+    if let Some(code) = status.code() {
+        return code != 0;
+    }
+    !matches!(
+        status.signal().and_then(|s| Signal::try_from(s).ok()),
+        Some(Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE)
+    )
+}
+
+/// "exited with status 3", "was killed by SIGSEGV".
+pub fn describe(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
+        return format!("exited with status {code}");
+    }
+    match status.signal().map(Signal::try_from) {
+        Some(Ok(sig)) => format!("was killed by {sig}"),
+        _ => format!("ended: {status}"),
+    }
+}
+
+/// One line in the log, in the service process's format.
+fn say(name: &str, level: &str, msg: &str) {
+    let line = format!(
+        "{} {name}[{}]: {level}: supervisor: {msg}\n",
+        rfc3339(SystemTime::now()),
+        std::process::id()
+    );
+    let _ = std::io::stderr().lock().write_all(line.as_bytes());
+}
+
+struct Supervisor<'a> {
+    spec: &'a Spec,
+    policy: &'a Policy,
+    held: Held,
+    reporter: Reporter,
+    sock: UnixDatagram,
+    notify_addr: OsString,
+    child: Option<Child>,
+    child_ready: bool,
+    ever_ready: bool,
+    last_status: String,
+    last_ping: Instant,
+    watchdog_fired: bool,
+    stopping: bool,
+    kill_at: Option<Instant>,
+    restart_at: Option<Instant>,
+    restarts: VecDeque<Instant>,
+}
+
+/// Runs the service under supervision until it ends; never returns.
+pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporter) -> ! {
+    let fail = |reporter: &mut Reporter, held: &Held, msg: String| -> ! {
+        say(&spec.name, "error", &msg);
+        reporter.failed(&msg);
+        held.remove();
+        std::process::exit(1)
+    };
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => fail(&mut reporter, &held, format!("cannot set up signals: {e}")),
+    };
+    let (sock, notify_addr) = match notify_socket(&spec.name) {
+        Ok(s) => s,
+        Err(e) => fail(
+            &mut reporter,
+            &held,
+            format!("cannot create the notify socket: {e}"),
+        ),
+    };
+    let mut s = Supervisor {
+        spec,
+        policy,
+        held,
+        reporter,
+        sock,
+        notify_addr,
+        child: None,
+        child_ready: false,
+        ever_ready: false,
+        last_status: String::new(),
+        last_ping: Instant::now(),
+        watchdog_fired: false,
+        stopping: false,
+        kill_at: None,
+        restart_at: None,
+        restarts: VecDeque::new(),
+    };
+    if let Err(e) = s.spawn() {
+        let (reporter, held) = (&mut s.reporter, &s.held);
+        fail(reporter, held, e);
+    }
+    loop {
+        s.wait(&signals);
+        if let Ok(list) = signals.drain() {
+            for r in list {
+                s.on_signal(r.signal);
+            }
+        }
+        s.read_notify();
+        s.reap();
+        s.timers();
+    }
+}
+
+/// An abstract datagram socket with `SO_PASSCRED`; returns it and its
+/// `$NOTIFY_SOCKET` form (`@name`).
+fn notify_socket(name: &str) -> std::io::Result<(UnixDatagram, OsString)> {
+    let nanos = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .unwrap_or_default()
+        .subsec_nanos();
+    let abs = format!("mydaemon/{name}/{}/{nanos:08x}", std::process::id());
+    let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(abs.as_bytes())?)?;
+    sock.set_nonblocking(true)?;
+    setsockopt(&sock, sockopt::PassCred, &true)?;
+    Ok((sock, format!("@{abs}").into()))
+}
+
+impl Supervisor<'_> {
+    fn say(&self, level: &str, msg: &str) {
+        say(&self.spec.name, level, msg);
+    }
+
+    fn child_pid(&self) -> Option<Pid> {
+        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+    }
+
+    fn send(&self, sig: Signal) {
+        if let Some(pid) = self.child_pid() {
+            let _ = kill(pid, sig);
+        }
+    }
+
+    fn spawn(&mut self) -> Result<(), String> {
+        let mut cmd = Command::new(&self.spec.program);
+        cmd.args(&self.spec.args);
+        for var in [
+            "NOTIFY_SOCKET",
+            "WATCHDOG_USEC",
+            "WATCHDOG_PID",
+            "LISTEN_FDS",
+            "LISTEN_PID",
+            "LISTEN_FDNAMES",
+            "JOURNAL_STREAM",
+            "INVOCATION_ID",
+        ] {
+            cmd.env_remove(var);
+        }
+        cmd.env("NOTIFY_SOCKET", &self.notify_addr);
+        if let Some(w) = self.policy.watchdog {
+            cmd.env("WATCHDOG_USEC", w.as_micros().to_string());
+        }
+        // An empty signal mask for the child; and if the supervisor dies (SIGKILL),
+        // the service is told to stop rather than left running unsupervised.
+        prepare_child(&mut cmd, Some(Signal::SIGTERM));
+        let child = cmd
+            .spawn()
+            .map_err(|e| format!("cannot run {}: {e}", self.spec.program.display()))?;
+        self.say(
+            "info",
+            &format!("started the service process (pid {})", child.id()),
+        );
+        self.child = Some(child);
+        self.child_ready = false;
+        self.watchdog_fired = false;
+        self.kill_at = None;
+        self.last_status.clear();
+        Ok(())
+    }
+
+    fn watchdog_deadline(&self) -> Option<Instant> {
+        let w = self.policy.watchdog?;
+        (self.child_ready && !self.stopping && !self.watchdog_fired && self.child.is_some())
+            .then(|| self.last_ping + w)
+    }
+
+    fn wait(&self, signals: &Signals) {
+        let now = Instant::now();
+        let next = [self.restart_at, self.kill_at, self.watchdog_deadline()]
+            .into_iter()
+            .flatten()
+            .min();
+        let timeout = match next {
+            None => PollTimeout::NONE,
+            Some(t) => {
+                let ms = t
+                    .saturating_duration_since(now)
+                    .as_nanos()
+                    .div_ceil(1_000_000);
+                PollTimeout::try_from(ms.min(i32::MAX as u128) as i32).unwrap_or(PollTimeout::MAX)
+            }
+        };
+        let mut fds = [
+            PollFd::new(signals.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+        ];
+        match poll(&mut fds, timeout) {
+            Ok(_) | Err(Errno::EINTR) => {}
+            Err(e) => {
+                self.say("error", &format!("poll: {e}"));
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    }
+
+    fn on_signal(&mut self, sig: Signal) {
+        match sig {
+            Signal::SIGCHLD => {}
+            Signal::SIGTERM | Signal::SIGINT => {
+                if !self.stopping {
+                    self.say("info", &format!("received {sig}: stopping"));
+                    self.stopping = true;
+                    self.restart_at = None;
+                }
+                if self.child.is_some() {
+                    self.send(sig);
+                } else {
+                    self.finish(0, true);
+                }
+            }
+            other => {
+                if self.child.is_some() {
+                    self.say("info", &format!("passing {other} on to the service"));
+                    self.send(other);
+                }
+            }
+        }
+    }
+
+    fn read_notify(&mut self) {
+        let mut buf = [0u8; 4096];
+        loop {
+            let (len, sender) = {
+                let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
+                let mut iov = [IoSliceMut::new(&mut buf)];
+                match recvmsg::<()>(
+                    self.sock.as_raw_fd(),
+                    &mut iov,
+                    Some(&mut cmsg),
+                    MsgFlags::MSG_DONTWAIT,
+                ) {
+                    Ok(msg) => {
+                        let mut sender = None;
+                        if let Ok(cmsgs) = msg.cmsgs() {
+                            for c in cmsgs {
+                                if let ControlMessageOwned::ScmCredentials(cred) = c {
+                                    sender = Some(cred.pid());
+                                }
+                            }
+                        }
+                        (msg.bytes, sender)
+                    }
+                    Err(Errno::EINTR) => continue,
+                    Err(_) => return,
+                }
+            };
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            if sender.is_none() || sender != self.child_pid().map(|p| p.as_raw()) {
+                self.say(
+                    "warn",
+                    &format!(
+                        "ignoring a notification from pid {}, not the service process",
+                        sender.unwrap_or(0)
+                    ),
+                );
+                continue;
+            }
+            for line in text.lines() {
+                self.on_notify(line);
+            }
+        }
+    }
+
+    fn on_notify(&mut self, line: &str) {
+        match line.split_once('=') {
+            Some(("READY", "1")) => {
+                self.child_ready = true;
+                self.last_ping = Instant::now();
+                if !self.ever_ready {
+                    self.ever_ready = true;
+                    self.held.ready();
+                    self.reporter.ready();
+                    self.say("info", "the service is ready");
+                }
+            }
+            Some(("STATUS", text)) => self.last_status = text.to_owned(),
+            Some(("WATCHDOG", "1")) => self.last_ping = Instant::now(),
+            Some(("WATCHDOG", "trigger")) => self.fire_watchdog("the service asked for it"),
+            _ => {}
+        }
+    }
+
+    fn fire_watchdog(&mut self, why: &str) {
+        if self.watchdog_fired || self.child.is_none() {
+            return;
+        }
+        self.say(
+            "warn",
+            &format!("watchdog timeout ({why}); stopping the service process to restart it"),
+        );
+        self.watchdog_fired = true;
+        self.send(Signal::SIGTERM);
+        self.kill_at = Some(Instant::now() + self.policy.kill_grace);
+    }
+
+    fn reap(&mut self) {
+        let Some(child) = self.child.as_mut() else {
+            return;
+        };
+        let status = match child.try_wait() {
+            Ok(Some(st)) => st,
+            _ => return,
+        };
+        // Late notifications (READY=1 just before exiting) still count.
+        self.read_notify();
+        self.child = None;
+        self.kill_at = None;
+        let how = describe(status);
+        if self.stopping {
+            self.say("info", &format!("the service process {how}; stopped"));
+            self.finish(0, true);
+        }
+        if !self.ever_ready {
+            let mut msg = format!("the service process {how} before it was ready");
+            if !self.last_status.is_empty() {
+                msg.push_str(&format!(" (its status: {})", self.last_status));
+            }
+            self.say("error", &msg);
+            self.reporter.failed(&msg);
+            self.finish(1, true);
+        }
+        if !self.watchdog_fired && !is_failure(status) {
+            self.say(
+                "info",
+                &format!("the service process {how}; a clean exit is not restarted"),
+            );
+            self.finish(0, true);
+        }
+        let why = if self.watchdog_fired {
+            "after a watchdog timeout".to_owned()
+        } else {
+            how
+        };
+        let now = Instant::now();
+        while self
+            .restarts
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > self.policy.window)
+        {
+            self.restarts.pop_front();
+        }
+        let n = self.restarts.len() as u32;
+        if n >= self.policy.restart_burst {
+            self.say(
+                "error",
+                &format!(
+                    "the service process {why}; giving up: {n} restarts within {} (limit {})",
+                    format_duration(self.policy.window),
+                    self.policy.restart_burst
+                ),
+            );
+            // The PID file stays, unlocked: `status` says the service died.
+            self.finish(1, false);
+        }
+        let delay = self.policy.delay(n);
+        self.say(
+            "warn",
+            &format!(
+                "the service process {why}; restart {} of {} in {}",
+                n + 1,
+                self.policy.restart_burst,
+                format_duration(delay)
+            ),
+        );
+        self.restarts.push_back(now);
+        self.restart_at = Some(now + delay);
+    }
+
+    fn timers(&mut self) {
+        let now = Instant::now();
+        if self.restart_at.is_some_and(|t| t <= now) {
+            self.restart_at = None;
+            if let Err(e) = self.spawn() {
+                self.say("error", &format!("{e}; giving up"));
+                self.finish(1, false);
+            }
+        }
+        if self.kill_at.is_some_and(|t| t <= now) {
+            self.kill_at = None;
+            self.say(
+                "warn",
+                &format!(
+                    "the service process did not stop within {}; killing it",
+                    format_duration(self.policy.kill_grace)
+                ),
+            );
+            self.send(Signal::SIGKILL);
+        }
+        if self.watchdog_deadline().is_some_and(|t| t <= now) {
+            let w = self.policy.watchdog.unwrap_or_default();
+            self.fire_watchdog(&format!("no WATCHDOG=1 for {}", format_duration(w)));
+        }
+    }
+
+    /// Ends the supervisor: removes the PID file (unless the service failed for good).
+    fn finish(&mut self, code: i32, remove: bool) -> ! {
+        if remove {
+            self.held.remove();
+        }
+        std::process::exit(code)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_up_to_the_cap() {
+        let p = Policy {
+            restart_sec: Duration::from_millis(100),
+            restart_max: Duration::from_secs(1),
+            ..Policy::default()
+        };
+        let d: Vec<u128> = (0..6).map(|n| p.delay(n).as_millis()).collect();
+        assert_eq!(d, [100, 200, 400, 800, 1000, 1000]);
+        assert_eq!(p.delay(1000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn failures_follow_systemd_on_failure() {
+        let code = |c: i32| ExitStatus::from_raw(c << 8);
+        let sig = |s: Signal| ExitStatus::from_raw(s as i32);
+        assert!(!is_failure(code(0)));
+        assert!(is_failure(code(1)));
+        assert!(!is_failure(sig(Signal::SIGTERM)));
+        assert!(!is_failure(sig(Signal::SIGPIPE)));
+        assert!(is_failure(sig(Signal::SIGSEGV)));
+        assert!(is_failure(sig(Signal::SIGKILL)));
+        assert_eq!(describe(sig(Signal::SIGSEGV)), "was killed by SIGSEGV");
+    }
+}
