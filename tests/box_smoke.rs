@@ -123,7 +123,9 @@ fn box_runs_real_systemd_with_bus_journal_and_user_manager() {
     );
 
     // A lingering user gets a service manager and a session bus.
+    let t = std::time::Instant::now();
     let uid = bx.add_lingering_user("alice");
+    eprintln!("lingering user manager ready in {:?}", t.elapsed());
     assert!(uid >= 1000, "uid {uid}");
     let out = bx.sh_as(
         "alice",
@@ -150,8 +152,11 @@ fn box_runs_real_systemd_with_bus_journal_and_user_manager() {
     );
     assert!(out.status.success(), "user bus: {out:?}");
 
-    // Dropping the box ends its systemd.
+    // Dropping the box ends its systemd and removes its cgroup.
+    let cgroup = bx.cgroup().to_path_buf();
+    assert!(cgroup.join("cgroup.procs").exists());
     drop(bx);
+    assert!(!cgroup.exists(), "{} left behind", cgroup.display());
     assert!(
         std::fs::read_link(format!("/proc/{pid}/exe")).map_or(true, |e| !e.ends_with("systemd")),
         "the box's systemd (host PID {pid}) survived the drop"
@@ -281,4 +286,65 @@ fn without_root_boot_skips_or_fails_as_asked() {
         stdout.contains("MYDAEMON_REQUIRE_BOX=1") || stderr.contains("MYDAEMON_REQUIRE_BOX=1"),
         "{stdout}\n{stderr}"
     );
+}
+
+/// Kills and reaps a child when dropped, so that a failing test leaves nothing behind.
+struct KillOnDrop(std::process::Child);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn boot_reaps_boxes_left_by_dead_test_processes() {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    if !nix::unistd::geteuid().is_root() {
+        return; // the other tests say SKIP
+    }
+    let Some(root) = testbox::cgroup2_mount() else {
+        return;
+    };
+    // A box cgroup whose owner (PID 99999999, above any pid_max) is gone, still holding
+    // a process, as after a test process was killed. A box booting meanwhile (tests run
+    // in parallel) may reap it before the process is in: then the spawn fails; retry.
+    let stale = root.join(format!("mydaemon-testbox.99999999.{}", std::process::id()));
+    let mut orphan = None;
+    for _ in 0..50 {
+        let _ = std::fs::create_dir_all(stale.join("child"));
+        let Ok(procs) = std::fs::OpenOptions::new()
+            .write(true)
+            .open(stale.join("child/cgroup.procs"))
+        else {
+            continue;
+        };
+        let mut cmd = Command::new("sleep");
+        cmd.arg("600");
+        // SAFETY: only a write(2) between fork and exec.
+        unsafe {
+            cmd.pre_exec(move || {
+                nix::unistd::write(&procs, b"0")?;
+                Ok(())
+            });
+        }
+        if let Ok(child) = cmd.spawn() {
+            orphan = Some(KillOnDrop(child));
+            break;
+        }
+    }
+    let mut orphan = orphan.expect("a process in the stale cgroup");
+
+    let Some(bx) = TestBox::boot() else {
+        return;
+    };
+    drop(bx);
+    let status = orphan.0.wait().unwrap();
+    assert_eq!(
+        status.signal(),
+        Some(9),
+        "the stale box's process was killed"
+    );
+    assert!(!stale.exists(), "{} was removed", stale.display());
 }

@@ -169,7 +169,7 @@ fn skip(why: &str) -> Option<TestBox> {
 }
 
 /// The mount point of the cgroup-v2 hierarchy on the host, if any.
-fn cgroup2_mount() -> Option<PathBuf> {
+pub fn cgroup2_mount() -> Option<PathBuf> {
     let info = fs::read_to_string("/proc/self/mountinfo").ok()?;
     let mut found = None;
     for line in info.lines() {
@@ -478,6 +478,11 @@ impl TestBox {
     /// Host PID of the box's systemd (PID 1 inside).
     pub fn pid(&self) -> i32 {
         self.pid
+    }
+
+    /// The box's cgroup on the host (the root of its cgroup namespace).
+    pub fn cgroup(&self) -> &Path {
+        &self.cgroup
     }
 
     /// How long `boot()` took until the box was running.
