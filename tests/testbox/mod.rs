@@ -538,6 +538,7 @@ impl TestBox {
 
     /// Like [`TestBox::sh`], but panics with stdout and stderr unless it exits 0.
     /// Returns stdout.
+    #[track_caller]
     pub fn sh_ok(&self, script: &str) -> String {
         let out = self.sh(script);
         if !out.status.success() {
@@ -566,6 +567,7 @@ exec runuser -u "$1" -- /bin/sh -c "$2""#;
 
     /// Creates `name` (unless it exists), enables lingering, waits until the user's
     /// service manager is running and its session bus socket exists. Returns the UID.
+    #[track_caller]
     pub fn add_lingering_user(&self, name: &str) -> u32 {
         assert!(
             !name.is_empty()
@@ -611,6 +613,7 @@ exec runuser -u "$1" -- /bin/sh -c "$2""#;
     }
 
     /// Writes `contents` to `path` inside the box (creating parent directories), as root.
+    #[track_caller]
     pub fn write_file(&self, path: &str, contents: &[u8]) {
         let mut child = self
             .command(&[
@@ -638,6 +641,7 @@ exec runuser -u "$1" -- /bin/sh -c "$2""#;
     }
 
     /// Reads a file inside the box (panics if it cannot).
+    #[track_caller]
     pub fn read_file(&self, path: &str) -> Vec<u8> {
         let mut child = self
             .command(&["/bin/cat", "--", path])
@@ -658,6 +662,7 @@ exec runuser -u "$1" -- /bin/sh -c "$2""#;
     }
 
     /// Polls `cond` (every 20 ms) until it holds; panics naming `what` after `timeout`.
+    #[track_caller]
     pub fn wait_for(&self, what: &str, timeout: Duration, mut cond: impl FnMut(&TestBox) -> bool) {
         let deadline = Instant::now() + timeout;
         loop {
