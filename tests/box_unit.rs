@@ -561,6 +561,32 @@ fn live_install_writes_the_system_unit_and_uninstall_removes_it() {
     );
     let out = bx.sh(&format!("{BIN} uninstall --name live"));
     assert!(out.status.success(), "{out:?}");
+
+    // A unit for this system that could not start is not written.
+    for (args, code, why) in [
+        ("--exec-user nosuchuser", 2, "no such user"),
+        (
+            "--exec-user root --exec-group nosuchgroup",
+            2,
+            "no such group",
+        ),
+        (
+            "--exec-path /usr/local/bin/not-there",
+            5,
+            "not an executable file",
+        ),
+    ] {
+        let out = bx.sh(&format!("{BIN} install --name never {args}"));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(code), "{args}: {err}");
+        assert!(err.contains(why), "{args}: {err}");
+        assert_eq!(
+            bx.sh("test -e /etc/systemd/system/never.service")
+                .status
+                .code(),
+            Some(1)
+        );
+    }
     assert_eq!(
         bx.sh("test -e /etc/systemd/system/live.service")
             .status

@@ -167,14 +167,7 @@ fn foreign_units_are_refused_without_force() {
 fn user_install_follows_xdg_config_home() {
     let t = tempfile::tempdir().unwrap();
     let o = Command::new(BIN)
-        .args([
-            "install",
-            "--user",
-            "--name",
-            "mine",
-            "--exec-path",
-            "/usr/bin/mydaemon",
-        ])
+        .args(["install", "--user", "--name", "mine"])
         .env("XDG_CONFIG_HOME", t.path())
         .env_remove("XDG_RUNTIME_DIR")
         .output()

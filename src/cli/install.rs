@@ -8,7 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::backend::{systemd_booted, Backend, BackendChoice};
-use crate::cli::unit::{build_spec, UnitOptions};
+use crate::cli::unit::{build_spec, check_runnable_here, UnitOptions};
 use crate::cli::Global;
 use crate::error::{Error, Kind, Result};
 use crate::install::{self, Scope, Written};
@@ -106,6 +106,10 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     let spec = build_spec(g, &a.unit)?;
     let text = spec.render()?;
     let scope = scope(g, a.root.as_deref())?;
+    if !matches!(scope, Scope::Root(_)) {
+        // For this system (not an image): what the unit names must exist here.
+        check_runnable_here(&spec)?;
+    }
     let dir = install::unit_dir(&scope)?;
     let unit_name = spec.unit_name();
 

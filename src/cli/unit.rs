@@ -155,6 +155,42 @@ pub fn build_spec(g: &Global, o: &UnitOptions) -> Result<ServiceSpec> {
     Ok(spec)
 }
 
+/// Checks that a unit installed on this very system could start: its program exists
+/// and is executable, and `--exec-user`/`--exec-group` name an existing user and group.
+/// (`unit` and `install --root` skip this: their unit may be for another machine.)
+pub fn check_runnable_here(spec: &ServiceSpec) -> Result<()> {
+    use nix::unistd::{Group, User};
+    use std::os::unix::fs::PermissionsExt;
+    let exec_ok = std::fs::metadata(&spec.exec_path)
+        .map(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+        .unwrap_or(false);
+    if !exec_ok {
+        return Err(Error::not_installed(format!(
+            "{} is not an executable file here, so the service could not start",
+            spec.exec_path
+        ))
+        .with_hint("install the binary there first (make install), or drop --exec-path"));
+    }
+    let numeric = |s: &str| s.chars().all(|c| c.is_ascii_digit());
+    if let Some(u) = &spec.exec_user {
+        if !numeric(u) && !matches!(User::from_name(u), Ok(Some(_))) {
+            return Err(Error::usage(format!(
+                "--exec-user {u}: no such user on this system"
+            ))
+            .with_hint(format!("create it first (useradd --system {u}), or leave out --exec-user for a dynamic user")));
+        }
+    }
+    if let Some(gr) = &spec.exec_group {
+        if !numeric(gr) && !matches!(Group::from_name(gr), Ok(Some(_))) {
+            return Err(
+                Error::usage(format!("--exec-group {gr}: no such group on this system"))
+                    .with_hint(format!("create it first (groupadd --system {gr})")),
+            );
+        }
+    }
+    Ok(())
+}
+
 /// The `mydaemon` arguments that produce the same unit again (non-default options only).
 fn regenerate_args(g: &Global, o: &UnitOptions, spec: &ServiceSpec) -> Vec<String> {
     let mut a: Vec<String> = vec!["unit".into()];
