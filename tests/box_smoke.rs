@@ -299,7 +299,7 @@ impl Drop for KillOnDrop {
 }
 
 #[test]
-fn boot_reaps_boxes_left_by_dead_test_processes() {
+fn boot_reaps_cgroups_and_temp_dirs_left_by_dead_test_processes() {
     use std::os::unix::process::{CommandExt, ExitStatusExt};
     if !nix::unistd::geteuid().is_root() {
         return; // the other tests say SKIP
@@ -335,6 +335,11 @@ fn boot_reaps_boxes_left_by_dead_test_processes() {
         }
     }
     let mut orphan = orphan.expect("a process in the stale cgroup");
+    let stale_dir = std::env::temp_dir().join(format!(
+        "mydaemon-testbox.99999999.{}.x",
+        std::process::id()
+    ));
+    std::fs::create_dir_all(&stale_dir).unwrap();
 
     let Some(bx) = TestBox::boot() else {
         return;
@@ -347,4 +352,5 @@ fn boot_reaps_boxes_left_by_dead_test_processes() {
         "the stale box's process was killed"
     );
     assert!(!stale.exists(), "{} was removed", stale.display());
+    assert!(!stale_dir.exists(), "{} was removed", stale_dir.display());
 }

@@ -40,8 +40,9 @@
 //! Dropping the box kills its whole cgroup (`cgroup.kill`) and PID namespace, reaps
 //! `unshare`, and removes the cgroup and the temp dir. A box is `Send + Sync` and may be
 //! shared between test threads (no parent-death signal ties it to the thread that booted
-//! it). If the test process dies without dropping a box, the next box that boots kills
-//! and removes the cgroups of boxes whose test process is gone.
+//! it). If the test process dies without dropping a box (killed; or a box kept in a
+//! `static`, which is never dropped), the next box that boots kills and removes the
+//! cgroups and temp dirs of boxes whose test process is gone.
 #![allow(dead_code)]
 
 use std::ffi::OsStr;
@@ -137,7 +138,8 @@ pub const MASKED_UNITS: &[&str] = &[
 /// How long a box may take to boot (the machine may be busy with parallel builds).
 const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// Prefix of the cgroups this module creates, followed by `.<test pid>.<n>`.
+/// Prefix of the cgroups (`<prefix><test pid>.<n>`) and temp dirs
+/// (`<prefix><test pid>.<random>`) this module creates.
 const CGROUP_PREFIX: &str = "mydaemon-testbox.";
 
 static BOX_COUNTER: AtomicU32 = AtomicU32::new(0);
@@ -218,21 +220,34 @@ fn remove_cgroup_tree(cg: &Path) -> bool {
     fs::remove_dir(cg).is_ok() || !cg.exists()
 }
 
-/// Removes cgroups left behind by test processes that died without dropping their boxes.
-fn remove_stale_cgroups(root: &Path) {
-    let Ok(entries) = fs::read_dir(root) else {
-        return;
-    };
-    for e in entries.flatten() {
-        let name = e.file_name().to_string_lossy().into_owned();
-        let Some(rest) = name.strip_prefix(CGROUP_PREFIX) else {
+/// The owner PID in a name made by this module: `mydaemon-testbox.<pid>.<rest>`.
+fn owner_of(name: &str) -> Option<u32> {
+    name.strip_prefix(CGROUP_PREFIX)?
+        .split('.')
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// Removes the cgroups (killing what they hold), then the temp dirs, that test processes
+/// left behind when they died without dropping their boxes (killed, or a box in a
+/// `static`, which is never dropped).
+fn remove_stale_boxes(cgroup_root: &Path) {
+    let dead =
+        |name: &str| owner_of(name).is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+    for root in [cgroup_root.to_path_buf(), std::env::temp_dir()] {
+        let Ok(entries) = fs::read_dir(&root) else {
             continue;
         };
-        let Some(owner) = rest.split('.').next().and_then(|p| p.parse::<u32>().ok()) else {
-            continue;
-        };
-        if !Path::new(&format!("/proc/{owner}")).exists() {
-            destroy_cgroup(&e.path(), Duration::from_millis(500));
+        for e in entries.flatten() {
+            if !dead(&e.file_name().to_string_lossy()) {
+                continue;
+            }
+            if root == cgroup_root {
+                destroy_cgroup(&e.path(), Duration::from_millis(500));
+            } else {
+                let _ = fs::remove_dir_all(e.path());
+            }
         }
     }
 }
@@ -313,7 +328,7 @@ impl TestBox {
         let Some(cg_root) = cgroup2_mount() else {
             return skip("no cgroup2 hierarchy is mounted on the host");
         };
-        remove_stale_cgroups(&cg_root);
+        remove_stale_boxes(&cg_root);
 
         let n = BOX_COUNTER.fetch_add(1, Ordering::Relaxed);
         let cgroup = cg_root.join(format!("{CGROUP_PREFIX}{}.{n}", std::process::id()));
@@ -334,7 +349,7 @@ impl TestBox {
             }
         };
         let dir = match tempfile::Builder::new()
-            .prefix("mydaemon-testbox.")
+            .prefix(&format!("{CGROUP_PREFIX}{}.", std::process::id()))
             .tempdir()
         {
             Ok(d) => d,
