@@ -654,12 +654,17 @@ fn odd_program_paths_and_names_round_trip() {
     let prog = "/opt/my app/50% off/ünï prog";
     bx.write_file(prog, ARGDUMP.as_bytes());
     bx.sh_ok(&format!("chmod 755 '{prog}'"));
-    // The unit name may hold `\` and `:` (systemd's own escaping); the command path
-    // spaces and `%`.
+    let dir = "/opt/my app/50% off";
+    let env_file = format!("{dir}/env file #1");
+    bx.write_file(&env_file, b"FROM_FILE=yes it is\n");
+    // The unit name may hold `\` and `:` (systemd's own escaping); paths spaces, `%`,
+    // `#` and non-ASCII.
     let name = "odd\\x2dname:1";
     let mut s = ServiceSpec::new(name, prog);
     s.command = vec![prog.to_string(), "a b".into()];
     s.watchdog_sec = 0;
+    s.working_dir = Some(dir.to_string());
+    s.env_files = vec![env_file.clone()];
     let text = s.render().unwrap();
     fs::write(format!("{root}/etc/systemd/system/{name}.service"), &text).unwrap();
     bx.write_file(
@@ -681,10 +686,23 @@ fn odd_program_paths_and_names_round_trip() {
         serde_json::json!([prog, "run", "--name", name, "--", prog, "a b"]),
         "{text}"
     );
+    let props = bx.sh_ok(&format!(
+        "busctl --json=short get-property org.freedesktop.systemd1 {path} \
+         org.freedesktop.systemd1.Service WorkingDirectory EnvironmentFiles"
+    ));
+    let props: Vec<&str> = props.lines().collect();
+    assert_eq!(data(props[0]), serde_json::json!(dir), "{text}");
+    assert_eq!(
+        data(props[1]),
+        serde_json::json!([[env_file, false]]),
+        "{text}"
+    );
     bx.sh_ok(&format!("systemctl start '{name}.service'"));
     let dump = bx.read_file("/run/odd.out");
     let nl = dump.iter().position(|b| *b == b'\n').unwrap();
+    let argc: usize = std::str::from_utf8(&dump[..nl]).unwrap().parse().unwrap();
     let mut argv = nul_list(&dump[nl + 1..]);
-    argv.truncate(std::str::from_utf8(&dump[..nl]).unwrap().parse().unwrap());
+    let env = argv.split_off(argc);
     assert_eq!(argv, ["run", "--name", name, "--", prog, "a b"]);
+    assert!(env.contains(&"FROM_FILE=yes it is".to_string()), "{env:?}");
 }
