@@ -345,6 +345,68 @@ mod tests {
         assert!(msgs.iter().all(|m| !m.contains("READY=1")), "{msgs:?}");
     }
 
+    /// Every wake-up does 300 ms of blocking "work" (a hung workload, in small).
+    struct Stuck {
+        wakes: u32,
+    }
+
+    impl Service for Stuck {
+        fn start(&mut self, ctx: &mut Context) -> crate::daemon::ServiceResult {
+            ctx.ready();
+            ctx.wake_in(Duration::from_millis(1));
+            Ok(())
+        }
+        fn run(&mut self, ctx: &mut Context) -> crate::daemon::ServiceResult {
+            self.wakes += 1;
+            std::thread::sleep(Duration::from_millis(300));
+            if self.wakes == 4 {
+                ctx.exit(Exit::Code(0));
+            }
+            ctx.wake_in(Duration::from_millis(1));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_stuck_workload_stops_the_pings() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        sock.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+        // Time-stamp the pings as they arrive, from another thread.
+        let stamps = std::thread::spawn(move || {
+            let mut out = Vec::new();
+            let mut buf = [0u8; 256];
+            while let Ok(n) = sock.recv(&mut buf) {
+                if &buf[..n] == b"WATCHDOG=1\n" {
+                    out.push(Instant::now());
+                }
+                if buf[..n].starts_with(b"STOPPING") || out.len() > 100 {
+                    break;
+                }
+            }
+            out
+        });
+        // 100 ms watchdog: a separate ping thread would ping every 50 ms.
+        let exit = Runner::new("stuck")
+            .with_notifier(Notifier::to_socket(Some(path.clone().into())))
+            .with_watchdog(Some(Duration::from_millis(100)))
+            .run(&mut Stuck { wakes: 0 })
+            .unwrap();
+        assert_eq!(exit, Exit::Code(0));
+        // Unblock the receiver (no STOPPING was sent: the service exited by itself).
+        let _ = Notifier::to_socket(Some(path.into())).stopping("done");
+        let stamps = stamps.join().unwrap();
+        assert!(stamps.len() >= 2, "{} pings", stamps.len());
+        for pair in stamps.windows(2) {
+            let gap = pair[1] - pair[0];
+            assert!(
+                gap >= Duration::from_millis(250),
+                "pinged {gap:?} apart while stuck"
+            );
+        }
+    }
+
     #[test]
     fn unhealthy_service_gets_no_pings() {
         let dir = tempfile::tempdir().unwrap();
