@@ -214,9 +214,9 @@ pub fn path_value(field: &str, path: &str) -> Result<String> {
     Ok(v)
 }
 
-/// Quotes a word for a POSIX shell (for the "Regenerate:" comment): plain words as they
-/// are, others in single quotes, and words with control characters in `$'...'` so the
-/// comment stays on one line.
+/// Quotes a word for the shell (for the "Regenerate:" comment): plain words as they
+/// are, others in POSIX single quotes, and words with control characters in bash's
+/// `$'...'` (also zsh, ksh, POSIX.1-2024) so the comment stays on one line.
 pub fn shell_word(word: &str) -> String {
     if !word.is_empty() && word.chars().all(is_plain) {
         return word.to_string();
