@@ -1,7 +1,7 @@
 //! `mydaemon run`: the service process itself.
 //!
 //! Without a command it runs the built-in heartbeat; with `-- CMD ARGS` it supervises
-//! that command (exec mode). Either way the [`Runner`](crate::daemon::Runner) speaks
+//! that command (exec mode). Either way the [`Runner`] speaks
 //! systemd's notify protocol, pings the watchdog and handles signals.
 
 use std::path::PathBuf;

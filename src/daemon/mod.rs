@@ -7,6 +7,44 @@
 //! answers SIGHUP with `RELOADING=1` … `READY=1` and SIGTERM/SIGINT with `STOPPING=1`,
 //! and pings the watchdog at half `WATCHDOG_USEC` while [`Service::health`] holds.
 //! The built-in [`Heartbeat`] and the exec mode are its two users in this crate.
+//!
+//! A service of your own (also in the README; `examples/greeter.rs` is a whole one):
+//!
+//! ```no_run
+//! use mydaemon::{Context, Exit, Received, Runner, Service, ServiceResult};
+//! use std::time::Duration;
+//!
+//! struct Tick {
+//!     n: u64,
+//! }
+//!
+//! impl Service for Tick {
+//!     fn start(&mut self, ctx: &mut Context) -> ServiceResult {
+//!         ctx.wake_in(Duration::from_secs(5));
+//!         ctx.ready(); // READY=1
+//!         Ok(())
+//!     }
+//!     fn run(&mut self, ctx: &mut Context) -> ServiceResult {
+//!         self.n += 1; // the work
+//!         ctx.set_status(format!("tick {}", self.n)); // STATUS=
+//!         ctx.wake_in(Duration::from_secs(5));
+//!         Ok(())
+//!     }
+//!     fn stop(&mut self, ctx: &mut Context, _: Received) -> ServiceResult {
+//!         ctx.exit(Exit::Code(0)); // after STOPPING=1
+//!         Ok(())
+//!     }
+//! }
+//!
+//! mydaemon::daemon::log::init("tick", log::LevelFilter::Info);
+//! match Runner::new("tick").run(&mut Tick { n: 0 }) {
+//!     Ok(exit) => exit.terminate(),
+//!     Err(e) => {
+//!         log::error!("{e}");
+//!         std::process::exit(1)
+//!     }
+//! }
+//! ```
 
 pub mod builtin;
 pub mod exec;
