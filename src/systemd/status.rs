@@ -398,6 +398,60 @@ mod tests {
         assert_eq!(format_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5M");
     }
 
+    fn props(pairs: &[(&str, OwnedVariant)]) -> HashMap<String, OwnedVariant> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.try_clone().unwrap()))
+            .collect()
+    }
+
+    fn s(v: &str) -> OwnedVariant {
+        OwnedVariant::from(zbus::Str::from(v.to_string()))
+    }
+
+    #[test]
+    fn status_from_properties_and_rendered() {
+        let start = 1_795_737_600_000_000u64; // 2026-11-27 00:00:00 UTC
+        let p = props(&[
+            ("Description", s("demo service")),
+            ("LoadState", s("loaded")),
+            ("UnitFileState", s("enabled")),
+            ("ActiveState", s("active")),
+            ("SubState", s("running")),
+            ("MainPID", OwnedVariant::from(4242u32)),
+            ("ActiveEnterTimestamp", OwnedVariant::from(start)),
+            ("MemoryCurrent", OwnedVariant::from(3u64 * 1024 * 1024)),
+            ("TasksCurrent", OwnedVariant::from(u64::MAX)),
+            ("StatusText", s("serving 3 clients")),
+            ("NRestarts", OwnedVariant::from(2u32)),
+            ("Result", s("success")),
+            ("WatchdogUSec", OwnedVariant::from(30_000_000u64)),
+            ("FragmentPath", s("/etc/systemd/system/demo.service")),
+            ("ExecMainCode", OwnedVariant::from(0i32)),
+        ]);
+        let st = UnitStatus::from_properties("demo.service", &p);
+        assert_eq!(st.main_pid, 4242);
+        assert_eq!(st.since.as_deref(), Some("2026-11-27 00:00:00 UTC"));
+        assert_eq!(st.memory_bytes, Some(3 * 1024 * 1024));
+        assert_eq!(st.tasks, None, "u64::MAX means not accounted");
+        assert_eq!(st.exit_code(), 0);
+        let now = UNIX_EPOCH + Duration::from_micros(start) + Duration::from_secs(3725);
+        let text = st.render(now);
+        for want in [
+            "● demo.service - demo service",
+            "Loaded: loaded (/etc/systemd/system/demo.service; enabled)",
+            "Active: active (running) since 2026-11-27 00:00:00 UTC; 1h 2min ago",
+            "Main PID: 4242",
+            "Status: \"serving 3 clients\"",
+            "Memory: 3.0M",
+            "Restarts: 2",
+            "Watchdog: 30s",
+        ] {
+            assert!(text.contains(want), "missing {want:?} in:\n{text}");
+        }
+        assert!(!text.contains("Tasks"), "{text}");
+    }
+
     #[test]
     fn exit_codes_follow_lsb() {
         let mut s = UnitStatus {
