@@ -238,6 +238,22 @@ fn failing_commands_are_named_in_words() {
         err.contains("exited with status 203/EXEC: executable not found or not executable: /nonexistent/prog"),
         "{err}"
     );
+    // A unit systemd cannot load: start is "not configured" (6), status names the error.
+    bx.write_file(
+        "/etc/systemd/system/badsetting.service",
+        b"[Service]\nExecStart=relative/prog\n",
+    );
+    bx.sh_ok("systemctl daemon-reload");
+    let out = md(&bx, "--name badsetting start");
+    let err = text(&out.stderr);
+    assert_eq!(code(&out), 6, "{err}");
+    assert!(err.contains("could not load badsetting.service"), "{err}");
+    let out = md(&bx, "--name badsetting status -n 0");
+    assert_eq!(code(&out), 3);
+    let human = text(&out.stdout);
+    assert!(human.contains("bad-setting"), "{human}");
+    assert!(human.contains("Error:"), "{human}");
+
     // status of the failed unit: exit 3 and the reason.
     let out = md(&bx, "--name exit1 status -n 0");
     assert_eq!(code(&out), 3);

@@ -44,6 +44,8 @@ pub struct UnitStatus {
     pub fragment_path: String,
     /// How the main process last ended, in words (empty while it never ended).
     pub main_exit: String,
+    /// Why the unit could not be loaded (`LoadError`'s message; empty when loaded).
+    pub load_error: String,
 }
 
 fn get<'a>(props: &'a HashMap<String, OwnedVariant>, key: &str) -> Option<&'a Variant<'static>> {
@@ -91,6 +93,16 @@ fn exec_start_path(props: &HashMap<String, OwnedVariant>) -> String {
     String::new()
 }
 
+/// The message of `LoadError` (a `(ss)`: error name, message).
+fn load_error(props: &HashMap<String, OwnedVariant>) -> String {
+    if let Some(Variant::Structure(st)) = get(props, "LoadError") {
+        if let Some(Variant::Str(m)) = st.fields().get(1) {
+            return m.as_str().to_string();
+        }
+    }
+    String::new()
+}
+
 impl UnitStatus {
     /// Builds the status from a unit's `GetAll("")` map.
     pub fn from_properties(unit: &str, props: &HashMap<String, OwnedVariant>) -> Self {
@@ -126,6 +138,7 @@ impl UnitStatus {
             watchdog_usec: counter(u64_of(props, "WatchdogUSec")).unwrap_or(0),
             fragment_path: string(props, "FragmentPath"),
             main_exit,
+            load_error: load_error(props),
         }
     }
 
@@ -178,6 +191,9 @@ impl UnitStatus {
             loaded.push(')');
         }
         line(&mut out, "Loaded", &loaded);
+        if self.load_state != "loaded" && !self.load_error.is_empty() {
+            line(&mut out, "Error", &self.load_error);
+        }
         let mut active = format!("{} ({})", self.active_state, self.sub_state);
         if self.active_state == "failed" && !self.result.is_empty() {
             active.push_str(&format!(" — {}", result_in_words(&self.result)));
