@@ -706,3 +706,69 @@ fn odd_program_paths_and_names_round_trip() {
     assert_eq!(argv, ["run", "--name", name, "--", prog, "a b"]);
     assert!(env.contains(&"FROM_FILE=yes it is".to_string()), "{env:?}");
 }
+
+/// Random `--name` candidates, mostly from the unit-name alphabet.
+fn name_candidate() -> impl Strategy<Value = String> {
+    let ch = prop_oneof![
+        20 => proptest::char::range('a', 'z'),
+        3 => proptest::char::range('0', '9'),
+        2 => proptest::char::range('A', 'Z'),
+        2 => Just('-'),
+        2 => Just('_'),
+        2 => Just('.'),
+        2 => Just(':'),
+        2 => Just('\\'),
+        2 => Just('@'),
+        1 => hard_char(),
+    ];
+    prop_oneof![
+        8 => proptest::collection::vec(ch.clone(), 0..12).prop_map(String::from_iter),
+        1 => proptest::collection::vec(ch, 240..252).prop_map(String::from_iter),
+    ]
+}
+
+#[test]
+fn names_are_accepted_exactly_when_systemd_accepts_them() {
+    let Some(bx) = TestBox::boot() else { return };
+    let mut runner = TestRunner::default();
+    let strategy = name_candidate();
+    let names: Vec<String> = (0..600)
+        .map(|_| strategy.new_tree(&mut runner).unwrap().current())
+        .filter(|n| !n.contains(['\0', '\'', '\n']) && !n.ends_with(".service"))
+        .collect();
+    // Ask systemd about each NAME.service: LoadUnit fails for an invalid name.
+    let mut script = String::new();
+    for n in &names {
+        script.push_str(&format!(
+            "if busctl -- call org.freedesktop.systemd1 /org/freedesktop/systemd1 \
+             org.freedesktop.systemd1.Manager LoadUnit s '{n}.service' >/dev/null 2>&1; \
+             then echo ok; else echo bad; fi\n"
+        ));
+    }
+    let out = bx.sh_ok(&script);
+    let verdicts: Vec<&str> = out.lines().collect();
+    assert_eq!(verdicts.len(), names.len());
+    let (mut valid, mut invalid, mut templates) = (0, 0, 0);
+    for (n, systemd) in names.iter().zip(verdicts) {
+        let ours = mydaemon::unit::name::validate(n);
+        if n.ends_with('@') && !n[..n.len() - 1].contains('@') && n.len() > 1 {
+            // A bare template: systemd may know the name, but nothing can run it.
+            assert!(ours.is_err(), "{n:?}: a bare template must be refused");
+            templates += 1;
+            continue;
+        }
+        match (&ours, systemd) {
+            (Ok(()), "ok") => valid += 1,
+            (Err(e), "bad") => {
+                assert_eq!(e.exit_code(), 2);
+                invalid += 1;
+            }
+            _ => panic!("{n:?}: we say {ours:?}, systemd says {systemd}"),
+        }
+    }
+    eprintln!("names: {valid} valid, {invalid} invalid, {templates} bare templates, all as systemd judges");
+    assert!(
+        valid > 100 && invalid > 50,
+        "{valid} valid, {invalid} invalid"
+    );
+}
