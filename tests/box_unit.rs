@@ -6,10 +6,14 @@
 //!   `Description`): equal to the input; a sample is also started, and the program's
 //!   actual argv and environment are compared byte for byte; values a unit cannot hold
 //!   are refused with an error;
+//! - `--name` validation agrees with systemd's own on random names;
+//! - odd program, working-directory and environment-file paths round trip;
 //! - the default unit passes `systemd-analyze verify` with no output and scores at most
-//!   1.5 on `systemd-analyze security`;
-//! - `install --root` produces what `systemctl --root` calls enabled; a user without
-//!   write access gets exit 4 and nothing written.
+//!   1.5 on `systemd-analyze security`; generated units start and reload under the
+//!   system manager and a user manager;
+//! - `install --root` produces what `systemctl --root` calls enabled; a live install
+//!   is loaded and enabled, and refused when it could not start; a user without write
+//!   access gets exit 4 and nothing written.
 //!
 //! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
 
