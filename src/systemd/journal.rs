@@ -57,5 +57,14 @@ pub fn show(
         Error::generic(format!("cannot run journalctl: {e}"))
             .with_hint("install systemd's journalctl, or read the log files directly")
     })?;
-    Ok(status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1))
+    let code = status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1);
+    if code != 0 && scope == Scope::User {
+        // With Storage=volatile (or no per-user journal files), a user's services log into
+        // the system journal, which only root and the adm/systemd-journal groups may read.
+        eprintln!(
+            "  hint: a user can read its services' logs only from its own journal files \
+             (journald with Storage=persistent) or as a member of the systemd-journal group"
+        );
+    }
+    Ok(code)
 }
