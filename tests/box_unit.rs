@@ -649,6 +649,19 @@ fn generated_units_start_and_reload_in_the_system_and_user_managers() {
         "user units: {text}{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // And the user unit verifies clean too (with the man page in place).
+    bx.sh_ok(&format!(
+        "mkdir -p /usr/local/share/man/man1 && {BIN} man --out-dir /usr/local/share/man/man1"
+    ));
+    let out = bx.sh_as(
+        "alice",
+        "systemd-analyze --user verify ~/.config/systemd/user/gu.service 2>&1",
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.trim().is_empty(),
+        "user verify: {text}"
+    );
 }
 
 #[test]
