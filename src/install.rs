@@ -99,6 +99,17 @@ pub fn write_unit(
     content: &str,
     force: bool,
 ) -> Result<(PathBuf, Written)> {
+    write_file(dir, unit_name, content, 0o644, force)
+}
+
+/// [`write_unit`] with another mode (the init.d script is 0755).
+pub fn write_file(
+    dir: &Path,
+    unit_name: &str,
+    content: &str,
+    mode: u32,
+    force: bool,
+) -> Result<(PathBuf, Written)> {
     let path = dir.join(unit_name);
     let existing = match fs::read(&path) {
         Ok(c) => Some(c),
@@ -109,11 +120,11 @@ pub fn write_unit(
         if !force && !is_generated(old) {
             return Err(foreign(&path, "overwrite"));
         }
-        let mode = fs::symlink_metadata(&path)
+        let current = fs::symlink_metadata(&path)
             .map(|m| m.is_file().then_some(m.permissions().mode() & 0o7777))
             .ok()
             .flatten();
-        if old.as_slice() == content.as_bytes() && mode == Some(0o644) {
+        if old.as_slice() == content.as_bytes() && current == Some(mode) {
             return Ok((path, Written::Unchanged));
         }
     }
@@ -126,7 +137,7 @@ pub fn write_unit(
     let w = |e| Error::io("write", path.display(), e);
     tmp.write_all(content.as_bytes()).map_err(w)?;
     tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(0o644))
+        .set_permissions(fs::Permissions::from_mode(mode))
         .map_err(w)?;
     tmp.as_file().sync_all().map_err(w)?;
     tmp.persist(&path).map_err(|e| w(e.error))?;

@@ -24,7 +24,8 @@ pub struct Args {
     pub sysv: bool,
     /// Install into the image tree DIR (DIR/etc/systemd/system) and enable it there,
     /// as `systemctl --root DIR enable` would; nothing on this system is touched.
-    #[arg(long, value_name = "DIR", conflicts_with_all = ["sysv", "now"])]
+    /// With --sysv: DIR/etc/init.d.
+    #[arg(long, value_name = "DIR", conflicts_with = "now")]
     pub root: Option<PathBuf>,
     /// Replace an existing unit file that mydaemon did not generate.
     #[arg(long)]
@@ -98,8 +99,8 @@ pub fn manager_running(g: &Global) -> bool {
 
 /// Installs the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    if !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
-        return Err(Error::unimplemented("install --sysv"));
+    if a.sysv || !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
+        return crate::fallback::sysv::install(g, &a.unit, a.root.as_deref(), a.force, a.now);
     }
 
     // Everything that can be refused is refused before anything is written.

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::cli::install::{manager_running, privilege_hint, scope, wants_systemd};
 use crate::cli::Global;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::install::{self, Scope};
 
 /// Options of `uninstall`.
@@ -20,8 +20,9 @@ pub struct Args {
     /// Remove the init.d script.
     #[arg(long)]
     pub sysv: bool,
-    /// Remove from the image tree DIR instead of this system.
-    #[arg(long, value_name = "DIR", conflicts_with = "sysv")]
+    /// Remove from the image tree DIR instead of this system (with --sysv:
+    /// DIR/etc/init.d and DIR/etc/rc?.d).
+    #[arg(long, value_name = "DIR")]
     pub root: Option<PathBuf>,
     /// Remove the unit even if mydaemon did not generate it.
     #[arg(long)]
@@ -30,8 +31,8 @@ pub struct Args {
 
 /// Uninstalls the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    if !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
-        return Err(Error::unimplemented("uninstall --sysv"));
+    if a.sysv || !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
+        return crate::fallback::sysv::uninstall(g, a.root.as_deref(), a.force);
     }
     let scope = scope(g, a.root.as_deref())?;
     let dir = install::unit_dir(&scope)?;

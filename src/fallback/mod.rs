@@ -19,6 +19,7 @@ pub mod paths;
 pub mod pidfile;
 pub mod process;
 pub mod supervise;
+pub mod sysv;
 
 use std::ffi::OsString;
 use std::io::Read;

@@ -1,0 +1,599 @@
+//! Host tests of the PID-file backend (systemd is not PID 1 here): start, stop,
+//! status, reload, logs, concurrency, stale PID files, SIGTERM-deaf commands, start-up
+//! failures, restarts with backoff, the watchdog, and the init.d script.
+//!
+//! Every test uses `--backend pidfile` and its own temporary `--pid-file`/`--log-dir`
+//! and service name, so they run in parallel without clashing. Waits poll with a
+//! deadline; nothing sleeps and hopes.
+
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
+
+/// One service under test, in its own temporary directory.
+struct Svc {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Svc {
+    fn new(name: &str) -> Svc {
+        Svc {
+            dir: tempfile::tempdir().unwrap(),
+            name: name.to_owned(),
+        }
+    }
+
+    fn pid_file(&self) -> PathBuf {
+        self.dir
+            .path()
+            .join("run")
+            .join(format!("{}.pid", self.name))
+    }
+
+    fn log_dir(&self) -> PathBuf {
+        self.dir.path().join("log")
+    }
+
+    fn log_file(&self) -> PathBuf {
+        self.log_dir().join(format!("{}.log", self.name))
+    }
+
+    fn command(&self, verb: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(BIN);
+        c.args(["--name", &self.name, "--backend", "pidfile", verb])
+            .arg("--pid-file")
+            .arg(self.pid_file())
+            .arg("--log-dir")
+            .arg(self.log_dir())
+            .args(extra)
+            .stdin(Stdio::null());
+        c
+    }
+
+    fn run(&self, verb: &str, extra: &[&str]) -> Output {
+        self.command(verb, extra).output().expect("run mydaemon")
+    }
+
+    fn status_code(&self) -> i32 {
+        self.run("status", &["-n", "0"]).status.code().unwrap()
+    }
+
+    fn pid(&self) -> i32 {
+        std::fs::read_to_string(self.pid_file())
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    }
+
+    fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+
+    /// Daemons of this service: processes whose command line names our PID file
+    /// (the supervisor is a fork of `start`; launchers have exited by then).
+    fn daemons(&self) -> Vec<i32> {
+        let needle = self.pid_file().into_os_string().into_encoded_bytes();
+        let mut out = Vec::new();
+        for e in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+                continue;
+            };
+            let Ok(cmd) = std::fs::read(e.path().join("cmdline")) else {
+                continue;
+            };
+            if alive(pid) && cmd.windows(needle.len()).any(|w| w == needle.as_slice()) {
+                out.push(pid);
+            }
+        }
+        out
+    }
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = self.run("stop", &["--timeout", "2s"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    loop {
+        if f() {
+            return true;
+        }
+        if Instant::now() > deadline {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The process exists and is not a zombie.
+fn alive(pid: i32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat.rsplit_once(") ").map(|(_, r)| r.chars().next());
+            !matches!(state, Some(Some('Z')) | Some(Some('X')))
+        }
+        Err(_) => false,
+    }
+}
+
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn start_status_stop_status() {
+    let s = Svc::new("fb-life");
+    let out = s.run("start", &["--interval", "1s"]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("started fb-life"), "{out:?}");
+    let pid = s.pid();
+    assert!(alive(pid));
+
+    let st = s.run("status", &["--json"]);
+    assert_eq!(st.status.code(), Some(0), "{st:?}");
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["state"], "running");
+    assert_eq!(v["backend"], "pidfile");
+    assert_eq!(v["pid"].as_i64(), Some(pid as i64));
+    let human = text(&s.run("status", &[]).stdout);
+    assert!(human.contains("backend:  pidfile"), "{human}");
+    assert!(
+        human.contains(&s.log_file().display().to_string()),
+        "{human}"
+    );
+
+    let out = s.run("stop", &[]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("stopped fb-life"), "{out:?}");
+    assert!(!alive(pid), "the daemon is gone once stop returns");
+    assert!(!s.pid_file().exists());
+    assert_eq!(s.status_code(), 3);
+    // Stopping a stopped service succeeds.
+    ok(&s.run("stop", &[]));
+    // The daemon's stdio: the log file, 0640, and nothing else.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.log_file())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o640);
+    assert!(
+        s.log().contains("supervisor: the service is ready"),
+        "{}",
+        s.log()
+    );
+}
+
+#[test]
+fn start_twice_leaves_one_daemon() {
+    let s = Svc::new("fb-twice");
+    ok(&s.run("start", &[]));
+    let pid = s.pid();
+    let out = s.run("start", &[]);
+    ok(&out);
+    assert!(
+        text(&out.stdout).contains(&format!("already running (pid {pid})")),
+        "{out:?}"
+    );
+    assert_eq!(s.pid(), pid);
+    assert_eq!(s.daemons(), vec![pid]);
+}
+
+#[test]
+fn twenty_concurrent_starts_make_one_daemon() {
+    let s = Svc::new("fb-race");
+    let children: Vec<_> = (0..20)
+        .map(|_| {
+            s.command("start", &[])
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        ok(&out);
+    }
+    let pid = s.pid();
+    assert_eq!(s.status_code(), 0);
+    // Losers exit right after reporting; the winner stays.
+    assert!(
+        wait_until(Duration::from_secs(5), || s.daemons().len() == 1),
+        "{:?}",
+        s.daemons()
+    );
+    assert_eq!(s.daemons(), vec![pid]);
+    let started = s.log().matches("supervisor: the service is ready").count();
+    assert_eq!(started, 1, "{}", s.log());
+}
+
+#[test]
+fn sigkilled_daemon_is_dead_then_starts_again() {
+    let s = Svc::new("fb-kill9");
+    ok(&s.run("start", &[]));
+    let pid = s.pid();
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    assert!(wait_until(Duration::from_secs(5), || s.status_code() == 1));
+    let st = s.run("status", &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["state"], "dead");
+    assert_eq!(v["pid"].as_i64(), Some(pid as i64));
+
+    ok(&s.run("start", &[]));
+    let again = s.pid();
+    assert_ne!(again, pid);
+    assert_eq!(s.status_code(), 0);
+    ok(&s.run("stop", &[]));
+    assert_eq!(s.status_code(), 3);
+}
+
+#[test]
+fn a_pid_file_naming_an_unrelated_process_is_not_running_and_not_signalled() {
+    let s = Svc::new("fb-foreign");
+    let mut sleeper = Command::new("sleep").arg("60").spawn().unwrap();
+    std::fs::create_dir_all(s.pid_file().parent().unwrap()).unwrap();
+    std::fs::write(s.pid_file(), format!("{}\n", sleeper.id())).unwrap();
+
+    let st = s.run("status", &["-n", "0"]);
+    assert_eq!(st.status.code(), Some(1), "{st:?}");
+    assert!(
+        text(&st.stdout).contains("does not hold its lock"),
+        "{st:?}"
+    );
+    let out = s.run("stop", &[]);
+    ok(&out);
+    assert!(
+        text(&out.stdout).contains("nothing was signalled"),
+        "{out:?}"
+    );
+    assert!(!s.pid_file().exists());
+    assert!(
+        sleeper.try_wait().unwrap().is_none(),
+        "the sleep was signalled"
+    );
+    assert_eq!(
+        s.run("reload", &[]).status.code(),
+        Some(7),
+        "reload of a stopped service"
+    );
+    assert!(sleeper.try_wait().unwrap().is_none());
+    sleeper.kill().unwrap();
+    sleeper.wait().unwrap();
+}
+
+#[test]
+fn a_command_ignoring_sigterm_is_killed_after_the_timeout() {
+    let s = Svc::new("fb-deaf");
+    let marker = s.dir.path().join("deaf.pid");
+    let script = format!(
+        "echo $$ > '{}'; trap '' TERM; while :; do sleep 0.05; done",
+        marker.display()
+    );
+    ok(&s.run("start", &["--", "sh", "-c", &script]));
+    assert!(wait_until(Duration::from_secs(5), || marker.exists()
+        && !std::fs::read_to_string(&marker).unwrap().trim().is_empty()));
+    let sh: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(alive(sh));
+    let t0 = Instant::now();
+    let out = s.run("stop", &["--timeout", "1s"]);
+    let took = t0.elapsed();
+    ok(&out);
+    assert!(text(&out.stdout).contains("killed fb-deaf"), "{out:?}");
+    assert!(took >= Duration::from_secs(1), "{took:?}");
+    assert!(took < Duration::from_secs(6), "{took:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(sh)),
+        "the command survived"
+    );
+    assert_eq!(s.status_code(), 3);
+}
+
+#[test]
+fn a_daemon_failing_during_start_up_fails_the_start_with_its_error() {
+    let s = Svc::new("fb-fail");
+    let out = s.run(
+        "start",
+        &[
+            "--ready",
+            "tcp:127.0.0.1:1",
+            "--",
+            "sh",
+            "-c",
+            "echo boom-from-the-command >&2; exit 1",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("fb-fail failed to start"), "{err}");
+    assert!(err.contains("exited with status 1"), "{err}");
+    assert!(err.contains("boom-from-the-command"), "{err}");
+    assert_eq!(s.status_code(), 3);
+    assert!(s.daemons().is_empty());
+
+    let out = s.run("start", &["--", "/nonexistent/program"]);
+    assert!(!out.status.success());
+    assert!(
+        text(&out.stderr).contains("/nonexistent/program"),
+        "{out:?}"
+    );
+}
+
+/// Milliseconds since midnight of a log line's timestamp (`…THH:MM:SS.mmmZ`).
+fn stamp_ms(line: &str) -> u64 {
+    let t = &line[11..23];
+    let h: u64 = t[0..2].parse().unwrap();
+    let m: u64 = t[3..5].parse().unwrap();
+    let s: u64 = t[6..8].parse().unwrap();
+    let ms: u64 = t[9..12].parse().unwrap();
+    ((h * 60 + m) * 60 + s) * 1000 + ms
+}
+
+#[test]
+fn exec_mode_crashes_are_restarted_with_backoff_up_to_the_limit() {
+    let s = Svc::new("fb-crash");
+    ok(&s.run(
+        "start",
+        &[
+            "--restart-sec",
+            "100ms",
+            "--restart-burst",
+            "3",
+            "--",
+            "sh",
+            "-c",
+            "echo crashing; exit 3",
+        ],
+    ));
+    assert!(
+        wait_until(Duration::from_secs(10), || s.log().contains("giving up")),
+        "{}",
+        s.log()
+    );
+    let log = s.log();
+    let lines: Vec<&str> = log.lines().collect();
+    let starts: Vec<&str> = lines
+        .iter()
+        .copied()
+        .filter(|l| l.contains("supervisor: started the service process"))
+        .collect();
+    assert_eq!(starts.len(), 4, "first start and 3 restarts:\n{log}");
+    for (i, delay) in [100u64, 200, 400].iter().enumerate() {
+        let want = format!("restart {} of 3 in {delay}ms", i + 1);
+        let at = lines
+            .iter()
+            .find(|l| l.contains(&want))
+            .unwrap_or_else(|| panic!("no {want:?} in\n{log}"));
+        let gap = stamp_ms(starts[i + 1]) - stamp_ms(at);
+        assert!(
+            gap + 2 >= *delay,
+            "restart {} after {gap} ms:\n{log}",
+            i + 1
+        );
+    }
+    assert!(log.contains("giving up: 3 restarts"), "{log}");
+    assert!(log.contains("exited with status 3"), "{log}");
+    // Given up: the PID file stays behind, unlocked: dead.
+    assert_eq!(s.status_code(), 1);
+    ok(&s.run("stop", &[]));
+    assert_eq!(s.status_code(), 3);
+}
+
+#[test]
+fn a_failing_health_check_restarts_through_the_watchdog() {
+    let s = Svc::new("fb-health");
+    ok(&s.run(
+        "start",
+        &[
+            "--health",
+            "exec:false",
+            "--watchdog-sec",
+            "500ms",
+            "--restart-burst",
+            "1",
+            "--restart-sec",
+            "50ms",
+            "--",
+            "sleep",
+            "60",
+        ],
+    ));
+    assert!(
+        wait_until(Duration::from_secs(15), || s.log().contains("giving up")),
+        "{}",
+        s.log()
+    );
+    let log = s.log();
+    assert!(
+        log.contains("watchdog timeout (no WATCHDOG=1 for 500ms)"),
+        "{log}"
+    );
+    assert!(log.contains("restart 1 of 1"), "{log}");
+    assert_eq!(
+        log.matches("supervisor: started the service process")
+            .count(),
+        2,
+        "{log}"
+    );
+}
+
+#[test]
+fn reload_reaches_the_service_and_logs_show_it() {
+    let s = Svc::new("fb-reload");
+    ok(&s.run("start", &[]));
+    let out = s.run("reload", &[]);
+    ok(&out);
+    assert!(
+        wait_until(Duration::from_secs(5), || s
+            .log()
+            .contains("reload complete")),
+        "{}",
+        s.log()
+    );
+    let out = s.run("logs", &["-n", "2"]);
+    ok(&out);
+    let shown = text(&out.stdout);
+    assert_eq!(shown.lines().count(), 2, "{shown}");
+    let log = s.log();
+    let last_two: Vec<&str> = log.lines().rev().take(2).collect();
+    for l in last_two {
+        assert!(shown.contains(l), "{shown}");
+    }
+    // `restart` gives a new daemon.
+    let pid = s.pid();
+    ok(&s.run("restart", &[]));
+    assert_ne!(s.pid(), pid);
+    assert!(!alive(pid));
+    assert_eq!(s.status_code(), 0);
+}
+
+#[test]
+fn a_symlinked_pid_file_is_refused() {
+    let s = Svc::new("fb-symlink");
+    let victim = s.dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::fs::create_dir_all(s.pid_file().parent().unwrap()).unwrap();
+    std::os::unix::fs::symlink(&victim, s.pid_file()).unwrap();
+    let out = s.run("start", &[]);
+    assert!(!out.status.success(), "{out:?}");
+    assert!(text(&out.stderr).contains("symlink"), "{out:?}");
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    assert!(s.daemons().is_empty());
+}
+
+#[test]
+fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
+    let s = Svc::new("fb-sysv");
+    let root = tempfile::tempdir().unwrap();
+    for rc in ["rc0.d", "rc2.d"] {
+        std::fs::create_dir_all(root.path().join("etc").join(rc)).unwrap();
+    }
+    let install = |name: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--name", name, "--backend", "pidfile", "install", "--sysv"])
+            .arg("--root")
+            .arg(root.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let out = install(
+        "fb-sysv",
+        &["--description", "it's a \"test\"", "--", "sleep", "60"],
+    );
+    ok(&out);
+    let script = root.path().join("etc/init.d/fb-sysv");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&script).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o755);
+    let body = std::fs::read_to_string(&script).unwrap();
+    let header: Vec<&str> = body
+        .lines()
+        .skip_while(|l| *l != "### BEGIN INIT INFO")
+        .take_while(|l| *l != "### END INIT INFO")
+        .collect();
+    assert!(body.contains("\n### END INIT INFO\n"), "{body}");
+    for want in [
+        "# Provides:          fb-sysv",
+        "# Required-Start:    $remote_fs $syslog",
+        "# Default-Start:     2 3 4 5",
+        "# Default-Stop:      0 1 6",
+        "# Short-Description: it's a \"test\"",
+    ] {
+        assert!(header.contains(&want), "{want:?} not in {header:?}");
+    }
+    assert!(Command::new("sh")
+        .arg("-n")
+        .arg(&script)
+        .status()
+        .unwrap()
+        .success());
+
+    let opts = format!(
+        "--pid-file {} --log-dir {}",
+        s.pid_file().display(),
+        s.log_dir().display()
+    );
+    let action = |a: &str| {
+        Command::new("sh")
+            .arg(&script)
+            .arg(a)
+            .env("MYDAEMON_OPTS", &opts)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap()
+    };
+    assert_eq!(action("status").status.code(), Some(3));
+    ok(&action("start"));
+    assert_eq!(action("status").status.code(), Some(0));
+    assert_eq!(s.status_code(), 0, "the script and the binary agree");
+    let pid = s.pid();
+    ok(&action("reload"));
+    ok(&action("force-reload"));
+    ok(&action("restart"));
+    assert_ne!(s.pid(), pid);
+    ok(&action("stop"));
+    assert_eq!(action("status").status.code(), Some(3));
+    assert_eq!(action("bogus").status.code(), Some(2));
+
+    // A foreign script is kept unless --force.
+    let foreign = root.path().join("etc/init.d/fb-other");
+    std::fs::write(&foreign, "#!/bin/sh\necho mine\n").unwrap();
+    let out = install("fb-other", &[]);
+    assert!(!out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_to_string(&foreign).unwrap(),
+        "#!/bin/sh\necho mine\n"
+    );
+    ok(&install("fb-other", &["--force"]));
+    assert!(std::fs::read_to_string(&foreign)
+        .unwrap()
+        .contains("Generated by mydaemon"));
+
+    // uninstall removes the script and its rc?.d links.
+    let s2 = root.path().join("etc/rc2.d/S01fb-sysv");
+    let k0 = root.path().join("etc/rc0.d/K01fb-sysv");
+    std::os::unix::fs::symlink("../init.d/fb-sysv", &s2).unwrap();
+    std::os::unix::fs::symlink("../init.d/fb-sysv", &k0).unwrap();
+    let uninstall = || {
+        Command::new(BIN)
+            .args([
+                "--name",
+                "fb-sysv",
+                "--backend",
+                "pidfile",
+                "uninstall",
+                "--sysv",
+            ])
+            .arg("--root")
+            .arg(root.path())
+            .output()
+            .unwrap()
+    };
+    ok(&uninstall());
+    assert!(!script.exists());
+    assert!(std::fs::symlink_metadata(&s2).is_err());
+    assert!(std::fs::symlink_metadata(&k0).is_err());
+    assert_eq!(uninstall().status.code(), Some(5));
+}
