@@ -97,6 +97,23 @@ fn install_start_status_stop_uninstall_through_mydaemon() {
     let logs = md_ok(&bx, "logs --since 2099-01-01");
     assert!(!logs.contains("Started"), "--since filters: {logs}");
 
+    // The same jobs over the system bus (what non-root callers use): Subscribe, AddMatch,
+    // the job and its JobRemoved, routed through dbus-daemon.
+    let out = bx.sh(&format!("MYDAEMON_SYSTEMD_ROUTE=bus {BIN} -vv restart"));
+    let err = text(&out.stderr);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(err.contains("through the system bus"), "{err}");
+    let out = bx.sh(&format!(
+        "MYDAEMON_SYSTEMD_ROUTE=bus {BIN} status --json -n 0"
+    ));
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let st: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let pid = st["main_pid"].as_u64().unwrap();
+    assert_eq!(
+        systemctl_prop(&bx, "mydaemon.service", "MainPID"),
+        pid.to_string()
+    );
+
     md_ok(&bx, "reload");
     md_ok(&bx, "restart");
     let (c, st) = status_json(&bx, "mydaemon");
@@ -350,6 +367,12 @@ fn user_manager_of_a_lingering_user() {
     let pid = st["main_pid"].as_u64().unwrap();
     let owner = bx.sh_ok(&format!("stat -c %U /proc/{pid}"));
     assert_eq!(owner.trim(), "alice");
+    // Over the user bus instead of the user manager's private socket.
+    let out = bx.sh_as(
+        "alice",
+        &format!("MYDAEMON_SYSTEMD_ROUTE=bus {BIN} --user restart"),
+    );
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let out = bx.sh_as("alice", &format!("{BIN} --user stop"));
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let out = bx.sh_as("alice", &format!("{BIN} --user uninstall"));

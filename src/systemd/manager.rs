@@ -1,6 +1,6 @@
 //! The `org.freedesktop.systemd1.Manager` calls mydaemon makes, and unit properties.
 //!
-//! **Hand-written `#[proxy]` trait rather than the `zbus_systemd` crate.** We call eleven
+//! **Hand-written `#[proxy]` trait rather than the `zbus_systemd` crate.** We call nine
 //! Manager methods and read one set of unit properties; `zbus_systemd`'s `systemd1` module
 //! is about 10 000 generated lines (every interface of every unit type) to compile on every
 //! clean build, and its unit and service proxies read properties one call each (or fill a
@@ -40,8 +40,6 @@ pub trait Manager {
     fn restart_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
     /// Queue a reload job.
     fn reload_unit(&self, name: &str, mode: &str) -> zbus::Result<OwnedObjectPath>;
-    /// Load (or find) a unit; returns its object path.
-    fn load_unit(&self, name: &str) -> zbus::Result<OwnedObjectPath>;
     /// `daemon-reload`.
     fn reload(&self) -> zbus::Result<()>;
     /// Enable unit files: (carries_install_info, changes).
@@ -57,8 +55,6 @@ pub trait Manager {
         files: &[&str],
         runtime: bool,
     ) -> zbus::Result<Vec<UnitFileChange>>;
-    /// Enablement state of a unit file ("enabled", "disabled", ...).
-    fn get_unit_file_state(&self, file: &str) -> zbus::Result<String>;
     /// Forget a failed state.
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
 }
