@@ -236,6 +236,27 @@ fn nul_list(bytes: &[u8]) -> Vec<String> {
         .collect()
 }
 
+/// A runner seeded from `MYDAEMON_PROPTEST_SEED`, or from the clock; the seed is printed
+/// so that a failure can be replayed.
+fn seeded_runner() -> TestRunner {
+    let seed: u64 = match std::env::var("MYDAEMON_PROPTEST_SEED") {
+        Ok(s) => s.parse().expect("MYDAEMON_PROPTEST_SEED is a number"),
+        Err(_) => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos() as u64,
+    };
+    eprintln!("proptest seed {seed} (replay with MYDAEMON_PROPTEST_SEED={seed})");
+    let bytes: Vec<u8> = seed.to_le_bytes().repeat(4);
+    TestRunner::new_with_rng(
+        proptest::test_runner::Config::default(),
+        proptest::test_runner::TestRng::from_seed(
+            proptest::test_runner::RngAlgorithm::ChaCha,
+            &bytes,
+        ),
+    )
+}
+
 #[test]
 fn random_arguments_and_environment_come_back_exactly() {
     let Some(bx) = TestBox::boot() else { return };
@@ -247,7 +268,7 @@ fn random_arguments_and_environment_come_back_exactly() {
         DROPIN.as_bytes(),
     );
 
-    let mut runner = TestRunner::default();
+    let mut runner = seeded_runner();
     let strategy = case();
     let started = Instant::now();
     let (mut loaded, mut executed, mut refused) = (0usize, 0usize, 0usize);
@@ -747,7 +768,7 @@ fn name_candidate() -> impl Strategy<Value = String> {
 #[test]
 fn names_are_accepted_exactly_when_systemd_accepts_them() {
     let Some(bx) = TestBox::boot() else { return };
-    let mut runner = TestRunner::default();
+    let mut runner = seeded_runner();
     let strategy = name_candidate();
     let names: Vec<String> = (0..600)
         .map(|_| strategy.new_tree(&mut runner).unwrap().current())
