@@ -57,9 +57,6 @@ fn heartbeats(status: &str) -> Option<u64> {
 #[test]
 fn builtin_service_lifecycle_under_systemd() {
     let Some(bx) = TestBox::boot() else { return };
-    // Debug level makes systemd log every notification it gets ("Got notification
-    // message from PID ... (STOPPING=1, ...)"), which is how STOPPING=1 is seen.
-    bx.sh_ok("systemctl log-level debug");
     bx.write_file("/etc/hb.conf", b"MESSAGE=from the config\n");
     install_unit(
         &bx,
@@ -96,6 +93,12 @@ fn builtin_service_lifecycle_under_systemd() {
         serde_json::from_slice(&bx.read_file("/var/lib/hb/state.json")).unwrap();
     assert_eq!(state["name"], "hb");
     assert_eq!(state["pid"].to_string(), pid);
+
+    // From here systemd logs every notification it gets ("Got notification message
+    // from PID ... (STOPPING=1, ...)"), which is how RELOADING=1 and STOPPING=1 are
+    // seen. (Not from the start: the debug lines PID 1's forked child writes before
+    // exec make journald file the service's first messages under init.scope.)
+    bx.sh_ok("systemctl log-level debug");
 
     // Reload: RELOADING=1, the config re-read and logged, READY=1, active again.
     bx.write_file("/etc/hb.conf", b"MESSAGE=reloaded config\n");
@@ -141,21 +144,25 @@ fn builtin_service_lifecycle_under_systemd() {
         .iter()
         .filter(|e| e["_PID"].as_str() == Some(pid.as_str()))
         .collect();
-    let beat = ours
+    let beats: Vec<_> = ours
         .iter()
-        .find(|e| {
-            e["MESSAGE"]
-                .as_str()
-                .is_some_and(|m| m.starts_with("heartbeat 1:"))
-        })
-        .unwrap_or_else(|| panic!("no heartbeat 1 entry in {ours:?}"));
-    assert_eq!(beat["SYSLOG_IDENTIFIER"], "hb");
-    assert_eq!(beat["PRIORITY"], "5", "info is notice (5)");
-    assert_eq!(beat["MYDAEMON_EVENT"], "heartbeat");
-    assert_eq!(beat["MYDAEMON_COUNT"], "1");
-    assert_eq!(
-        beat["_TRANSPORT"], "journal",
-        "sent natively, not via stderr"
+        .filter(|e| e["MYDAEMON_EVENT"] == "heartbeat")
+        .collect();
+    assert!(beats.len() >= 15, "{} heartbeat entries", beats.len());
+    for beat in beats {
+        let n = beat["MYDAEMON_COUNT"].as_str().expect("MYDAEMON_COUNT");
+        let message = beat["MESSAGE"].as_str().unwrap_or_default();
+        assert!(message.starts_with(&format!("heartbeat {n}: ")), "{beat}");
+        assert_eq!(beat["SYSLOG_IDENTIFIER"], "hb");
+        assert_eq!(beat["PRIORITY"], "5", "info is notice (5)");
+        assert_eq!(
+            beat["_TRANSPORT"], "journal",
+            "sent natively, not via stderr"
+        );
+    }
+    assert!(
+        ours.iter().any(|e| e["MYDAEMON_EVENT"] == "ready"),
+        "no ready entry"
     );
     let stop = ours
         .iter()
@@ -347,7 +354,6 @@ fn exec_mode_exit_codes_and_signals_reach_systemd() {
 #[test]
 fn notify_relay_carries_a_childs_own_sd_notify() {
     let Some(bx) = TestBox::boot() else { return };
-    bx.sh_ok("systemctl log-level debug");
     // A child that speaks sd_notify itself, to the $NOTIFY_SOCKET mydaemon gives it:
     // systemd-notify for STATUS=, python for READY=1 and its own watchdog pings.
     bx.write_file(
@@ -372,6 +378,11 @@ fn notify_relay_carries_a_childs_own_sd_notify() {
     assert_eq!(prop(&bx, "relay", "StatusText"), "child serving");
     // Its pings (relayed) keep a 2 s watchdog happy for several intervals.
     let pid = prop(&bx, "relay", "MainPID");
+    // Its MAINPID=1 was not relayed: the main process is still mydaemon.
+    assert_eq!(
+        bx.sh_ok(&format!("cat /proc/{pid}/comm")).trim(),
+        "mydaemon"
+    );
     std::thread::sleep(Duration::from_secs(5));
     let p = show(&bx, "relay", "ActiveState,NRestarts,MainPID");
     assert_eq!(
@@ -381,10 +392,6 @@ fn notify_relay_carries_a_childs_own_sd_notify() {
     );
     let journal = bx.journal("relay.service");
     assert!(journal.contains("relaying its pings"), "{journal}");
-    assert!(
-        !journal.contains("MAINPID=1"),
-        "MAINPID must not be relayed:\n{journal}"
-    );
     bx.sh_ok("systemctl stop relay");
 }
 
