@@ -141,9 +141,10 @@ pub fn exec(g: &Global, a: &RunArgs) -> Result<u8> {
         Ok(exit @ Exit::Signal(_)) => exit.terminate(),
         Ok(exit) => Ok(exit.code()),
         Err(e) => {
-            log::error!("{e}");
-            // Logged already; the error still decides the exit status.
-            Err(Error::generic(e.to_string()))
+            // Through the daemon's logger (journald, priority 3, under systemd) rather
+            // than returned, which would print it a second time on stderr.
+            log::error!(mydaemon_event = "failed"; "{e}");
+            Ok(crate::error::exit::GENERIC)
         }
     }
 }
