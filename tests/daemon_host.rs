@@ -28,12 +28,17 @@ struct Daemon {
 impl Daemon {
     /// Starts `mydaemon ARGS` with `$NOTIFY_SOCKET` and extra environment `env`.
     fn start(args: &[&str], env: &[(&str, &str)]) -> Daemon {
+        Daemon::start_program(BIN, args, env)
+    }
+
+    /// Starts `program ARGS` with `$NOTIFY_SOCKET` and extra environment `env`.
+    fn start_program(program: &str, args: &[&str], env: &[(&str, &str)]) -> Daemon {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("notify");
         let sock = UnixDatagram::bind(&path).unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(50)))
             .unwrap();
-        let mut cmd = Command::new(BIN);
+        let mut cmd = Command::new(program);
         cmd.args(args)
             .env("NOTIFY_SOCKET", &path)
             .env_remove("WATCHDOG_USEC")
@@ -509,5 +514,54 @@ fn state_file_lands_in_the_first_state_directory() {
     assert!(Path::new(&a.path().join("state.json")).exists());
     assert!(!PathBuf::from(b.path()).join("state.json").exists());
     d.signal(Signal::SIGTERM);
+    assert_eq!(d.wait(T).code(), Some(0));
+}
+
+/// The example service on the library trait (`examples/greeter.rs`), which `cargo test`
+/// builds next to the binary: ready once listening, greets, reloads, stops cleanly.
+#[test]
+fn greeter_example_serves_reloads_and_stops() {
+    let exe = Path::new(BIN).parent().unwrap().join("examples/greeter");
+    if !exe.exists() {
+        eprintln!(
+            "SKIP: {} not built (cargo test builds examples; --test alone does not)",
+            exe.display()
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let greeting = dir.path().join("greeting");
+    std::fs::write(&greeting, "first greeting\n").unwrap();
+    let addr = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    };
+    let mut d = Daemon::start_program(
+        exe.to_str().unwrap(),
+        &[&addr.to_string(), greeting.to_str().unwrap()],
+        &[],
+    );
+    d.await_notify("READY=1", T);
+    let greet = || {
+        use std::io::Read;
+        let mut s = String::new();
+        std::net::TcpStream::connect(addr)
+            .unwrap()
+            .read_to_string(&mut s)
+            .unwrap();
+        s
+    };
+    assert_eq!(greet(), "first greeting\n");
+    d.await_notify("STATUS=1 greetings served", T);
+    std::fs::write(&greeting, "second greeting\n").unwrap();
+    d.signal(Signal::SIGHUP);
+    let seen = d.await_notify("READY=1", T);
+    assert!(
+        seen.iter().any(|m| m.starts_with("RELOADING=1")),
+        "{seen:?}"
+    );
+    assert_eq!(greet(), "second greeting\n");
+    d.signal(Signal::SIGTERM);
+    d.await_notify("STOPPING=1", T);
     assert_eq!(d.wait(T).code(), Some(0));
 }
