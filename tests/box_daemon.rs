@@ -333,6 +333,26 @@ fn exec_mode_exit_codes_and_signals_reach_systemd() {
     assert_eq!(p["ExecMainCode"], "1", "exited: {p:?}");
     assert_eq!(p["ExecMainStatus"], "3", "{p:?}");
     assert_eq!(p["Result"], "exit-code", "{p:?}");
+    // The failure is a warning (PRIORITY 4) in the journal, with the child's PID.
+    let entries = journal_json(&bx, "ex3.service");
+    let warn = entries
+        .iter()
+        .find(|e| e["MYDAEMON_EVENT"] == "child-exit")
+        .unwrap_or_else(|| panic!("no child-exit entry: {entries:?}"));
+    assert_eq!(warn["PRIORITY"], "4", "{warn}");
+    assert!(
+        warn["MESSAGE"]
+            .as_str()
+            .unwrap()
+            .ends_with("exited with status 3"),
+        "{warn}"
+    );
+    assert!(
+        warn["MYDAEMON_PID"]
+            .as_str()
+            .is_some_and(|p| p.parse::<u32>().is_ok()),
+        "{warn}"
+    );
     let p = show(&bx, "exsig", "ExecMainCode,ExecMainStatus,Result");
     assert_eq!(p["ExecMainCode"], "2", "killed by a signal: {p:?}");
     assert_eq!(p["ExecMainStatus"], "10", "SIGUSR1: {p:?}");
