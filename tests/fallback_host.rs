@@ -500,7 +500,14 @@ fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
     };
     let out = install(
         "fb-sysv",
-        &["--description", "it's a \"test\"", "--", "sleep", "60"],
+        &[
+            "--description",
+            "it's a \"test\"",
+            "--",
+            "sh",
+            "-c",
+            "trap '' HUP; exec sleep 60",
+        ],
     );
     ok(&out);
     let script = root.path().join("etc/init.d/fb-sysv");
@@ -551,6 +558,16 @@ fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
     let pid = s.pid();
     ok(&action("reload"));
     ok(&action("force-reload"));
+    assert!(
+        wait_until(Duration::from_secs(5), || s
+            .log()
+            .matches("passing SIGHUP on to the service")
+            .count()
+            == 2),
+        "{}",
+        s.log()
+    );
+    assert_eq!(s.status_code(), 0, "reloads keep the service running");
     ok(&action("restart"));
     assert_ne!(s.pid(), pid);
     ok(&action("stop"));
@@ -596,4 +613,31 @@ fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
     assert!(std::fs::symlink_metadata(&s2).is_err());
     assert!(std::fs::symlink_metadata(&k0).is_err());
     assert_eq!(uninstall().status.code(), Some(5));
+}
+
+#[test]
+fn processes_the_command_leaves_behind_are_stopped() {
+    let s = Svc::new("fb-orphan");
+    let marker = s.dir.path().join("orphan.pid");
+    let script = format!("sleep 300 & echo $! > '{}'; exit 3", marker.display());
+    ok(&s.run(
+        "start",
+        &["--restart-burst", "0", "--", "sh", "-c", &script],
+    ));
+    assert!(
+        wait_until(Duration::from_secs(10), || s.log().contains("giving up")),
+        "{}",
+        s.log()
+    );
+    let orphan: i32 = std::fs::read_to_string(&marker)
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(orphan)),
+        "the orphaned sleep survived:\n{}",
+        s.log()
+    );
+    assert!(s.log().contains("left 1 process(es) behind"), "{}", s.log());
 }

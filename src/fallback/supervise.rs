@@ -35,13 +35,14 @@ use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
-use std::process::{Child, Command, ExitStatus};
+use std::process::{Command, ExitStatus};
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
 use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
+use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::daemonize::Reporter;
@@ -122,6 +123,21 @@ pub fn describe(status: ExitStatus) -> String {
     }
 }
 
+/// How long processes the service left behind get between SIGTERM and SIGKILL.
+const LEFTOVER_GRACE: Duration = Duration::from_secs(1);
+
+/// The supervisor's children (from `/proc`); only the service process and adopted
+/// orphans of it are ever its children.
+fn children() -> Vec<Pid> {
+    let me = std::process::id();
+    std::fs::read_to_string(format!("/proc/{me}/task/{me}/children"))
+        .unwrap_or_default()
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .map(Pid::from_raw)
+        .collect()
+}
+
 /// One line in the log, in the service process's format.
 fn say(name: &str, level: &str, msg: &str) {
     let line = format!(
@@ -139,7 +155,7 @@ struct Supervisor<'a> {
     reporter: Reporter,
     sock: UnixDatagram,
     notify_addr: OsString,
-    child: Option<Child>,
+    child: Option<Pid>,
     child_ready: bool,
     ever_ready: bool,
     last_status: String,
@@ -159,6 +175,14 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         held.remove();
         std::process::exit(1)
     };
+    // Orphans of the service become our children, so none outlives its incarnation.
+    if let Err(e) = nix::sys::prctl::set_child_subreaper(true) {
+        say(
+            &spec.name,
+            "warn",
+            &format!("cannot become a subreaper: {e}"),
+        );
+    }
     let signals = match Signals::install() {
         Ok(s) => s,
         Err(e) => fail(&mut reporter, &held, format!("cannot set up signals: {e}")),
@@ -226,7 +250,7 @@ impl Supervisor<'_> {
     }
 
     fn child_pid(&self) -> Option<Pid> {
-        self.child.as_ref().map(|c| Pid::from_raw(c.id() as i32))
+        self.child
     }
 
     fn send(&self, sig: Signal) {
@@ -260,11 +284,11 @@ impl Supervisor<'_> {
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.spec.program.display()))?;
-        self.say(
-            "info",
-            &format!("started the service process (pid {})", child.id()),
-        );
-        self.child = Some(child);
+        let pid = Pid::from_raw(child.id() as i32);
+        // Reaped by `reap` with waitpid(-1): the supervisor is a subreaper.
+        drop(child);
+        self.say("info", &format!("started the service process (pid {pid})"));
+        self.child = Some(pid);
         self.child_ready = false;
         self.watchdog_fired = false;
         self.kill_at = None;
@@ -408,20 +432,22 @@ impl Supervisor<'_> {
     }
 
     fn reap(&mut self) {
-        let Some(child) = self.child.as_mut() else {
+        let Some(status) = self.reap_all() else {
             return;
-        };
-        let status = match child.try_wait() {
-            Ok(Some(st)) => st,
-            _ => return,
         };
         // Late notifications (READY=1 just before exiting) still count.
         self.read_notify();
         self.child = None;
         self.kill_at = None;
+        self.clean_leftovers();
         let how = describe(status);
         if self.stopping {
             self.say("info", &format!("the service process {how}; stopped"));
+            if self.reporter.pending() {
+                self.reporter.failed(&format!(
+                    "stopped before it was ready (the service process {how})"
+                ));
+            }
             self.finish(0, true);
         }
         if !self.ever_ready {
@@ -478,6 +504,71 @@ impl Supervisor<'_> {
         );
         self.restarts.push_back(now);
         self.restart_at = Some(now + delay);
+    }
+
+    /// Reaps every child that ended: the service process (its status is returned)
+    /// and orphans of the service adopted by this subreaper.
+    fn reap_all(&mut self) -> Option<ExitStatus> {
+        let mut main = None;
+        loop {
+            match waitpid(Pid::from_raw(-1), Some(WaitPidFlag::WNOHANG)) {
+                Ok(WaitStatus::Exited(pid, code)) => {
+                    if Some(pid) == self.child {
+                        main = Some(ExitStatus::from_raw((code & 0xff) << 8));
+                    }
+                }
+                Ok(WaitStatus::Signaled(pid, sig, core)) => {
+                    if Some(pid) == self.child {
+                        main = Some(ExitStatus::from_raw(
+                            sig as i32 | if core { 0x80 } else { 0 },
+                        ));
+                    }
+                }
+                Ok(WaitStatus::StillAlive) | Err(Errno::ECHILD) => return main,
+                Ok(_) | Err(Errno::EINTR) => continue,
+                Err(_) => return main,
+            }
+        }
+    }
+
+    /// Processes the service left behind (adopted by this subreaper): SIGTERM, then
+    /// SIGKILL for those still there after a second, as systemd does with the rest of
+    /// a unit's control group; the next incarnation never runs beside the old one.
+    fn clean_leftovers(&mut self) {
+        let left = children();
+        if left.is_empty() {
+            return;
+        }
+        self.say(
+            "warn",
+            &format!(
+                "the service left {} process(es) behind ({}); stopping them",
+                left.len(),
+                left.iter()
+                    .map(|p| p.to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            ),
+        );
+        for p in &left {
+            let _ = kill(*p, Signal::SIGTERM);
+        }
+        let deadline = Instant::now() + LEFTOVER_GRACE;
+        loop {
+            self.reap_all();
+            let left = children();
+            if left.is_empty() {
+                return;
+            }
+            if Instant::now() >= deadline {
+                for p in &left {
+                    let _ = kill(*p, Signal::SIGKILL);
+                }
+                self.reap_all();
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn timers(&mut self) {
