@@ -54,11 +54,12 @@ impl Relay {
         &self.path
     }
 
-    /// Every datagram waiting now, as text (invalid UTF-8 replaced).
+    /// The datagrams waiting now (at most [`DRAIN_MAX`]: a flood cannot hold up the
+    /// loop; the rest wakes it again), as text (invalid UTF-8 replaced).
     pub fn drain(&self) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
         let mut buf = vec![0u8; 8192];
-        loop {
+        while out.len() < DRAIN_MAX {
             match self.sock.recv(&mut buf) {
                 Ok(n) => out.push(String::from_utf8_lossy(&buf[..n]).into_owned()),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(out),
@@ -66,8 +67,12 @@ impl Relay {
                 Err(e) => return Err(e),
             }
         }
+        Ok(out)
     }
 }
+
+/// Most datagrams [`Relay::drain`] returns at once.
+pub const DRAIN_MAX: usize = 64;
 
 impl AsFd for Relay {
     fn as_fd(&self) -> BorrowedFd<'_> {
@@ -98,5 +103,17 @@ mod tests {
         );
         drop(relay);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_flood_is_drained_in_bounded_steps() {
+        let parent = tempfile::tempdir().unwrap();
+        let relay = Relay::bind_in(parent.path()).unwrap();
+        let client = UnixDatagram::unbound().unwrap();
+        for _ in 0..DRAIN_MAX + 5 {
+            client.send_to(b"STATUS=x\n", relay.path()).unwrap();
+        }
+        assert_eq!(relay.drain().unwrap().len(), DRAIN_MAX);
+        assert_eq!(relay.drain().unwrap().len(), 5);
     }
 }
