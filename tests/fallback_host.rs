@@ -641,3 +641,34 @@ fn processes_the_command_leaves_behind_are_stopped() {
     );
     assert!(s.log().contains("left 1 process(es) behind"), "{}", s.log());
 }
+
+#[test]
+fn logs_follow_prints_new_lines() {
+    use std::io::{BufRead, BufReader};
+    let s = Svc::new("fb-follow");
+    ok(&s.run("start", &["--interval", "100ms"]));
+    let mut child = s
+        .command("logs", &["-f", "-n", "1"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines() {
+            if tx.send(line.unwrap()).is_err() {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut heartbeats = 0;
+    while heartbeats < 3 && Instant::now() < deadline {
+        if let Ok(l) = rx.recv_timeout(Duration::from_millis(100)) {
+            heartbeats += usize::from(l.contains("heartbeat"));
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(heartbeats >= 3, "only {heartbeats} heartbeats followed");
+}

@@ -144,10 +144,9 @@ pub fn run_argv(g: &Global, a: &RunArgs) -> Result<Vec<OsString>> {
     if let Some(first) = a.command.first_mut() {
         *first = crate::unit::command::resolve_program(first)?;
     }
+    // `-q` quiets the launcher's terminal output only; `-v` makes the daemon's log
+    // more detailed too.
     let mut v: Vec<OsString> = vec!["--name".into(), g.name.clone().into()];
-    if g.quiet {
-        v.push("-q".into());
-    }
     for _ in 0..g.verbose {
         v.push("-v".into());
     }
@@ -444,6 +443,14 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             "state": word,
             "running": code == exit::OK,
             "pid": pid,
+            // The systemd backend's names for the same facts.
+            "active_state": match word {
+                "running" => "active",
+                "starting" => "activating",
+                "dead" => "failed",
+                _ => "inactive",
+            },
+            "main_pid": if code == exit::OK { pid.unwrap_or(0) } else { 0 },
             "since": since.map(rfc3339),
             "uptime_sec": uptime.map(|u| u.as_secs()),
             "pid_file": paths.pid_file,
