@@ -323,7 +323,7 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     match holder_handle(&pidfile, pid)? {
         None => {}
         Some(fd) => {
-            let _ = fd.signal(Signal::SIGTERM);
+            signal_or_fail(&fd, Signal::SIGTERM)?;
             if !fd.wait_exit(timeout) {
                 log::warn!(
                     "{} (pid {pid}) did not stop within {}; killing it",
@@ -379,6 +379,19 @@ fn holder_handle(pidfile: &PidFile, pid: Pid) -> Result<Option<PidFd>> {
     }
 }
 
+/// Sends `sig`; a process that has just exited is fine, a refusal is an error (exit 4
+/// for another user's daemon).
+fn signal_or_fail(fd: &PidFd, sig: Signal) -> Result<()> {
+    match fd.signal(sig) {
+        Ok(()) | Err(nix::errno::Errno::ESRCH) => Ok(()),
+        Err(e) => Err(Error::io(
+            &format!("send {sig} to"),
+            format!("pid {}", fd.pid()),
+            std::io::Error::from(e),
+        )),
+    }
+}
+
 /// `restart`: stop, then start.
 pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
     let stop_args = PidfileArgs {
@@ -411,8 +424,7 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     let Some(fd) = holder_handle(&pidfile, pid)? else {
         return Err(Error::not_running(format!("{} is not running", g.name)));
     };
-    fd.signal(Signal::SIGHUP)
-        .map_err(|e| Error::generic(format!("cannot signal pid {pid}: {e}")))?;
+    signal_or_fail(&fd, Signal::SIGHUP)?;
     say(g, format!("asked {} (pid {pid}) to reload", g.name));
     Ok(exit::OK)
 }

@@ -340,8 +340,19 @@ pub fn uninstall(g: &Global, root: Option<&Path>, force: bool) -> Result<u8> {
         ))
         .with_hint("look at it first; pass --force to override"));
     }
-    if root.is_none() {
-        super::stop(g, &super::PidfileArgs::default())?;
+    if root.is_none() && install::is_generated(&content) {
+        // Through the script, so options from /etc/default/NAME apply.
+        let status = std::process::Command::new("/bin/sh")
+            .arg(&path)
+            .arg("stop")
+            .status()
+            .map_err(|e| Error::io("run", path.display(), e))?;
+        if !status.success() {
+            return Err(Error::generic(format!(
+                "`{} stop` failed ({status}); nothing was removed",
+                path.display()
+            )));
+        }
     }
     for l in rc_links(root, &g.name) {
         std::fs::remove_file(&l).map_err(|e| Error::io("remove", l.display(), e))?;
