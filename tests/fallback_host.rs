@@ -672,3 +672,45 @@ fn logs_follow_prints_new_lines() {
     child.wait().unwrap();
     assert!(heartbeats >= 3, "only {heartbeats} heartbeats followed");
 }
+
+#[test]
+fn a_start_that_is_never_ready_times_out_and_the_daemon_is_stopped() {
+    let s = Svc::new("fb-slow");
+    let launcher = s
+        .command(
+            "start",
+            &[
+                "--timeout",
+                "1500ms",
+                "--ready",
+                "tcp:127.0.0.1:1",
+                "--",
+                "sleep",
+                "60",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Meanwhile `status` sees it starting (the STARTING lock byte), exit 0.
+    let mut seen_starting = false;
+    assert!(wait_until(Duration::from_secs(5), || {
+        let st = s.run("status", &["--json"]);
+        let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap_or_default();
+        seen_starting = v["state"] == "starting" && st.status.code() == Some(0);
+        seen_starting
+    }));
+    // A second start waits for it, and fails with it.
+    let second = s.run("start", &["--timeout", "5s"]);
+    let out = launcher.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(
+        text(&out.stderr).contains("was not ready within 1s 500ms")
+            || text(&out.stderr).contains("was not ready within 1500ms"),
+        "{out:?}"
+    );
+    assert!(!second.status.success(), "{second:?}");
+    assert!(wait_until(Duration::from_secs(5), || s.status_code() == 3));
+    assert!(s.daemons().is_empty());
+}
