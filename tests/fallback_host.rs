@@ -152,6 +152,20 @@ fn start_status_stop_status() {
     assert_eq!(v["state"], "running");
     assert_eq!(v["backend"], "pidfile");
     assert_eq!(v["pid"].as_i64(), Some(pid as i64));
+    // The service process under the supervisor, and its STATUS= text.
+    let service = v["service_pid"].as_i64().unwrap() as i32;
+    assert_ne!(service, pid);
+    assert!(alive(service));
+    assert!(
+        v["status_text"].as_str().unwrap().contains("heartbeat"),
+        "{v}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(s.pid_file())
+        .unwrap()
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o644, "PID files are world-readable");
     let human = text(&s.run("status", &[]).stdout);
     assert!(human.contains("backend:  pidfile"), "{human}");
     assert!(
@@ -167,8 +181,8 @@ fn start_status_stop_status() {
     assert_eq!(s.status_code(), 3);
     // Stopping a stopped service succeeds.
     ok(&s.run("stop", &[]));
-    // The daemon's stdio: the log file, 0640, and nothing else.
-    use std::os::unix::fs::PermissionsExt;
+    assert!(!alive(service), "the service process went with it");
+    // The daemon's stdio: the log file, 0640.
     let mode = std::fs::metadata(s.log_file())
         .unwrap()
         .permissions()

@@ -448,6 +448,14 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         State::Absent => (None, None),
     };
     let uptime = since.and_then(|s| SystemTime::now().duration_since(s).ok());
+    // What the running daemon published: the service's STATUS= text, restarts.
+    let published: serde_json::Value = match (&state, PidFile::open_existing(&paths)?) {
+        (State::Running { .. }, Some(p)) => p
+            .published()
+            .and_then(|t| serde_json::from_str(&t).ok())
+            .unwrap_or_default(),
+        _ => serde_json::Value::Null,
+    };
     if json {
         let v = json!({
             "name": g.name,
@@ -463,6 +471,10 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
                 _ => "inactive",
             },
             "main_pid": if code == exit::OK { pid.unwrap_or(0) } else { 0 },
+            "status_text": published["status_text"],
+            "service_pid": published["service_pid"],
+            "n_restarts": published["n_restarts"],
+            "watchdog_usec": published["watchdog_usec"],
             "since": since.map(rfc3339),
             "uptime_sec": uptime.map(|u| u.as_secs()),
             "pid_file": paths.pid_file,
@@ -482,6 +494,13 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
     };
     println!("{} - {what}", g.name);
     println!("  backend:  pidfile");
+    if let Some(t) = published["status_text"].as_str().filter(|t| !t.is_empty()) {
+        println!("  status:   {t}");
+    }
+    if let Some(p) = published["service_pid"].as_i64() {
+        let restarts = published["n_restarts"].as_u64().unwrap_or(0);
+        println!("  service:  pid {p} (under the supervisor), restarted {restarts} time(s)");
+    }
     if let (Some(s), Some(u)) = (since, uptime) {
         println!("  since:    {} ({} ago)", rfc3339(s), format_uptime(u));
     }

@@ -264,6 +264,8 @@ impl PidFile {
                 }
                 Err(e) => return Err(self.err("create", e)),
             };
+            // World-readable whatever the daemon's umask, as PID files are.
+            let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o644));
             // Uncontested: nobody else knows this inode yet.
             lock(&fd, ALIVE, false).map_err(|e| self.err("lock", e))?;
             lock(&fd, STARTING, false).map_err(|e| self.err("lock", e))?;
@@ -339,6 +341,22 @@ impl PidFile {
         }
     }
 
+    /// What the running daemon published with [`Held::publish`] (call only while
+    /// [`state`](PidFile::state) says it runs; a file of another owner is ignored).
+    pub fn published(&self) -> Option<String> {
+        let fd = self
+            .dir
+            .open_file(&state_name(&self.name), OFlag::O_RDONLY, 0)
+            .ok()?;
+        let st = fstat(&fd).ok()?;
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG || check_owner(&self.path(), &st).is_err() {
+            return None;
+        }
+        let mut buf = vec![0u8; 8192];
+        let n = nix::sys::uio::pread(&fd, &mut buf, 0).ok()?;
+        String::from_utf8(buf[..n].to_vec()).ok()
+    }
+
     /// Removes the file if nobody holds it (a stale file); returns whether it did.
     pub fn remove_stale(&self) -> Result<bool> {
         for _ in 0..100 {
@@ -358,6 +376,7 @@ impl PidFile {
             self.dir
                 .unlink(&self.name)
                 .map_err(|e| self.err("remove", e))?;
+            let _ = self.dir.unlink(&state_name(&self.name));
             return Ok(true);
         }
         Ok(false)
@@ -375,7 +394,36 @@ impl PidFile {
     }
 }
 
+/// The name of the state file kept next to the PID file `name`.
+fn state_name(name: &OsStr) -> OsString {
+    let mut n = OsString::from(".");
+    n.push(name);
+    n.push(".state");
+    n
+}
+
 impl Held {
+    /// Publishes `text` (the daemon's state for `status`: JSON) next to the PID file,
+    /// atomically (temporary file, rename). Failures are ignored: it is informative.
+    pub fn publish(&self, text: &str) {
+        let final_name = state_name(&self.name);
+        let mut tmp = final_name.clone();
+        tmp.push(".tmp");
+        let Ok(fd) = self.dir.open_file(
+            &tmp,
+            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
+            0o644,
+        ) else {
+            return;
+        };
+        let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o644));
+        if nix::unistd::write(&fd, text.as_bytes()).ok() == Some(text.len()) {
+            let _ = self.dir.rename(&tmp, &final_name);
+        } else {
+            let _ = self.dir.unlink(&tmp);
+        }
+    }
+
     /// The service is ready: releases the STARTING byte.
     pub fn ready(&self) {
         let _ = unlock(&self.fd, STARTING);
@@ -392,6 +440,7 @@ impl Held {
         if let (Some(m), Some(n)) = (mine, now) {
             if m.st_dev == n.st_dev && m.st_ino == n.st_ino {
                 let _ = self.dir.unlink(&self.name);
+                let _ = self.dir.unlink(&state_name(&self.name));
             }
         }
         let _ = unlock(&self.fd, MUTATE);

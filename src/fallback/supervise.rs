@@ -9,7 +9,7 @@
 //! the current child are believed (systemd's `NotifyAccess=main`).
 //!
 //! - The first `READY=1` is passed on to the launcher (the readiness pipe, see
-//!   [`super::daemonize`]). A child that exits before it fails the start, with its
+//!   [`super::daemonize`](mod@super::daemonize)). A child that exits before it fails the start, with its
 //!   last `STATUS=` and exit status as the reason.
 //! - SIGTERM/SIGINT are passed on and the supervisor exits once the child has;
 //!   SIGHUP, SIGUSR1 and SIGUSR2 are passed on.
@@ -165,6 +165,7 @@ struct Supervisor<'a> {
     kill_at: Option<Instant>,
     restart_at: Option<Instant>,
     restarts: VecDeque<Instant>,
+    n_restarts: u64,
 }
 
 /// Runs the service under supervision until it ends; never returns.
@@ -212,6 +213,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         kill_at: None,
         restart_at: None,
         restarts: VecDeque::new(),
+        n_restarts: 0,
     };
     if let Err(e) = s.spawn() {
         let (reporter, held) = (&mut s.reporter, &s.held);
@@ -293,6 +295,7 @@ impl Supervisor<'_> {
         self.watchdog_fired = false;
         self.kill_at = None;
         self.last_status.clear();
+        self.publish();
         Ok(())
     }
 
@@ -411,11 +414,26 @@ impl Supervisor<'_> {
                     self.say("info", "the service is ready");
                 }
             }
-            Some(("STATUS", text)) => self.last_status = text.to_owned(),
+            Some(("STATUS", text)) if self.last_status != text => {
+                self.last_status = text.to_owned();
+                self.publish();
+            }
             Some(("WATCHDOG", "1")) => self.last_ping = Instant::now(),
             Some(("WATCHDOG", "trigger")) => self.fire_watchdog("the service asked for it"),
             _ => {}
         }
+    }
+
+    /// Tells `status` what systemd would show: the service's `STATUS=` text, its
+    /// process and how often it was restarted.
+    fn publish(&self) {
+        let v = serde_json::json!({
+            "status_text": self.last_status,
+            "service_pid": self.child.map(|p| p.as_raw()),
+            "n_restarts": self.n_restarts,
+            "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
+        });
+        self.held.publish(&v.to_string());
     }
 
     fn fire_watchdog(&mut self, why: &str) {
@@ -503,6 +521,7 @@ impl Supervisor<'_> {
             ),
         );
         self.restarts.push_back(now);
+        self.n_restarts += 1;
         self.restart_at = Some(now + delay);
     }
 
