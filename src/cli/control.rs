@@ -24,7 +24,7 @@ pub struct StartArgs {
     #[command(flatten)]
     pub control: JobArgs,
     /// What to run (PID-file backend only; systemd takes it from the unit).
-    #[command(flatten)]
+    #[command(flatten, next_help_heading = "What to run (PID-file backend)")]
     pub run: crate::cli::run::RunArgs,
     /// Restart policy (PID-file backend only; systemd takes it from the unit).
     #[command(flatten)]

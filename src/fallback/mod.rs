@@ -52,6 +52,7 @@ pub const DEFAULT_HEALTH_WATCHDOG: Duration = Duration::from_secs(30);
 
 /// Options of the control verbs that only the PID-file backend uses.
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "PID-file backend")]
 pub struct PidfileArgs {
     /// PID file and log directory.
     #[command(flatten)]
@@ -66,6 +67,7 @@ pub struct PidfileArgs {
 /// Supervision options of `start`/`restart` (PID-file backend only; systemd takes
 /// them from the unit).
 #[derive(clap::Args, Debug, Clone)]
+#[command(next_help_heading = "PID-file backend")]
 pub struct SuperviseArgs {
     /// PID-file backend only: restarts after failures (within a minute) before giving
     /// up; 0 never restarts.

@@ -25,6 +25,7 @@ use crate::error::{Error, Result};
 
 /// The `--pid-file`/`--log-dir` options (PID-file backend only).
 #[derive(clap::Args, Debug, Clone, Default)]
+#[command(next_help_heading = "PID-file backend")]
 pub struct PathArgs {
     /// PID-file backend only: the PID file [default: /run/NAME/NAME.pid as root,
     /// $XDG_RUNTIME_DIR/NAME/NAME.pid otherwise].
