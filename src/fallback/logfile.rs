@@ -81,6 +81,18 @@ pub fn tail(paths: &Paths, n: usize) -> Result<Vec<String>> {
         .map_err(|e| Error::io("read", paths.log_file.display(), e))
 }
 
+/// The last `n` lines of what the log gained after byte `offset`.
+pub fn since(paths: &Paths, offset: u64, n: usize) -> Result<Vec<String>> {
+    let Some((mut f, _, _)) = open_log(paths)? else {
+        return Ok(Vec::new());
+    };
+    let mut buf = Vec::new();
+    f.seek(SeekFrom::Start(offset))
+        .and_then(|_| f.read_to_end(&mut buf))
+        .map_err(|e| Error::io("read", paths.log_file.display(), e))?;
+    Ok(last_lines(&String::from_utf8_lossy(&buf), n))
+}
+
 /// Prints the last `n` lines; with `follow`, keeps printing what is appended (a
 /// truncated or replaced log is reopened from its start) until interrupted.
 pub fn show(paths: &Paths, n: usize, follow: bool) -> Result<()> {

@@ -22,7 +22,6 @@ pub mod supervise;
 pub mod sysv;
 
 use std::ffi::OsString;
-use std::io::Read;
 use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
@@ -159,24 +158,14 @@ pub fn run_argv(g: &Global, a: &RunArgs) -> Result<Vec<OsString>> {
 
 /// What the log gained since `offset`: its last lines, indented, for error messages.
 fn log_excerpt(paths: &Paths, offset: u64) -> String {
-    let Ok(mut f) = std::fs::File::open(&paths.log_file) else {
-        return String::new();
-    };
-    let mut buf = Vec::new();
-    use std::io::Seek;
-    if f.seek(std::io::SeekFrom::Start(offset)).is_err() || f.read_to_end(&mut buf).is_err() {
-        return String::new();
-    }
-    let text = String::from_utf8_lossy(&buf);
-    let lines: Vec<&str> = text.lines().collect();
+    let lines = logfile::since(paths, offset, 15).unwrap_or_default();
     if lines.is_empty() {
         return String::new();
     }
-    let tail = &lines[lines.len().saturating_sub(15)..];
     let mut out = format!("\n  log ({}):", paths.log_file.display());
-    for l in tail {
+    for l in lines {
         out.push_str("\n    ");
-        out.push_str(l);
+        out.push_str(&l);
     }
     out
 }
@@ -240,8 +229,10 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
             log_excerpt(&paths, log_start)
         ))),
         Report::Timeout { pid } => {
+            // Only the process that holds the lock (the PID could be reused).
             if let Some(pid) = pid {
-                if let Ok(fd) = PidFd::open(pid) {
+                let pidfile = PidFile::open(&paths, false)?;
+                if let Some(fd) = holder_handle(&pidfile, pid)? {
                     let _ = fd.signal(Signal::SIGTERM);
                 }
             }
