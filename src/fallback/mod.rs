@@ -530,3 +530,64 @@ pub fn logs(
     logfile::show(&paths, lines, follow)?;
     Ok(exit::OK)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn run_argv_is_absolute_and_parses_back() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "mydaemon",
+            "-v",
+            "--name",
+            "svc",
+            "start",
+            "--ready",
+            "unix:rel/sock",
+            "--",
+            "sh",
+            "-c",
+            "exit 0",
+        ])
+        .unwrap();
+        let crate::cli::Command::Start(a) = &cli.command else {
+            panic!("not start");
+        };
+        let argv = run_argv(&cli.global, &a.run).unwrap();
+        let again = crate::cli::Cli::try_parse_from(
+            std::iter::once(OsString::from("mydaemon")).chain(argv.iter().cloned()),
+        )
+        .unwrap();
+        assert_eq!(again.global.name, "svc");
+        assert_eq!(again.global.verbose, 1);
+        let crate::cli::Command::Run(r) = &again.command else {
+            panic!("not run: {argv:?}");
+        };
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            r.ready,
+            Some(Readiness::Probe(Probe::Unix(cwd.join("rel/sock"))))
+        );
+        assert!(Path::new(&r.command[0]).is_absolute(), "{:?}", r.command);
+        assert!(r.command[0].ends_with("/sh"));
+        assert_eq!(r.command[1..], ["-c", "exit 0"]);
+    }
+
+    #[test]
+    fn health_implies_a_watchdog() {
+        let run = RunArgs {
+            health: Some(Probe::Exec("true".into())),
+            ..RunArgs::default()
+        };
+        let sup = SuperviseArgs::default();
+        assert_eq!(sup.policy(&run).watchdog, Some(DEFAULT_HEALTH_WATCHDOG));
+        assert_eq!(sup.policy(&RunArgs::default()).watchdog, None);
+        let off = SuperviseArgs {
+            watchdog_sec: Some(Duration::ZERO),
+            ..SuperviseArgs::default()
+        };
+        assert_eq!(off.policy(&run).watchdog, None);
+    }
+}
