@@ -728,3 +728,18 @@ fn a_start_that_is_never_ready_times_out_and_the_daemon_is_stopped() {
     assert!(wait_until(Duration::from_secs(5), || s.status_code() == 3));
     assert!(s.daemons().is_empty());
 }
+
+#[test]
+fn start_returns_only_once_the_command_is_ready() {
+    let s = Svc::new("fb-ready");
+    let flag = s.dir.path().join("ready-flag");
+    let script = format!("sleep 0.3; touch '{}'; exec sleep 60", flag.display());
+    let t0 = Instant::now();
+    let flag_arg = format!("file:{}", flag.display());
+    ok(&s.run("start", &["--ready", &flag_arg, "--", "sh", "-c", &script]));
+    assert!(flag.exists(), "start returned before the command was ready");
+    assert!(t0.elapsed() >= Duration::from_millis(300));
+    let st = s.run("status", &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["state"], "running", "{v}");
+}
