@@ -458,13 +458,12 @@ fn reload_reaches_the_service_and_logs_show_it() {
     ok(&s.run("start", &[]));
     let out = s.run("reload", &[]);
     ok(&out);
-    assert!(
-        wait_until(Duration::from_secs(5), || s
-            .log()
-            .contains("reload complete")),
-        "{}",
-        s.log()
-    );
+    assert!(text(&out.stdout).contains("reloaded fb-reload"), "{out:?}");
+    // `reload` returns once the service is READY=1 again: the reload is done.
+    assert!(s.log().contains("reload complete"), "{}", s.log());
+    let st = s.run("status", &["--json"]);
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    assert_eq!(v["reloads"], 1, "{v}");
     let out = s.run("logs", &["-n", "2"]);
     ok(&out);
     let shown = text(&out.stdout);

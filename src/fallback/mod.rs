@@ -403,7 +403,8 @@ pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs)
     )
 }
 
-/// `reload`: SIGHUP to the daemon, which passes it on to the service.
+/// `reload`: SIGHUP to the daemon, which passes it on to the service; returns once
+/// the service reports it reloaded (or after `--timeout`, 10s, with an error).
 pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let state = match PidFile::open_existing(&paths)? {
@@ -417,8 +418,38 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     let Some(fd) = holder_handle(&pidfile, pid)? else {
         return Err(Error::not_running(format!("{} is not running", g.name)));
     };
+    // As systemd does for a notify service: done when the service, having sent
+    // RELOADING=1, is READY=1 again (the supervisor counts completed reloads).
+    let reloads = |p: &PidFile| -> Option<u64> {
+        let v: serde_json::Value = serde_json::from_str(&p.published()?).ok()?;
+        v["reloads"].as_u64()
+    };
+    let before = reloads(&pidfile);
     signal_or_fail(&fd, Signal::SIGHUP)?;
-    say(g, format!("asked {} (pid {pid}) to reload", g.name));
+    if let Some(before) = before {
+        let timeout = pf.timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let deadline = Instant::now() + timeout;
+        loop {
+            if reloads(&pidfile).is_some_and(|n| n > before) {
+                break;
+            }
+            if fd.wait_exit(Duration::ZERO) {
+                return Err(Error::generic(format!(
+                    "{} (pid {pid}) exited while reloading; see `mydaemon --name {} logs`",
+                    g.name, g.name
+                )));
+            }
+            if Instant::now() >= deadline {
+                return Err(Error::generic(format!(
+                    "{} (pid {pid}) did not finish reloading within {}",
+                    g.name,
+                    format_duration(timeout)
+                )));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    say(g, format!("reloaded {} (pid {pid})", g.name));
     Ok(exit::OK)
 }
 
@@ -467,6 +498,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             "status_text": published["status_text"],
             "service_pid": published["service_pid"],
             "n_restarts": published["n_restarts"],
+            "reloads": published["reloads"],
             "watchdog_usec": published["watchdog_usec"],
             "since": since.map(rfc3339),
             "uptime_sec": uptime.map(|u| u.as_secs()),

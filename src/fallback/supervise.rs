@@ -166,6 +166,10 @@ struct Supervisor<'a> {
     restart_at: Option<Instant>,
     restarts: VecDeque<Instant>,
     n_restarts: u64,
+    /// `RELOADING=1` seen, `READY=1` not yet.
+    reloading: bool,
+    /// Reloads completed (`RELOADING=1` … `READY=1`).
+    reloads: u64,
 }
 
 /// Runs the service under supervision until it ends; never returns.
@@ -214,6 +218,8 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         restart_at: None,
         restarts: VecDeque::new(),
         n_restarts: 0,
+        reloading: false,
+        reloads: 0,
     };
     if let Err(e) = s.spawn() {
         let (reporter, held) = (&mut s.reporter, &s.held);
@@ -404,9 +410,15 @@ impl Supervisor<'_> {
 
     fn on_notify(&mut self, line: &str) {
         match line.split_once('=') {
+            Some(("RELOADING", "1")) => self.reloading = true,
             Some(("READY", "1")) => {
                 self.child_ready = true;
                 self.last_ping = Instant::now();
+                if self.reloading {
+                    self.reloading = false;
+                    self.reloads += 1;
+                    self.publish();
+                }
                 if !self.ever_ready {
                     self.ever_ready = true;
                     self.held.ready();
@@ -431,6 +443,7 @@ impl Supervisor<'_> {
             "status_text": self.last_status,
             "service_pid": self.child.map(|p| p.as_raw()),
             "n_restarts": self.n_restarts,
+            "reloads": self.reloads,
             "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
         });
         self.held.publish(&v.to_string());
