@@ -742,3 +742,56 @@ fn start_returns_only_once_the_command_is_ready() {
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
     assert_eq!(v["state"], "running", "{v}");
 }
+
+#[test]
+fn readiness_from_a_process_other_than_the_service_is_ignored() {
+    use std::os::linux::net::SocketAddrExt;
+    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    let s = Svc::new("fb-spoof");
+    let launcher = s
+        .command(
+            "start",
+            &[
+                "--timeout",
+                "2s",
+                "--ready",
+                "tcp:127.0.0.1:1",
+                "--",
+                "sleep",
+                "60",
+            ],
+        )
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The supervisor's abstract notify socket is visible to everyone in /proc/net/unix.
+    let mut name = None;
+    assert!(wait_until(Duration::from_secs(5), || {
+        name = std::fs::read_to_string("/proc/net/unix")
+            .unwrap()
+            .split_whitespace()
+            .find(|w| w.starts_with("@mydaemon/fb-spoof/"))
+            .map(|w| w[1..].to_owned());
+        name.is_some()
+    }));
+    let addr = SocketAddr::from_abstract_name(name.unwrap().as_bytes()).unwrap();
+    UnixDatagram::unbound()
+        .unwrap()
+        .send_to_addr(b"READY=1\n", &addr)
+        .unwrap();
+    let out = launcher.wait_with_output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "a forged READY=1 made start succeed: {out:?}"
+    );
+    assert!(
+        s.log().contains(&format!(
+            "ignoring a notification from pid {}",
+            std::process::id()
+        )),
+        "{}",
+        s.log()
+    );
+}
