@@ -565,3 +565,37 @@ fn greeter_example_serves_reloads_and_stops() {
     d.await_notify("STOPPING=1", T);
     assert_eq!(d.wait(T).code(), Some(0));
 }
+
+/// CPU time (user + system, in clock ticks) of `pid`.
+fn cpu_ticks(pid: Pid) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
+    // Fields after the parenthesised command name; utime and stime are 14 and 15.
+    let rest = &stat[stat.rfind(')').unwrap() + 2..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    f[11].parse::<u64>().unwrap() + f[12].parse::<u64>().unwrap()
+}
+
+#[test]
+fn stopping_during_a_readiness_probe_does_not_spin() {
+    // The probe command runs 300 ms (then fails); the command takes a second to stop.
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--ready",
+            "exec:sleep 0.3; exit 1",
+            "--",
+            "sh",
+            "-c",
+            "trap 'sleep 1; exit 0' TERM; echo child-up >&2; while :; do sleep 0.05; done",
+        ],
+        &[],
+    );
+    d.await_child_line("child-up", T);
+    d.signal(Signal::SIGTERM);
+    d.await_notify("STOPPING=1", T);
+    let before = cpu_ticks(d.pid());
+    std::thread::sleep(Duration::from_millis(800));
+    let spent = cpu_ticks(d.pid()) - before;
+    assert!(spent <= 10, "{spent} ticks of CPU in 800 ms while stopping");
+    assert_eq!(d.wait(T).code(), Some(0));
+}

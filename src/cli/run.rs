@@ -58,6 +58,17 @@ pub struct RunArgs {
 pub const DEFAULT_INTERVAL: Duration = Duration::from_secs(10);
 
 impl RunArgs {
+    /// Refuses combinations `run` would refuse: the built-in workload's options with
+    /// `-- CMD`.
+    pub fn check(&self) -> Result<()> {
+        if !self.command.is_empty() && (self.interval.is_some() || self.config.is_some()) {
+            return Err(Error::usage(
+                "--interval and --config belong to the built-in workload, not to `-- CMD`",
+            ));
+        }
+        Ok(())
+    }
+
     /// These options as `run` arguments again (for a launcher that starts
     /// `mydaemon run` itself, such as the PID-file backend): parsing the result gives
     /// back the same `RunArgs`. The command, if any, comes last after `--`.
@@ -113,17 +124,14 @@ impl RunArgs {
             health: self.health.clone(),
             health_interval,
             health_timeout: self.health_timeout.unwrap_or(d.health_timeout),
+            ..d
         })
     }
 }
 
 /// Runs the service until it is told to stop.
 pub fn exec(g: &Global, a: &RunArgs) -> Result<u8> {
-    if !a.command.is_empty() && (a.interval.is_some() || a.config.is_some()) {
-        return Err(Error::usage(
-            "--interval and --config belong to the built-in workload, not to `-- CMD`",
-        ));
-    }
+    a.check()?;
     crate::daemon::log::init(&g.name, crate::daemon::log::level(g.quiet, g.verbose));
     let runner = Runner::new(&g.name);
     let result = match a.exec_options(crate::notify::watchdog_interval()) {

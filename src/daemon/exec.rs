@@ -8,7 +8,7 @@
 //! while it passes.
 
 use std::ffi::OsString;
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
@@ -27,7 +27,7 @@ pub const PROBE_BACKOFF_MIN: Duration = Duration::from_millis(25);
 /// Longest wait between readiness probe attempts.
 pub const PROBE_BACKOFF_MAX: Duration = Duration::from_millis(500);
 /// After a stop that mydaemon started itself (readiness timed out), how long the
-/// command has between SIGTERM and SIGKILL.
+/// command has between SIGTERM and SIGKILL, by default.
 pub const KILL_GRACE: Duration = Duration::from_secs(10);
 
 /// How to run and watch the command.
@@ -45,6 +45,9 @@ pub struct ExecOptions {
     pub health_interval: Duration,
     /// A health probe that takes longer fails.
     pub health_timeout: Duration,
+    /// After mydaemon itself stops the command (readiness timed out): time between
+    /// SIGTERM and SIGKILL.
+    pub kill_grace: Duration,
 }
 
 impl Default for ExecOptions {
@@ -56,6 +59,7 @@ impl Default for ExecOptions {
             health: None,
             health_interval: Duration::from_secs(10),
             health_timeout: Duration::from_secs(5),
+            kill_grace: KILL_GRACE,
         }
     }
 }
@@ -65,6 +69,8 @@ impl Default for ExecOptions {
 pub struct ExecService {
     opts: ExecOptions,
     child: Option<Child>,
+    /// Readable once the command exits (pidfd); dropped when it is reaped.
+    child_exited: Option<OwnedFd>,
     relay: Option<Relay>,
     started: Instant,
     // Readiness.
@@ -91,6 +97,7 @@ impl ExecService {
         ExecService {
             opts,
             child: None,
+            child_exited: None,
             relay: None,
             started: Instant::now(),
             ready_deadline: None,
@@ -152,12 +159,18 @@ impl ExecService {
             Ok(Some(status)) => status,
             Ok(None) => return,
             Err(e) => {
-                log::error!("waiting for {}: {e}", self.program());
+                // Someone else reaped it (a library user's waitpid(-1)?): it is gone,
+                // and its exit status with it.
+                log::error!("waiting for {}: {e}; giving up on it", self.program());
+                self.child = None;
+                self.child_exited = None;
+                ctx.exit(self.forced_exit.unwrap_or(Exit::Code(1)));
                 return;
             }
         };
         let pid = child.id();
         self.child = None;
+        self.child_exited = None;
         self.probe = None;
         self.health_check = None;
         let exit = exit_of(status);
@@ -284,8 +297,10 @@ impl ExecService {
         self.ready_deadline = None;
         self.next_probe = None;
         self.probe = None;
+        self.health_check = None;
+        self.next_health = None;
         self.send(Signal::SIGTERM);
-        self.kill_at = Some(now + KILL_GRACE);
+        self.kill_at = Some(now + self.opts.kill_grace);
     }
 
     /// Runs the health probe on its schedule.
@@ -339,7 +354,8 @@ impl ExecService {
         for t in candidates.into_iter().flatten() {
             ctx.wake_at(t);
         }
-        // A running exec probe ends with SIGCHLD; a timeout is covered above.
+        // A command or exec probe that exits wakes the loop through its pidfd (and
+        // SIGCHLD); a probe's timeout is covered above.
     }
 }
 
@@ -361,6 +377,7 @@ impl Service for ExecService {
             .map_err(|e| format!("cannot run {}: {e}", self.program()))?;
         let pid = child.id();
         log::info!(mydaemon_event = "child-start", mydaemon_pid = pid; "started {} (pid {pid})", shell_words(&self.opts.command));
+        self.child_exited = super::signals::pidfd(pid);
         self.child = Some(child);
         match &self.opts.ready {
             Readiness::Immediate => {
@@ -390,6 +407,11 @@ impl Service for ExecService {
         if self.child.is_none() {
             return Ok(());
         }
+        if self.stop_requested {
+            // No more probes: a finished one would leave its pidfd readable for good.
+            self.probe = None;
+            self.health_check = None;
+        }
         if self.opts.ready == Readiness::Notify && !ctx.is_ready() && !self.stop_requested {
             if self.ready_deadline.is_some_and(|d| d <= now) {
                 log::error!(mydaemon_event = "ready-timeout"; "{} sent no READY=1 within {}; stopping it",
@@ -409,7 +431,7 @@ impl Service for ExecService {
             log::warn!(
                 "{} did not stop within {}; killing it",
                 self.program(),
-                format_duration(KILL_GRACE)
+                format_duration(self.opts.kill_grace)
             );
             self.send(Signal::SIGKILL);
             self.kill_at = None;
@@ -429,6 +451,9 @@ impl Service for ExecService {
         self.stop_requested = true;
         self.ready_deadline = None;
         self.next_probe = None;
+        self.probe = None;
+        self.health_check = None;
+        self.next_health = None;
         if self.child.is_none() {
             ctx.exit(self.forced_exit.unwrap_or(Exit::Code(0)));
             return Ok(());
@@ -464,7 +489,13 @@ impl Service for ExecService {
     }
 
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
-        self.relay.iter().map(|r| r.as_fd()).collect()
+        let checks = [&self.probe, &self.health_check];
+        self.relay
+            .iter()
+            .map(|r| r.as_fd())
+            .chain(self.child_exited.iter().map(|f| f.as_fd()))
+            .chain(checks.into_iter().flatten().filter_map(Check::exit_fd))
+            .collect()
     }
 }
 
@@ -528,6 +559,8 @@ fn describe(status: ExitStatus) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::Runner;
+    use crate::notify::Notifier;
 
     #[test]
     fn exit_follows_the_child() {
@@ -543,5 +576,36 @@ mod tests {
             describe(ExitStatus::from_raw(2 << 8)),
             "exited with status 2"
         );
+    }
+
+    #[test]
+    fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
+        let mut svc = ExecService::new(ExecOptions {
+            command: [
+                "/bin/sh",
+                "-c",
+                "trap '' TERM; while :; do sleep 0.05; done",
+            ]
+            .map(String::from)
+            .to_vec(),
+            ready: Readiness::Probe(Probe::File("/nonexistent/mydaemon-ready".into())),
+            ready_timeout: Duration::from_millis(100),
+            kill_grace: Duration::from_millis(300),
+            ..ExecOptions::default()
+        });
+        let started = Instant::now();
+        let exit = Runner::new("grace")
+            .with_notifier(Notifier::to_socket(None))
+            .with_watchdog(None)
+            .run(&mut svc)
+            .unwrap();
+        let took = started.elapsed();
+        // Not the command's death by SIGKILL: readiness failed, so exit 1.
+        assert_eq!(exit, Exit::Code(1));
+        assert!(
+            took >= Duration::from_millis(400),
+            "killed too early: {took:?}"
+        );
+        assert!(took < Duration::from_secs(5), "not killed: {took:?}");
     }
 }

@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::net::{TcpStream, ToSocketAddrs};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -125,6 +126,8 @@ pub enum Check {
         child: Child,
         /// When it counts as failed.
         deadline: Instant,
+        /// Readable when the probe's process exits (see [`super::signals::pidfd`]).
+        exited: Option<OwnedFd>,
     },
 }
 
@@ -146,6 +149,7 @@ impl Probe {
             }),
             Probe::Exec(cmd) => match shell(cmd).spawn() {
                 Ok(child) => Check::Running {
+                    exited: super::signals::pidfd(child.id()),
                     child,
                     deadline: Instant::now() + timeout,
                 },
@@ -171,7 +175,9 @@ impl Check {
     pub fn poll(&mut self, now: Instant) -> Option<Result<(), String>> {
         match self {
             Check::Done(r) => Some(r.clone()),
-            Check::Running { child, deadline } => match child.try_wait() {
+            Check::Running {
+                child, deadline, ..
+            } => match child.try_wait() {
                 Ok(Some(status)) if status.success() => Some(Ok(())),
                 Ok(Some(status)) => Some(Err(format!("probe command {status}"))),
                 Ok(None) if now >= *deadline => {
@@ -182,6 +188,16 @@ impl Check {
                 Ok(None) => None,
                 Err(e) => Some(Err(format!("waiting for the probe command: {e}"))),
             },
+        }
+    }
+
+    /// A descriptor that turns readable when a running probe's process exits.
+    pub fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+        match self {
+            Check::Running {
+                exited: Some(fd), ..
+            } => Some(fd.as_fd()),
+            _ => None,
         }
     }
 

@@ -6,7 +6,7 @@
 //! crate spawns goes through [`prepare_child`], which empties the mask between fork
 //! and exec (a shell started with SIGTERM blocked would never die of SIGTERM).
 
-use std::os::fd::{AsFd, BorrowedFd};
+use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -107,6 +107,25 @@ pub fn prepare_child(cmd: &mut std::process::Command, parent_death: Option<Signa
     }
 }
 
+/// A descriptor that becomes readable when process `pid` (a child of ours) exits:
+/// `pidfd_open(2)`, Linux 5.3 and later. `None` where the kernel or a seccomp filter
+/// refuses it; SIGCHLD still reports the exit then.
+///
+/// Unlike SIGCHLD, it cannot be lost to another thread of the process that does not
+/// block the signal (a library user's threads, the test harness). Drop it once the
+/// child is reaped: it stays readable for good after the exit.
+pub fn pidfd(pid: u32) -> Option<OwnedFd> {
+    let pid = nix::libc::pid_t::try_from(pid).ok()?;
+    // SAFETY: pidfd_open(2) takes a PID and flags (0) and returns a new descriptor or
+    // -1; no memory is passed in or out.
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return None;
+    }
+    // SAFETY: the syscall just returned this descriptor; nothing else owns it.
+    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
 /// Whether dying of `sig` leaves a core dump (so re-raising it would dump our core).
 pub fn dumps_core(sig: Signal) -> bool {
     use Signal::*;
@@ -147,6 +166,24 @@ pub fn exit_like_signal(sig: Signal) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn pidfd_turns_readable_when_the_child_exits() {
+        use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+        let mut child = std::process::Command::new("sleep")
+            .arg("0.2")
+            .spawn()
+            .unwrap();
+        let fd = pidfd(child.id()).expect("pidfd_open");
+        let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
+        assert_eq!(
+            poll(&mut fds, PollTimeout::ZERO).unwrap(),
+            0,
+            "readable while running"
+        );
+        assert_eq!(poll(&mut fds, PollTimeout::from(5000u16)).unwrap(), 1);
+        assert!(child.try_wait().unwrap().is_some(), "exited when readable");
+    }
 
     #[test]
     fn core_dumping_signals_are_known() {
