@@ -72,7 +72,9 @@ pub trait Service {
     }
 
     /// Descriptors the runner should poll for readability (a socket, a pipe); `run` is
-    /// called when one is readable. Default: none.
+    /// called when one is readable. Read them there, and stop returning one that stays
+    /// readable for good (a pipe at end of file, a hung-up socket): it would have `run`
+    /// called again at once, forever. Default: none.
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
         Vec::new()
     }
