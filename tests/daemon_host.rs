@@ -293,10 +293,8 @@ fn ready_waits_for_the_tcp_port() {
         started.elapsed() >= Duration::from_millis(600),
         "ready too early: {seen:?}"
     );
-    assert!(
-        d.drain_log().iter().any(|l| l.contains("listening")),
-        "READY=1 before the port opened"
-    );
+    // The port did open (the child says so right after listen()).
+    d.await_log("listening", T);
     d.signal(Signal::SIGTERM);
     d.wait(T);
 }
@@ -320,10 +318,7 @@ fn ready_timeout_stops_the_command_and_fails() {
     let s = d.wait(T);
     assert_eq!(s.code(), Some(1));
     assert!(started.elapsed() < Duration::from_secs(5));
-    assert!(d
-        .drain_log()
-        .iter()
-        .any(|l| l.contains("not ready after 300ms")));
+    d.await_log("not ready after 300ms", T);
 }
 
 #[test]
@@ -598,4 +593,28 @@ fn stopping_during_a_readiness_probe_does_not_spin() {
     let spent = cpu_ticks(d.pid()) - before;
     assert!(spent <= 10, "{spent} ticks of CPU in 800 ms while stopping");
     assert_eq!(d.wait(T).code(), Some(0));
+}
+
+#[test]
+fn notify_readiness_times_out_when_the_command_stays_silent() {
+    let started = Instant::now();
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--ready",
+            "notify",
+            "--ready-timeout",
+            "300ms",
+            "--",
+            "sleep",
+            "30",
+        ],
+        &[],
+    );
+    assert_eq!(d.wait(T).code(), Some(1));
+    assert!(started.elapsed() < Duration::from_secs(5));
+    d.await_log("sent no READY=1 within 300ms", T);
+    let seen = d.notifications_for(Duration::from_millis(100));
+    assert!(!seen.is_empty(), "the STATUS= updates were sent");
+    assert!(seen.iter().all(|m| !m.starts_with("READY=1")), "{seen:?}");
 }
