@@ -44,6 +44,25 @@ fn journal_json(bx: &TestBox, unit: &str) -> Vec<serde_json::Value> {
         .collect()
 }
 
+/// The unit's journal once it contains every one of `needles` (journald writes what it
+/// receives a moment later; systemd's own lines come by another path).
+fn await_journal(bx: &TestBox, unit: &str, needles: &[&str]) -> String {
+    let mut journal = String::new();
+    let found = (0..250).any(|_| {
+        journal = bx.journal(unit);
+        let all = needles.iter().all(|n| journal.contains(n));
+        if !all {
+            std::thread::sleep(Duration::from_millis(40));
+        }
+        all
+    });
+    assert!(
+        found,
+        "{unit}: journal lacks one of {needles:?}:\n{journal}"
+    );
+    journal
+}
+
 /// The heartbeat count in a status line "heartbeat N, up ...".
 fn heartbeats(status: &str) -> Option<u64> {
     status
@@ -103,18 +122,17 @@ fn builtin_service_lifecycle_under_systemd() {
     // Reload: RELOADING=1, the config re-read and logged, READY=1, active again.
     bx.write_file("/etc/hb.conf", b"MESSAGE=reloaded config\n");
     bx.sh_ok("systemctl reload hb");
-    bx.wait_for("the reloaded message", Duration::from_secs(10), |bx| {
-        bx.journal("hb.service").contains(": reloaded config")
-    });
-    let journal = bx.journal("hb.service");
-    assert!(journal.contains("received SIGHUP: reloading"), "{journal}");
-    assert!(
-        journal.contains("configuration /etc/hb.conf: interval 200ms"),
-        "{journal}"
-    );
-    assert!(
-        journal.contains("RELOADING=1"),
-        "systemd saw no RELOADING=1:\n{journal}"
+    // RELOADING=1 as systemd logs it on receipt; then the config re-read and used.
+    await_journal(
+        &bx,
+        "hb.service",
+        &[
+            "RELOADING=1",
+            "received SIGHUP: reloading",
+            "configuration /etc/hb.conf: interval 200ms",
+            "reload complete",
+            ": reloaded config",
+        ],
     );
     assert_eq!(prop(&bx, "hb", "ActiveState"), "active");
     assert_eq!(prop(&bx, "hb", "MainPID"), pid);
@@ -128,12 +146,12 @@ fn builtin_service_lifecycle_under_systemd() {
     assert_eq!(p["ActiveState"], "inactive", "{p:?}");
     assert_eq!(p["Result"], "success", "{p:?}");
     assert_eq!(p["ExecMainStatus"], "0", "{p:?}");
-    let journal = bx.journal("hb.service");
-    assert!(
-        journal.contains("STOPPING=1"),
-        "systemd saw no STOPPING=1:\n{journal}"
+    // STOPPING=1 as systemd logs it on receipt.
+    await_journal(
+        &bx,
+        "hb.service",
+        &["STOPPING=1", "received SIGTERM: stopping", "stopped after"],
     );
-    assert!(journal.contains("received SIGTERM: stopping"), "{journal}");
     let state: serde_json::Value =
         serde_json::from_slice(&bx.read_file("/var/lib/hb/state.json")).unwrap();
     assert_eq!(state["stopped"], true);
@@ -281,15 +299,14 @@ fn failing_health_check_lets_the_watchdog_restart_the_service() {
         took >= Duration::from_millis(1500),
         "restarted too early: {took:?}"
     );
-    let journal = bx.journal("wd.service");
-    assert!(journal.contains("Watchdog timeout"), "{journal}");
-    assert!(
-        journal.contains("Failed with result 'watchdog'"),
-        "{journal}"
-    );
-    assert!(
-        journal.contains("health check exec:test -e /run/wd-healthy fails"),
-        "{journal}"
+    await_journal(
+        &bx,
+        "wd.service",
+        &[
+            "health check exec:test -e /run/wd-healthy fails",
+            "Watchdog timeout",
+            "Failed with result 'watchdog'",
+        ],
     );
     // Healthy again: the new instance keeps running.
     bx.sh_ok("touch /run/wd-healthy");
@@ -334,6 +351,7 @@ fn exec_mode_exit_codes_and_signals_reach_systemd() {
     assert_eq!(p["ExecMainStatus"], "3", "{p:?}");
     assert_eq!(p["Result"], "exit-code", "{p:?}");
     // The failure is a warning (PRIORITY 4) in the journal, with the child's PID.
+    await_journal(&bx, "ex3.service", &["exited with status 3"]);
     let entries = journal_json(&bx, "ex3.service");
     let warn = entries
         .iter()
@@ -410,8 +428,7 @@ fn notify_relay_carries_a_childs_own_sd_notify() {
         ("active", pid.as_str()),
         "{p:?}"
     );
-    let journal = bx.journal("relay.service");
-    assert!(journal.contains("relaying its pings"), "{journal}");
+    await_journal(&bx, "relay.service", &["relaying its pings"]);
     bx.sh_ok("systemctl stop relay");
 }
 
