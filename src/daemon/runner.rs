@@ -78,7 +78,8 @@ impl Runner {
                 .filter(|_| !ctx.watchdog_delegated)
                 .map(|d| d.next);
             let deadline = [ctx.wake_at, dog_next].into_iter().flatten().min();
-            let (signal_ready, fd_ready) = wait(&signals, service, deadline.map(|d| d - now))?;
+            let timeout = deadline.map(|d| d.saturating_duration_since(now));
+            let (signal_ready, fd_ready) = wait(&signals, service, timeout)?;
 
             let mut child = false;
             if signal_ready {
