@@ -577,6 +577,40 @@ fn generated_units_run_exec_mode() {
     }
 }
 
+#[test]
+fn notify_relay_works_inside_the_strict_sandbox() {
+    let Some(bx) = TestBox::boot() else { return };
+    // The relay socket lives in the private /tmp, the child runs as the dynamic user.
+    bx.write_file(
+        "/usr/local/bin/py-notifier",
+        b"#!/usr/bin/python3\nimport os, socket, time\ns = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\ntime.sleep(0.5)\ns.sendto(b'READY=1\\nSTATUS=sandboxed child ready', os.environ['NOTIFY_SOCKET'])\nwhile True:\n    time.sleep(60)\n",
+    );
+    bx.sh_ok("chmod 755 /usr/local/bin/py-notifier");
+    let unit = bx.sh_ok(&format!(
+        "{BIN} unit --name sx --exec-path {BIN} --hardening strict -- /usr/local/bin/py-notifier"
+    ));
+    let unit = unit.replace(
+        &format!("ExecStart={BIN} run --name sx --"),
+        &format!("ExecStart={BIN} run --name sx --ready notify --"),
+    );
+    assert!(
+        unit.contains("--ready notify --") && unit.contains("DynamicUser=yes"),
+        "{unit}"
+    );
+    bx.write_file("/etc/systemd/system/sx.service", unit.as_bytes());
+    let t = Instant::now();
+    bx.sh_ok("systemctl daemon-reload && systemctl start sx");
+    assert!(
+        t.elapsed() >= Duration::from_millis(500),
+        "ready before the child said so"
+    );
+    let p = show(&bx, "sx", "ActiveState,StatusText");
+    assert_eq!(p["ActiveState"], "active", "{p:?}");
+    assert_eq!(p["StatusText"], "sandboxed child ready", "{p:?}");
+    bx.sh_ok("systemctl stop sx");
+    assert_eq!(prop(&bx, "sx", "Result"), "success");
+}
+
 /// Bench: start+stop cycle of `mydaemon run` (built-in workload) against a plain
 /// `Type=simple` unit running `sleep infinity`, both with no sandboxing, and of the
 /// strict generated unit. Prints `BENCH start-stop ...` lines with medians and ratios
