@@ -187,20 +187,18 @@ fn install_start_status_stop_uninstall_through_mydaemon() {
 fn failing_commands_are_named_in_words() {
     let Some(bx) = TestBox::boot() else { return };
 
-    // A command that fails at once. It counts as ready when it says so (`run --ready
-    // notify`, which `install` does not offer yet, so the generated unit gets that flag by
-    // hand); with the default `--ready immediate` the service is ready as soon as the
-    // command is spawned, and `start` rightly succeeds before the command dies.
+    // A command that fails at once. It counts as ready when it says so (`--ready
+    // notify`, passed through `install` to `run`); with the default `--ready immediate`
+    // the service is ready as soon as the command is spawned, and `start` rightly
+    // succeeds before the command dies.
     bx.write_file(
         "/usr/local/bin/fails-at-once",
         b"#!/bin/sh\necho 'cannot open config: boom-4711' >&2\nexit 3\n",
     );
     bx.sh_ok("chmod 755 /usr/local/bin/fails-at-once");
     bx.sh_ok(&format!(
-        "{BIN} --name bad unit -- /usr/local/bin/fails-at-once \
-         | sed 's|run --name bad --|run --name bad --ready notify --|' \
-         > /etc/systemd/system/bad.service && grep -q 'ready notify' /etc/systemd/system/bad.service \
-         && systemctl daemon-reload"
+        "{BIN} --name bad install --ready notify -- /usr/local/bin/fails-at-once \
+         && grep -q 'run --name bad --ready notify -- ' /etc/systemd/system/bad.service"
     ));
     let out = md(&bx, "--name bad start");
     let err = text(&out.stderr);

@@ -6,6 +6,7 @@
 
 use std::io::Write;
 
+use crate::cli::run::RunArgs;
 use crate::cli::Global;
 use crate::error::{Error, Result};
 use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAULT_WATCHDOG_SEC};
@@ -50,9 +51,13 @@ pub struct UnitOptions {
     /// packaging when the binary is installed elsewhere.
     #[arg(long, value_name = "PATH", hide = true)]
     pub exec_path: Option<String>,
-    /// The command the service runs instead of the built-in workload.
-    #[arg(last = true, value_name = "CMD ARGS")]
-    pub command: Vec<String>,
+    /// What `mydaemon run` does in the service: the built-in workload's options, or
+    /// `-- CMD ARGS` with its readiness and health options. They go into `ExecStart=`.
+    #[command(
+        flatten,
+        next_help_heading = "Service process (passed to `mydaemon run`)"
+    )]
+    pub run: RunArgs,
 }
 
 /// Options of `unit`.
@@ -122,7 +127,8 @@ pub fn build_spec(g: &Global, o: &UnitOptions) -> Result<ServiceSpec> {
     spec.restart = o.restart;
     spec.after = o.after.clone();
     spec.wants = o.wants.clone();
-    if let Some((cmd, args)) = o.command.split_first() {
+    spec.run_options = run_options(&o.run)?;
+    if let Some((cmd, args)) = o.run.command.split_first() {
         let mut c = vec![command::resolve_program(cmd)?];
         c.extend(args.iter().cloned());
         spec.command = c;
@@ -153,6 +159,29 @@ pub fn build_spec(g: &Global, o: &UnitOptions) -> Result<ServiceSpec> {
     spec.regenerate = regenerate_args(g, o, &spec);
     spec.validate()?;
     Ok(spec)
+}
+
+/// The `mydaemon run` options of `r` as arguments, without the command: `--config`
+/// made absolute, every value checked to be representable.
+pub fn run_options(r: &RunArgs) -> Result<Vec<String>> {
+    r.check()?;
+    let mut opts = RunArgs {
+        command: Vec::new(),
+        ..r.clone()
+    };
+    if let Some(c) = &opts.config {
+        let c = c
+            .to_str()
+            .ok_or_else(|| Error::usage("--config: not valid UTF-8"))?;
+        opts.config = Some(absolute("--config", c)?.into());
+    }
+    opts.to_args()
+        .into_iter()
+        .map(|a| {
+            a.into_string()
+                .map_err(|a| Error::usage(format!("{a:?}: not valid UTF-8")))
+        })
+        .collect()
 }
 
 /// Checks that a unit installed on this very system could start: its program exists
@@ -240,6 +269,7 @@ fn regenerate_args(g: &Global, o: &UnitOptions, spec: &ServiceSpec) -> Vec<Strin
     if g.user {
         a.insert(1, "--user".into());
     }
+    a.extend(spec.run_options.iter().cloned());
     if !spec.command.is_empty() {
         a.push("--".into());
         a.extend(spec.command.iter().cloned());

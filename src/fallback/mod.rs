@@ -172,11 +172,7 @@ fn log_excerpt(paths: &Paths, offset: u64) -> String {
 
 /// `start`: daemonize the service and wait until it is ready.
 pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
-    if !run.command.is_empty() && (run.interval.is_some() || run.config.is_some()) {
-        return Err(Error::usage(
-            "--interval and --config belong to the built-in workload, not to `-- CMD`",
-        ));
-    }
+    run.check()?;
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let args = run_argv(g, run)?;
     let program = std::env::current_exe()

@@ -133,18 +133,23 @@ impl Script {
                 )))
             }
         }
-        if o.watchdog_sec > 0 && !o.command.is_empty() {
+        let run_options = crate::cli::unit::run_options(&o.run)?;
+        start_args.extend(run_options.iter().cloned());
+        if o.watchdog_sec > 0 && !o.run.command.is_empty() {
             // Exec mode pings for the command while it is healthy, as under systemd.
             start_args.extend(["--watchdog-sec".into(), format!("{}s", o.watchdog_sec)]);
         }
-        if let Some((cmd, rest)) = o.command.split_first() {
+        if let Some((cmd, rest)) = o.run.command.split_first() {
             start_args.push("--".into());
             start_args.push(crate::unit::command::resolve_program(cmd)?);
             start_args.extend(rest.iter().cloned());
         }
         let mut regenerate = format!("mydaemon --name {} install --sysv", sh_quote(&g.name));
-        if !o.command.is_empty() {
-            let _ = write!(regenerate, " -- {}", words(&o.command));
+        if !run_options.is_empty() {
+            let _ = write!(regenerate, " {}", words(&run_options));
+        }
+        if !o.run.command.is_empty() {
+            let _ = write!(regenerate, " -- {}", words(&o.run.command));
         }
         Ok(Script {
             name: g.name.clone(),

@@ -85,6 +85,9 @@ pub struct ServiceSpec {
     /// The command `mydaemon run` supervises (`-- CMD ARGS`), its program already an
     /// absolute path; empty for the built-in workload.
     pub command: Vec<String>,
+    /// Further `mydaemon run` options (`--interval`, `--ready`, `--health`, ...),
+    /// placed before `--` in `ExecStart=`.
+    pub run_options: Vec<String>,
     /// `User=`; `None` means `DynamicUser=yes` (system manager only).
     pub exec_user: Option<String>,
     /// `Group=`.
@@ -121,6 +124,7 @@ impl ServiceSpec {
             description: None,
             exec_path: exec_path.into(),
             command: Vec::new(),
+            run_options: Vec::new(),
             exec_user: None,
             exec_group: None,
             env: Vec::new(),
@@ -190,6 +194,7 @@ impl ServiceSpec {
             "--name".to_string(),
             self.name.clone(),
         ];
+        argv.extend(self.run_options.iter().cloned());
         if !self.command.is_empty() {
             argv.push("--".to_string());
             argv.extend(self.command.iter().cloned());
