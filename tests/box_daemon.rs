@@ -578,6 +578,37 @@ fn generated_units_run_exec_mode() {
 }
 
 #[test]
+fn a_generated_exec_unit_delivers_sigterm_to_the_command_once() {
+    let Some(bx) = TestBox::boot() else { return };
+    // The command logs every SIGTERM it gets and exits 0.5 s after the first, so a
+    // second copy (systemd signalling the whole cgroup besides `mydaemon run`
+    // forwarding it) would be counted.
+    bx.write_file(
+        "/usr/local/bin/count-terms",
+        b"#!/usr/bin/python3\nimport os, signal, sys, time\nn = 0\ndef term(s, f):\n    global n\n    n += 1\n    with open(os.environ['STATE_DIRECTORY'] + '/terms', 'a') as out:\n        out.write('TERM\\n')\nsignal.signal(signal.SIGTERM, term)\nwhile n == 0:\n    time.sleep(0.05)\ntime.sleep(0.5)\nsys.exit(0)\n",
+    );
+    bx.sh_ok("chmod 755 /usr/local/bin/count-terms");
+    bx.sh_ok(&format!(
+        "{BIN} --name terms install --exec-path {BIN} -- /usr/local/bin/count-terms"
+    ));
+    assert_eq!(prop(&bx, "terms", "KillMode"), "mixed");
+    bx.sh_ok("systemctl start terms && sleep 0.3 && systemctl stop terms");
+    let p = show(&bx, "terms", "Result,ExecMainStatus");
+    assert_eq!(
+        (p["Result"].as_str(), p["ExecMainStatus"].as_str()),
+        ("success", "0"),
+        "{p:?}"
+    );
+    let terms = bx.sh_ok("cat /var/lib/private/terms/terms");
+    assert_eq!(
+        terms,
+        "TERM\n",
+        "the command got SIGTERM {} times",
+        terms.lines().count()
+    );
+}
+
+#[test]
 fn notify_relay_works_inside_the_strict_sandbox() {
     let Some(bx) = TestBox::boot() else { return };
     // The relay socket lives in the private /tmp, the child runs as the dynamic user.
@@ -587,12 +618,9 @@ fn notify_relay_works_inside_the_strict_sandbox() {
     );
     bx.sh_ok("chmod 755 /usr/local/bin/py-notifier");
     let unit = bx.sh_ok(&format!(
-        "{BIN} unit --name sx --exec-path {BIN} --hardening strict -- /usr/local/bin/py-notifier"
+        "{BIN} unit --name sx --exec-path {BIN} --hardening strict --ready notify \
+         -- /usr/local/bin/py-notifier"
     ));
-    let unit = unit.replace(
-        &format!("ExecStart={BIN} run --name sx --"),
-        &format!("ExecStart={BIN} run --name sx --ready notify --"),
-    );
     assert!(
         unit.contains("--ready notify --") && unit.contains("DynamicUser=yes"),
         "{unit}"

@@ -307,6 +307,12 @@ impl ServiceSpec {
         line_to(&mut u, "Restart", self.restart.as_str());
         line_to(&mut u, "RestartSec", &RESTART_SEC.to_string());
         line_to(&mut u, "TimeoutStopSec", &TIMEOUT_STOP_SEC.to_string());
+        if !self.command.is_empty() {
+            // `mydaemon run` forwards SIGTERM to its command and waits for it; systemd
+            // signalling the whole cgroup as well would deliver it twice. The final
+            // SIGKILL still reaches every process left.
+            line_to(&mut u, "KillMode", "mixed");
+        }
         if self.watchdog_sec > 0 {
             line_to(&mut u, "WatchdogSec", &self.watchdog_sec.to_string());
         }
@@ -411,6 +417,7 @@ mod tests {
         );
         assert_eq!(values(&u, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
         assert_eq!(values(&u, "Restart"), ["on-failure"]);
+        assert!(values(&u, "KillMode").is_empty(), "no child to spare: {u}");
         assert_eq!(values(&u, "WatchdogSec"), ["30"]);
         assert_eq!(values(&u, "DynamicUser"), ["yes"]);
         assert_eq!(values(&u, "StateDirectory"), ["mydaemon"]);
@@ -456,6 +463,7 @@ mod tests {
         assert_eq!(values(&u, "WorkingDirectory"), ["/srv/www"]);
         assert!(values(&u, "WatchdogSec").is_empty());
         assert_eq!(values(&u, "Restart"), ["always"]);
+        assert_eq!(values(&u, "KillMode"), ["mixed"]);
         assert_eq!(values(&u, "After"), ["network-online.target"]);
         assert_eq!(values(&u, "User"), ["www-data"]);
         assert_eq!(values(&u, "Group"), ["www-data"]);
@@ -492,10 +500,12 @@ mod tests {
         s.command = vec!["/bin/echo".into(), evil.into(), "%n".into(), "$HOME".into()];
         s.env = vec![("E".into(), evil.into())];
         s.regenerate = vec!["unit".into(), "--".into(), evil.into()];
-        let clean = spec().render().unwrap();
+        let mut clean = spec();
+        clean.command = vec!["/bin/echo".into()];
+        let clean = clean.render().unwrap();
         let u = s.render().unwrap();
-        // Same number of lines: the new arguments live inside existing ones plus one
-        // Environment= line.
+        // Same number of lines as the same command without the evil arguments: they
+        // live inside existing lines, plus one Environment= line.
         assert_eq!(u.lines().count(), clean.lines().count() + 1, "{u}");
         assert!(!u.lines().any(|l| l.starts_with("ExecStartPre")));
         assert_eq!(u.lines().filter(|l| l.starts_with("[Service]")).count(), 1);
