@@ -15,63 +15,15 @@
 #[path = "../tests/testbox/mod.rs"]
 mod testbox;
 
-use std::io::Write;
-use std::process::Stdio;
+#[path = "common.rs"]
+mod common;
 
+use common::{report, rounds_from_env, timeit};
 use testbox::{TestBox, BIN};
-
-const TIMEIT: &str = include_str!("timeit.py");
-
-/// One comparison's medians, from timeit.py's JSON.
-struct Figures {
-    subject: f64,
-    reference: f64,
-    ratio: f64,
-}
-
-fn timeit(bx: &TestBox, rounds: usize, spec: &serde_json::Value) -> Figures {
-    let mut child = bx
-        .command(&["python3", "-", &rounds.to_string(), &spec.to_string()])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("run timeit.py in the box");
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(TIMEIT.as_bytes())
-        .expect("feed timeit.py");
-    let out = child.wait_with_output().expect("wait for timeit.py");
-    assert!(
-        out.status.success(),
-        "timeit.py failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("timeit.py JSON");
-    Figures {
-        subject: v["subject_median_s"].as_f64().unwrap(),
-        reference: v["reference_median_s"].as_f64().unwrap(),
-        ratio: v["ratio"].as_f64().unwrap(),
-    }
-}
-
-fn report(what: &str, subject: &str, reference: &str, f: &Figures) {
-    println!(
-        "{what}: {subject} {:.2} ms, {reference} {:.2} ms, ratio {:.2} (target <= 1.0){}",
-        f.subject * 1e3,
-        f.reference * 1e3,
-        f.ratio,
-        if f.ratio <= 1.0 { "" } else { "  ABOVE TARGET" }
-    );
-}
 
 fn main() {
     // `cargo bench` passes `--bench`; nothing else is accepted.
-    let rounds: Option<usize> = std::env::var("MYDAEMON_BENCH_ROUNDS")
-        .ok()
-        .and_then(|s| s.parse().ok());
+    let rounds = rounds_from_env();
     let Some(bx) = TestBox::boot() else { return };
     bx.sh_ok(&format!("{BIN} install --systemd --now"));
     let unit = "mydaemon.service";
@@ -103,11 +55,13 @@ fn main() {
         "`mydaemon status -n 0`",
         "`systemctl show -p ActiveState,SubState,MainPID,StatusText`",
         &status,
+        1.0,
     );
     report(
         "start+stop",
         "`mydaemon start; mydaemon stop`",
         "`systemctl start; systemctl stop`",
         &cycle,
+        1.0,
     );
 }

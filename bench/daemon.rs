@@ -1,0 +1,150 @@
+//! `cargo bench --bench daemon`: `mydaemon run` under systemd, in the test box.
+//!
+//! - Start+stop cycle (`systemctl start` + `systemctl stop`, bench/timeit.py: rounds
+//!   interleaved ABBA, medians) of a `mydaemon run` unit (built-in workload) against a
+//!   plain `Type=simple` unit running `sleep infinity` (target ≤ 1.2):
+//!   * `md-plain`: the same bare unit settings as the reference, so the ratio is the cost
+//!     of mydaemon itself (exec, readiness, STOPPING=1, graceful exit);
+//!   * `md-strict`: the strict unit `mydaemon unit` generates, against the same plain
+//!     sleep unit, and, to show where the difference goes, against `sleep-strict`: sleep
+//!     under the very same `[Service]` sandbox lines as `Type=exec`, so that its start,
+//!     like a notify unit's, waits for systemd to set the sandbox up and exec the
+//!     program (a `Type=simple` start returns right after the fork).
+//! - Idle footprint of the generated strict unit with `WatchdogSec=30` and a 60 s
+//!   heartbeat: resident memory (target ≤ 4 MiB) and wake-ups (voluntary context
+//!   switches) over 60 s of idling (target ≤ 6).
+//!
+//! Ratios and counts are printed, never asserted. `MYDAEMON_BENCH_ROUNDS` (default 41)
+//! and `MYDAEMON_IDLE_SECS` (default 60) tune it. Without root it skips as the tests do.
+
+#[path = "../tests/testbox/mod.rs"]
+mod testbox;
+
+#[path = "common.rs"]
+mod common;
+
+use std::time::Duration;
+
+use common::{report, rounds_from_env, timeit};
+use testbox::{TestBox, BIN};
+
+/// `systemctl show -p NAME --value UNIT`.
+fn prop(bx: &TestBox, unit: &str, name: &str) -> String {
+    bx.sh_ok(&format!("systemctl show -p {name} --value {unit}"))
+        .trim()
+        .to_owned()
+}
+
+/// `VmRSS` (KiB) and voluntary context switches (each one a sleep the process woke
+/// from) of `pid` inside the box.
+fn footprint(bx: &TestBox, pid: &str) -> (u64, u64) {
+    let status = bx.sh_ok(&format!("cat /proc/{pid}/status"));
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|v| v.split_whitespace().next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {name} in {status}"))
+    };
+    (field("VmRSS:"), field("voluntary_ctxt_switches:"))
+}
+
+/// Installs the units compared: `md-plain`, `md-strict`, `sleep-plain`, `sleep-strict`.
+fn install_units(bx: &TestBox) {
+    bx.write_file(
+        "/etc/systemd/system/md-plain.service",
+        format!("[Service]\nType=notify\nNotifyAccess=main\nExecStart={BIN} --name md-plain run\n")
+            .as_bytes(),
+    );
+    bx.write_file(
+        "/etc/systemd/system/sleep-plain.service",
+        b"[Service]\nType=simple\nExecStart=/bin/sleep infinity\n",
+    );
+    let strict = bx.sh_ok(&format!("{BIN} unit --name md-strict --exec-path {BIN}"));
+    bx.write_file("/etc/systemd/system/md-strict.service", strict.as_bytes());
+    // The same unit with sleep as an exec service: every sandbox line kept.
+    let sleep_strict: String = strict
+        .lines()
+        .filter(|l| !l.starts_with("WatchdogSec=") && !l.starts_with("NotifyAccess="))
+        .map(|l| {
+            if l.starts_with("ExecStart=") {
+                "ExecStart=/bin/sleep infinity".to_owned()
+            } else if l == "Type=notify" {
+                "Type=exec".to_owned()
+            } else if l.starts_with("ExecReload=") {
+                String::new()
+            } else {
+                l.replace("md-strict", "sleep-strict")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    bx.write_file(
+        "/etc/systemd/system/sleep-strict.service",
+        sleep_strict.as_bytes(),
+    );
+    bx.sh_ok("systemctl daemon-reload");
+}
+
+fn start_stop(bx: &TestBox, rounds: usize, subject: &str, reference: &str) -> common::Figures {
+    timeit(
+        bx,
+        rounds,
+        &serde_json::json!({
+            "subject": [["systemctl", "start", subject], ["systemctl", "stop", subject]],
+            "reference": [["systemctl", "start", reference], ["systemctl", "stop", reference]],
+            // Untimed: the generated unit's start limit (5 in 60 s) would refuse later rounds.
+            "setup": [["systemctl", "reset-failed", subject, reference]],
+        }),
+    )
+}
+
+fn main() {
+    let rounds = rounds_from_env().unwrap_or(41);
+    let idle_secs: u64 = std::env::var("MYDAEMON_IDLE_SECS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(60);
+    let Some(bx) = TestBox::boot() else { return };
+    install_units(&bx);
+
+    println!("mydaemon daemon bench (test box, systemd as PID 1)");
+    for (subject, reference, what) in [
+        ("md-plain", "sleep-plain", "start+stop, no sandbox"),
+        (
+            "md-strict",
+            "sleep-plain",
+            "start+stop, generated strict unit",
+        ),
+        (
+            "md-strict",
+            "sleep-strict",
+            "start+stop, both strict, sleep as Type=exec",
+        ),
+    ] {
+        let f = start_stop(&bx, rounds, subject, reference);
+        report(what, subject, reference, &f, 1.2);
+    }
+
+    let unit = bx.sh_ok(&format!(
+        "{BIN} unit --name idle --exec-path {BIN} --watchdog-sec 30 --interval 60s"
+    ));
+    bx.write_file("/etc/systemd/system/idle.service", unit.as_bytes());
+    bx.sh_ok("systemctl daemon-reload && systemctl start idle");
+    let pid = prop(&bx, "idle", "MainPID");
+    std::thread::sleep(Duration::from_secs(1));
+    let (_, before) = footprint(&bx, &pid);
+    std::thread::sleep(Duration::from_secs(idle_secs));
+    let (rss, after) = footprint(&bx, &pid);
+    let restarts = prop(&bx, "idle", "NRestarts");
+    let wakeups = after - before;
+    let flag = |ok: bool| if ok { "" } else { "  ABOVE TARGET" };
+    println!(
+        "idle (strict unit, WatchdogSec=30, --interval 60s, {idle_secs} s): resident {rss} KiB \
+         (target <= 4096){}, wake-ups {wakeups} (target <= 6){}, restarts {restarts}",
+        flag(rss <= 4096),
+        flag(wakeups <= 6)
+    );
+    bx.sh_ok("systemctl stop idle");
+}
