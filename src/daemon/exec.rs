@@ -290,15 +290,21 @@ impl ExecService {
         }
     }
 
-    /// Stops the command because mydaemon decided so: SIGTERM, SIGKILL after a grace.
-    fn begin_own_stop(&mut self, exit: Exit, now: Instant) {
-        self.forced_exit = Some(exit);
-        self.stop_requested = true;
+    /// Forgets the readiness and health probes and their deadlines: the command is
+    /// being stopped.
+    fn cancel_probes(&mut self) {
         self.ready_deadline = None;
         self.next_probe = None;
         self.probe = None;
         self.health_check = None;
         self.next_health = None;
+    }
+
+    /// Stops the command because mydaemon decided so: SIGTERM, SIGKILL after a grace.
+    fn begin_own_stop(&mut self, exit: Exit, now: Instant) {
+        self.forced_exit = Some(exit);
+        self.stop_requested = true;
+        self.cancel_probes();
         self.send(Signal::SIGTERM);
         self.kill_at = Some(now + self.opts.kill_grace);
     }
@@ -449,11 +455,7 @@ impl Service for ExecService {
 
     fn stop(&mut self, ctx: &mut Context, signal: Received) -> ServiceResult {
         self.stop_requested = true;
-        self.ready_deadline = None;
-        self.next_probe = None;
-        self.probe = None;
-        self.health_check = None;
-        self.next_health = None;
+        self.cancel_probes();
         if self.child.is_none() {
             ctx.exit(self.forced_exit.unwrap_or(Exit::Code(0)));
             return Ok(());
