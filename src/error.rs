@@ -15,8 +15,6 @@ pub mod exit {
     pub const GENERIC: u8 = 1;
     /// Invalid or excess arguments.
     pub const USAGE: u8 = 2;
-    /// Unimplemented feature; for `status`: not running.
-    pub const UNIMPLEMENTED: u8 = 3;
     /// `status`: program is not running.
     pub const NOT_RUNNING_STATUS: u8 = 3;
     /// User has insufficient privilege; for `status`: unknown unit.
@@ -36,8 +34,6 @@ pub enum Kind {
     Generic,
     /// Bad arguments or input (exit 2).
     Usage,
-    /// A verb a later release fills in (exit 3).
-    Unimplemented,
     /// Needs more privilege (exit 4).
     Privilege,
     /// The unit, script or program is not installed (exit 5).
@@ -54,7 +50,6 @@ impl Kind {
         match self {
             Kind::Generic => exit::GENERIC,
             Kind::Usage => exit::USAGE,
-            Kind::Unimplemented => exit::UNIMPLEMENTED,
             Kind::Privilege => exit::PRIVILEGE,
             Kind::NotInstalled => exit::NOT_INSTALLED,
             Kind::NotConfigured => exit::NOT_CONFIGURED,
@@ -90,10 +85,6 @@ impl Error {
     /// Exit 2.
     pub fn usage(message: impl Into<String>) -> Self {
         Self::new(Kind::Usage, message)
-    }
-    /// Exit 3: the verb exists but is not implemented yet.
-    pub fn unimplemented(what: &str) -> Self {
-        Self::new(Kind::Unimplemented, format!("{what}: not yet implemented"))
     }
     /// Exit 4.
     pub fn privilege(message: impl Into<String>) -> Self {
@@ -193,7 +184,6 @@ mod tests {
         let codes: Vec<u8> = [
             Kind::Generic,
             Kind::Usage,
-            Kind::Unimplemented,
             Kind::Privilege,
             Kind::NotInstalled,
             Kind::NotConfigured,
@@ -202,6 +192,6 @@ mod tests {
         .iter()
         .map(|k| k.exit_code())
         .collect();
-        assert_eq!(codes, vec![1, 2, 3, 4, 5, 6, 7]);
+        assert_eq!(codes, vec![1, 2, 4, 5, 6, 7]);
     }
 }

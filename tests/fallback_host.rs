@@ -795,3 +795,78 @@ fn readiness_from_a_process_other_than_the_service_is_ignored() {
         s.log()
     );
 }
+
+#[test]
+fn enable_and_disable_manage_the_rc_links_of_the_init_script() {
+    let root = tempfile::tempdir().unwrap();
+    let md = |verb: &str, extra: &[&str]| {
+        Command::new(BIN)
+            .args(["--name", "fb-rc", "--backend", "pidfile", verb])
+            .arg("--root")
+            .arg(root.path())
+            .args(extra)
+            .output()
+            .unwrap()
+    };
+    let link = |rc: &str| root.path().join("etc").join(rc);
+    let is_link_to_script =
+        |p: PathBuf| std::fs::read_link(&p).ok() == Some(PathBuf::from("../init.d/fb-rc"));
+
+    // Nothing installed: exit 5 with the fix.
+    let out = md("enable", &[]);
+    assert_eq!(out.status.code(), Some(5), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("install --sysv"),
+        "{out:?}"
+    );
+
+    ok(&md("install", &["--sysv", "--", "sleep", "60"]));
+    // A stale link with another sequence number is replaced, not kept beside.
+    std::fs::create_dir_all(link("rc3.d")).unwrap();
+    std::os::unix::fs::symlink("../init.d/fb-rc", link("rc3.d/S20fb-rc")).unwrap();
+    let out = md("enable", &[]);
+    ok(&out);
+    for rc in [
+        "rc2.d/S01fb-rc",
+        "rc3.d/S01fb-rc",
+        "rc4.d/S01fb-rc",
+        "rc5.d/S01fb-rc",
+    ] {
+        assert!(is_link_to_script(link(rc)), "{rc} missing: {out:?}");
+    }
+    for rc in ["rc0.d/K01fb-rc", "rc1.d/K01fb-rc", "rc6.d/K01fb-rc"] {
+        assert!(is_link_to_script(link(rc)), "{rc} missing: {out:?}");
+    }
+    assert!(std::fs::symlink_metadata(link("rc3.d/S20fb-rc")).is_err());
+    let again = md("enable", &[]);
+    ok(&again);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("already enabled"));
+
+    ok(&md("disable", &[]));
+    let left: Vec<_> = std::fs::read_dir(root.path().join("etc"))
+        .unwrap()
+        .flatten()
+        .filter(|d| d.file_name().to_string_lossy().starts_with("rc"))
+        .flat_map(|d| std::fs::read_dir(d.path()).unwrap().flatten())
+        .map(|e| e.path())
+        .collect();
+    assert!(left.is_empty(), "links left: {left:?}");
+    assert!(root.path().join("etc/init.d/fb-rc").exists());
+    let out = md("disable", &[]);
+    ok(&out);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("not enabled"));
+
+    // No per-user boot without systemd.
+    let out = Command::new(BIN)
+        .args([
+            "--name",
+            "fb-rc",
+            "--backend",
+            "pidfile",
+            "--user",
+            "enable",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+}

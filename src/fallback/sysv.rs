@@ -269,7 +269,7 @@ pub fn install(
         }
         if root.is_none() {
             println!(
-                "enable it at boot with `update-rc.d {0} defaults` (Debian) or `chkconfig --add {0}`",
+                "enable it at boot with `mydaemon --name {0} enable` (or `update-rc.d {0} defaults`)",
                 g.name
             );
         }
@@ -320,6 +320,141 @@ pub fn rc_links(root: Option<&Path>, name: &str) -> Vec<PathBuf> {
     }
     links.sort();
     links
+}
+
+/// The runlevels of the script's `# Default-Start:` and `# Default-Stop:` header lines.
+pub fn default_runlevels(script: &str) -> (Vec<String>, Vec<String>) {
+    let levels = |key: &str| -> Vec<String> {
+        script
+            .lines()
+            .find_map(|l| l.strip_prefix('#')?.trim_start().strip_prefix(key))
+            .map(|v| {
+                v.split_whitespace()
+                    .filter(|w| w.len() == 1 && w.bytes().all(|b| b.is_ascii_alphanumeric()))
+                    .map(str::to_owned)
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    (levels("Default-Start:"), levels("Default-Stop:"))
+}
+
+/// The installed script `ROOT/etc/init.d/NAME` and its text; exit 5 when missing.
+fn installed_script(name: &str, root: Option<&Path>) -> Result<(PathBuf, String)> {
+    let path = init_dir(root).join(name);
+    match std::fs::read_to_string(&path) {
+        Ok(text) => Ok((path, text)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::not_installed(format!(
+            "{name} is not installed: {} does not exist",
+            path.display()
+        ))
+        .with_hint(format!("run `mydaemon --name {name} install --sysv` first"))),
+        Err(e) => Err(Error::io("read", path.display(), e)),
+    }
+}
+
+/// A permission failure on the system's `rc?.d` gets the SysV hint (no `--user` there).
+fn needs_root(e: Error, verb: &str) -> Error {
+    if e.kind() == crate::error::Kind::Privilege {
+        e.with_hint(format!("needs root: try `sudo mydaemon {verb}`"))
+    } else {
+        e
+    }
+}
+
+/// Runs the script with `action` (so `/etc/default/NAME` applies); its exit code.
+fn run_script(path: &Path, action: &str) -> Result<u8> {
+    let status = std::process::Command::new("/bin/sh")
+        .arg(path)
+        .arg(action)
+        .status()
+        .map_err(|e| Error::io("run", path.display(), e))?;
+    Ok(status.code().unwrap_or(1).clamp(0, 255) as u8)
+}
+
+/// `enable` without systemd: `rcN.d/S01NAME` links for the script's `Default-Start`
+/// runlevels and `K01NAME` for its `Default-Stop` ones, as `update-rc.d NAME defaults`
+/// makes them; links already there for other sequence numbers are replaced. With
+/// `now`, also starts the service.
+pub fn enable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
+    let (path, text) = installed_script(&g.name, root)?;
+    let (start, stop) = default_runlevels(&text);
+    if start.is_empty() {
+        return Err(Error::not_configured(format!(
+            "{} has no `# Default-Start:` runlevels; nothing to enable",
+            path.display()
+        )));
+    }
+    let etc = root.unwrap_or(Path::new("/")).join("etc");
+    let target = Path::new("../init.d").join(&g.name);
+    let wanted: Vec<PathBuf> = start
+        .iter()
+        .map(|l| etc.join(format!("rc{l}.d/S01{}", g.name)))
+        .chain(
+            stop.iter()
+                .map(|l| etc.join(format!("rc{l}.d/K01{}", g.name))),
+        )
+        .collect();
+    let hint = |e: Error| needs_root(e, "enable");
+    for old in rc_links(root, &g.name) {
+        if !wanted.contains(&old) || std::fs::read_link(&old).ok().as_deref() != Some(&target) {
+            std::fs::remove_file(&old).map_err(|e| hint(Error::io("remove", old.display(), e)))?;
+        }
+    }
+    let mut made = 0;
+    for link in &wanted {
+        if std::fs::symlink_metadata(link).is_ok() {
+            continue;
+        }
+        let dir = link.parent().expect("rcN.d/LINK has a parent");
+        std::fs::create_dir_all(dir).map_err(|e| hint(Error::io("create", dir.display(), e)))?;
+        std::os::unix::fs::symlink(&target, link)
+            .map_err(|e| hint(Error::io("create symlink", link.display(), e)))?;
+        made += 1;
+        if !g.quiet {
+            println!("created symlink {} -> {}", link.display(), target.display());
+        }
+    }
+    if made == 0 && !g.quiet {
+        println!("{} is already enabled", g.name);
+    }
+    if now && root.is_none() {
+        return run_script(&path, "start");
+    }
+    Ok(0)
+}
+
+/// `disable` without systemd: removes the script's `rc?.d` links; with `now`, also
+/// stops the service.
+pub fn disable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
+    let links = rc_links(root, &g.name);
+    let script = installed_script(&g.name, root);
+    if links.is_empty() {
+        let (path, _) = script?;
+        if !g.quiet {
+            println!("{} is not enabled", g.name);
+        }
+        if now && root.is_none() {
+            return run_script(&path, "stop");
+        }
+        return Ok(0);
+    }
+    if now && root.is_none() {
+        if let Ok((path, _)) = &script {
+            let code = run_script(path, "stop")?;
+            if code != 0 {
+                return Ok(code);
+            }
+        }
+    }
+    for l in links {
+        std::fs::remove_file(&l)
+            .map_err(|e| needs_root(Error::io("remove", l.display(), e), "disable"))?;
+        if !g.quiet {
+            println!("removed {}", l.display());
+        }
+    }
+    Ok(0)
 }
 
 /// `uninstall --sysv`: stops the service (on this system), removes the script and
