@@ -365,6 +365,17 @@ fn user_manager_of_a_lingering_user() {
     let pid = st["main_pid"].as_u64().unwrap();
     let owner = bx.sh_ok(&format!("stat -c %U /proc/{pid}"));
     assert_eq!(owner.trim(), "alice");
+    // alice reads her service's journal (her own per-user journal file).
+    let mut logs = String::new();
+    let found = (0..100).any(|_| {
+        let out = bx.sh_as("alice", &format!("{BIN} --user logs -n 20"));
+        logs = format!("{}{}", text(&out.stdout), text(&out.stderr));
+        logs.contains("ready after") || {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+            false
+        }
+    });
+    assert!(found, "alice's logs lack the service's lines:\n{logs}");
     // Over the user bus instead of the user manager's private socket.
     let out = bx.sh_as(
         "alice",

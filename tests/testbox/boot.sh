@@ -57,11 +57,15 @@ mount --bind -o ro "$BIN" "$R/usr/bin/mydaemon"
 # mod.rs in $4: etc/hostname, etc/machine-id, etc/systemd/system/*), in one copy.
 hostname "$HOST"
 cp -R --remove-destination "$PREP/etc/." "$R/etc/"
-# Their wants (getty, timers, postgresql) go too; the box boots to multi-user.target
-# and keeps a volatile journal that never mixes with the host's persistent files.
+# Their wants (getty, timers, postgresql) go too; the box boots to multi-user.target.
+# Its journal is "persistent" in a fresh, empty /var/log/journal of the overlay (the
+# host's files hidden, everything in the tmpfs upper layer), so that journald splits
+# out per-user journals that users in the box may read, as on a real host.
 E=$R/etc/systemd/system
 rm -rf "$E/getty.target.wants" "$E/timers.target.wants" \
     "$E/multi-user.target.wants/postgresql.service" "$R/var/log/journal"
+mkdir -m 2755 "$R/var/log/journal"
+chgrp systemd-journal "$R/var/log/journal" 2>/dev/null || true
 
 cd "$R"
 mkdir -p .oldroot

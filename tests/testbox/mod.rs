@@ -74,8 +74,9 @@ const ROOT_ENV: &[&str] = &[
 
 /// Units masked in every box: consoles and gettys, timers, host services (postgresql,
 /// cron, ssh), and what cannot work or only slows boot in a container (udev, sysctl,
-/// binfmt, kernel modules, hardware and persistent-state services). The journal stays
-/// volatile (`systemd-journal-flush` is masked).
+/// binfmt, kernel modules, hardware and persistent-state services). The journal is
+/// flushed into the box's own empty `/var/log/journal` (see `boot.sh`), so users get
+/// their own journal files, as on a real host.
 pub const MASKED_UNITS: &[&str] = &[
     "getty.target",
     "console-getty.service",
@@ -108,7 +109,6 @@ pub const MASKED_UNITS: &[&str] = &[
     "systemd-udevd-control.socket",
     "systemd-udevd-kernel.socket",
     "systemd-hwdb-update.service",
-    "systemd-journal-flush.service",
     "systemd-random-seed.service",
     "systemd-update-utmp.service",
     "systemd-update-utmp-runlevel.service",
