@@ -108,3 +108,44 @@ fn unknown_flag_is_a_usage_error() {
     let out = mydaemon(&["status", "--no-such-flag"]);
     assert_eq!(out.status.code(), Some(2));
 }
+
+#[test]
+fn install_without_a_running_manager_enables_offline_as_systemctl_would() {
+    // A per-user install where no user manager runs (no $XDG_RUNTIME_DIR/systemd/private).
+    let home = tempfile::tempdir().unwrap();
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_mydaemon"))
+            .args(["--name", "offline", "--user"])
+            .args(args)
+            .env("HOME", home.path())
+            .env_remove("XDG_CONFIG_HOME")
+            .env("XDG_RUNTIME_DIR", home.path().join("run"))
+            .output()
+            .unwrap()
+    };
+    let units = home.path().join(".config/systemd/user");
+    let link = units.join("default.target.wants/offline.service");
+
+    let out = run(&["install", "--systemd"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(
+        std::fs::read_link(&link).unwrap(),
+        units.join("offline.service"),
+        "{out:?}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("starts when it does"));
+
+    // --now cannot start it: installed and enabled, then exit 7 saying why.
+    let out = run(&["install", "--systemd", "--now"]);
+    assert_eq!(out.status.code(), Some(7), "{out:?}");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("was not started"),
+        "{out:?}"
+    );
+    assert!(link.exists());
+
+    let out = run(&["uninstall", "--systemd"]);
+    assert!(out.status.success(), "{out:?}");
+    assert!(std::fs::symlink_metadata(&link).is_err());
+    assert!(!units.join("offline.service").exists());
+}

@@ -182,8 +182,14 @@ fn user_install_follows_xdg_config_home() {
         unit.contains("# Regenerate: mydaemon unit --user --name mine"),
         "{unit}"
     );
-    // No user manager here: it says so rather than pretending to enable it.
-    assert!(stderr(&o).contains("not running"), "{}", stderr(&o));
+    // No user manager here: it enables the unit offline, as `systemctl --user enable`
+    // would, and says that nothing is running it yet.
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(out.contains("is not running here"), "{out}");
+    assert!(t
+        .path()
+        .join("systemd/user/default.target.wants/mine.service")
+        .exists());
 
     let o = Command::new(BIN)
         .args(["uninstall", "--user", "--name", "mine"])

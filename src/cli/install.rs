@@ -127,8 +127,14 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         Written::Unchanged => say(format!("{} is up to date", path.display())),
     }
 
-    if let Scope::Root(_) = scope {
-        let target = Path::new(install::SYSTEM_UNIT_DIR).join(&unit_name);
+    // Offline (an image tree, or no running manager): the enable symlinks, as
+    // `systemctl enable` makes them without a manager.
+    let live = !matches!(scope, Scope::Root(_)) && manager_running(g);
+    if !live {
+        let target = match scope {
+            Scope::Root(_) => Path::new(install::SYSTEM_UNIT_DIR).join(&unit_name),
+            _ => path.clone(),
+        };
         let links = match install::enable_links(&dir, &unit_name, &target, &[spec.wanted_by()]) {
             Ok(l) => l,
             Err(e) => {
@@ -142,25 +148,27 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         for l in links {
             say(format!("enabled: {} -> {}", l.display(), target.display()));
         }
+        if matches!(scope, Scope::Root(_)) {
+            return Ok(0);
+        }
+        let manager = if g.user {
+            "your systemd user manager"
+        } else {
+            "systemd"
+        };
+        if a.now {
+            return Err(Error::not_running(format!(
+                "{unit_name} is installed and enabled, but {manager} is not running here, so it was not started"
+            ))
+            .with_hint("it starts when systemd runs; to run it now without systemd: `mydaemon --backend pidfile start [-- CMD ARGS]`"));
+        }
+        say(format!(
+            "note: {manager} is not running here; {unit_name} starts when it does"
+        ));
         return Ok(0);
     }
 
-    // ---- LIVE SYSTEMD STEP (D-Bus: crate::systemd) ---------------------------------
-    // EnableUnitFiles (printing the symlinks systemd made), Reload, and with `--now`
-    // StartUnit waiting for the job (for Type=notify: until READY=1).
-    if manager_running(g) {
-        return crate::systemd::install_live(
-            crate::systemd::scope(g.user),
-            &unit_name,
-            a.now,
-            g.quiet,
-        );
-    }
-    let user = if g.user { " --user" } else { "" };
-    let now = if a.now { " --now" } else { "" };
-    eprintln!(
-        "mydaemon: note: systemd is not running here; {unit_name} takes effect when it \
-         does (enable it then with `mydaemon{user} enable{now}`)"
-    );
-    Ok(0)
+    // Live: EnableUnitFiles (printing the symlinks systemd made), Reload, and with
+    // `--now` StartUnit waiting for the job (for Type=notify: until READY=1).
+    crate::systemd::install_live(crate::systemd::scope(g.user), &unit_name, a.now, g.quiet)
 }
