@@ -1,6 +1,7 @@
 //! systemd control over D-Bus, in the real-systemd test box: install → start → status →
 //! stop → uninstall through mydaemon alone; failures named in words; privilege, unknown
-//! names, control with no dbus-daemon (private socket), and a lingering user's manager.
+//! names, control with no dbus-daemon (private socket), a lingering user's manager, and
+//! the init.d script on a real root (the box's /etc).
 //! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
 
 mod testbox;
@@ -386,4 +387,46 @@ fn user_manager_of_a_lingering_user() {
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
     let out = bx.sh_as("alice", &format!("{BIN} --user uninstall"));
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+}
+
+#[test]
+fn init_script_on_a_real_root_starts_enables_and_uninstalls() {
+    let Some(bx) = TestBox::boot() else { return };
+    // The SysV path on a real /etc (the box's): install --sysv --now runs the script.
+    let out = md_ok(
+        &bx,
+        "--name sysvd --backend pidfile install --sysv --now -- /bin/sleep infinity",
+    );
+    assert!(out.contains("wrote /etc/init.d/sysvd"), "{out}");
+    let script = bx.sh("/etc/init.d/sysvd status");
+    assert_eq!(code(&script), 0, "{}", text(&script.stdout));
+    assert!(
+        text(&script.stdout).contains("running"),
+        "{}",
+        text(&script.stdout)
+    );
+    let pid = bx.sh_ok("cat /run/sysvd/sysvd.pid");
+    let pid = pid.trim();
+    assert!(
+        bx.sh(&format!("kill -0 {pid}")).status.success(),
+        "daemon {pid} is not alive"
+    );
+
+    let out = md_ok(&bx, "--name sysvd --backend pidfile enable");
+    assert!(out.contains("/etc/rc2.d/S01sysvd"), "{out}");
+    assert_eq!(
+        bx.sh_ok("readlink /etc/rc0.d/K01sysvd").trim(),
+        "../init.d/sysvd"
+    );
+
+    // uninstall stops the daemon through the script and removes script and links.
+    md_ok(&bx, "--name sysvd --backend pidfile uninstall --sysv");
+    assert!(!bx.sh(&format!("kill -0 {pid}")).status.success());
+    assert_eq!(
+        bx.sh_ok("ls /etc/init.d/sysvd /etc/rc?.d/*sysvd 2>/dev/null; true")
+            .trim(),
+        ""
+    );
+    let st = md(&bx, "--name sysvd --backend pidfile status");
+    assert_eq!(code(&st), 3, "{}", text(&st.stdout));
 }
