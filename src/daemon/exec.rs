@@ -13,6 +13,7 @@ use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, ExitStatus};
 use std::time::{Duration, Instant};
 
+use nix::poll::PollFlags;
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 
@@ -361,7 +362,8 @@ impl ExecService {
             ctx.wake_at(t);
         }
         // A command or exec probe that exits wakes the loop through its pidfd (and
-        // SIGCHLD); a probe's timeout is covered above.
+        // SIGCHLD), a probe's socket through `poll_fds`; a probe's timeout is covered
+        // above.
     }
 }
 
@@ -490,13 +492,14 @@ impl Service for ExecService {
         Ok(())
     }
 
-    fn fds(&self) -> Vec<BorrowedFd<'_>> {
+    fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
         let checks = [&self.probe, &self.health_check];
         self.relay
             .iter()
             .map(|r| r.as_fd())
             .chain(self.child_exited.iter().map(|f| f.as_fd()))
-            .chain(checks.into_iter().flatten().filter_map(Check::exit_fd))
+            .map(|fd| (fd, PollFlags::POLLIN))
+            .chain(checks.into_iter().flatten().filter_map(Check::poll_fd))
             .collect()
     }
 }

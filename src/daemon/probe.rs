@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use nix::poll::PollFlags;
+
 /// Something to check: a port that accepts, a socket that accepts, a file that exists,
 /// a command that exits 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -191,12 +193,13 @@ impl Check {
         }
     }
 
-    /// A descriptor that turns readable when a running probe's process exits.
-    pub fn exit_fd(&self) -> Option<BorrowedFd<'_>> {
+    /// What to `poll(2)` for while the check is in progress: the probe's pidfd turns
+    /// readable when its process exits.
+    pub fn poll_fd(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
         match self {
             Check::Running {
                 exited: Some(fd), ..
-            } => Some(fd.as_fd()),
+            } => Some((fd.as_fd(), PollFlags::POLLIN)),
             _ => None,
         }
     }

@@ -103,8 +103,8 @@ impl Runner {
     }
 }
 
-/// Blocks until a signal, a readable service descriptor or `timeout`.
-/// Returns (signalfd readable, a service fd readable).
+/// Blocks until a signal, a ready service descriptor or `timeout`.
+/// Returns (signalfd readable, a service fd ready).
 fn wait<S: Service + ?Sized>(
     signals: &Signals,
     service: &S,
@@ -118,13 +118,13 @@ fn wait<S: Service + ?Sized>(
             PollTimeout::try_from(ms).unwrap_or(PollTimeout::MAX)
         }
     };
-    let service_fds = service.fds();
+    let service_fds = service.poll_fds();
     let mut fds = Vec::with_capacity(1 + service_fds.len());
     fds.push(PollFd::new(signals.as_fd(), PollFlags::POLLIN));
     fds.extend(
         service_fds
             .iter()
-            .map(|fd| PollFd::new(fd.as_fd(), PollFlags::POLLIN)),
+            .map(|&(fd, events)| PollFd::new(fd, events)),
     );
     match poll(&mut fds, timeout) {
         Ok(_) => {}

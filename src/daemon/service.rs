@@ -3,6 +3,7 @@
 use std::os::fd::BorrowedFd;
 use std::time::{Duration, Instant};
 
+use nix::poll::PollFlags;
 use nix::sys::signal::Signal;
 
 use super::signals::Received;
@@ -18,7 +19,7 @@ pub type ServiceResult = Result<(), BoxError>;
 /// A long-running workload driven by [`Runner`](super::Runner).
 ///
 /// The runner owns the event loop: it blocks in `poll(2)` on a signalfd, the
-/// descriptors from [`fds`](Service::fds) and the earliest deadline (the one set with
+/// descriptors from [`fds`](Service::fds) (or [`poll_fds`](Service::poll_fds)) and the earliest deadline (the one set with
 /// [`Context::wake_at`] and the watchdog's), and calls back into the service. Callbacks
 /// must not block for long: the watchdog pings come from the same loop, which is the
 /// point — a service stuck in a callback stops the pings and systemd restarts it.
@@ -35,7 +36,8 @@ pub trait Service {
     fn start(&mut self, ctx: &mut Context) -> ServiceResult;
 
     /// Does the work. Called on every wake-up: the deadline set with
-    /// [`Context::wake_at`] passed, one of [`fds`](Service::fds) became readable, or a
+    /// [`Context::wake_at`] passed, one of [`fds`](Service::fds) became readable (or
+    /// one of [`poll_fds`](Service::poll_fds) ready), or a
     /// child process changed state (SIGCHLD). The runner forgets the previous deadline
     /// before each call: set the next one here. Check your own state; several causes
     /// may coincide. An error ends the service (exit status 1).
@@ -77,6 +79,16 @@ pub trait Service {
     /// called again at once, forever. Default: none.
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
         Vec::new()
+    }
+
+    /// What the runner actually polls: descriptors with the `poll(2)` events to wait
+    /// for. Override it instead of [`fds`](Service::fds) when a descriptor needs more
+    /// than readability (a connecting socket: `POLLOUT`). Default: `fds` for `POLLIN`.
+    fn poll_fds(&self) -> Vec<(BorrowedFd<'_>, PollFlags)> {
+        self.fds()
+            .into_iter()
+            .map(|fd| (fd, PollFlags::POLLIN))
+            .collect()
     }
 }
 
