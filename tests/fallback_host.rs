@@ -870,3 +870,37 @@ fn enable_and_disable_manage_the_rc_links_of_the_init_script() {
         .unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
+
+#[test]
+fn logs_since_filters_by_the_lines_timestamps() {
+    let s = Svc::new("fb-since");
+    ok(&s.run("start", &[]));
+    // Everything is from the last minute; nothing from the future; the ready line is in.
+    let recent = s.run("logs", &["--since", "-1m"]);
+    ok(&recent);
+    assert!(
+        text(&recent.stdout).contains("the service is ready"),
+        "{recent:?}"
+    );
+    let out = s.run("logs", &["--since", "2099-01-01"]);
+    ok(&out);
+    assert_eq!(text(&out.stdout), "", "{out:?}");
+    // A moment after start-up, only what came later shows: the stop.
+    std::thread::sleep(Duration::from_millis(20));
+    let cut = std::time::SystemTime::now();
+    std::thread::sleep(Duration::from_millis(20));
+    ok(&s.run("stop", &[]));
+    let cut = format!("-{}ms", cut.elapsed().unwrap().as_millis());
+    let out = s.run("logs", &["--since", &cut]);
+    ok(&out);
+    let shown = text(&out.stdout);
+    assert!(shown.contains("received SIGTERM"), "since {cut}: {shown}");
+    assert!(
+        !shown.contains("the service is ready"),
+        "since {cut}: {shown}"
+    );
+
+    let bad = s.run("logs", &["--since", "last tuesday"]);
+    assert_eq!(bad.status.code(), Some(2), "{bad:?}");
+    assert!(text(&bad.stderr).contains("YYYY-MM-DD"), "{bad:?}");
+}

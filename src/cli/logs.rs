@@ -13,8 +13,9 @@ pub struct Args {
     /// How many lines to show.
     #[arg(short = 'n', long, default_value_t = 50)]
     pub lines: usize,
-    /// Only lines since this time (journalctl's --since syntax).
-    #[arg(long)]
+    /// Only lines since TIME: journalctl's syntax under systemd; without it
+    /// YYYY-MM-DD [HH:MM[:SS]] (local, Z for UTC), today, yesterday, -1h30m, "10m ago".
+    #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// PID-file backend only: where the PID file and the log are.
     #[command(flatten)]

@@ -1,17 +1,19 @@
 //! `logs` for the PID-file backend: the last lines of `NAME.log`, and following it
 //! (`-f`) across truncation and rotation, never through a symlink.
 
+use std::collections::VecDeque;
 use std::ffi::OsStr;
 use std::fs::File;
-use std::io::{Read, Seek, SeekFrom, Write};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
-use std::time::Duration;
+use std::time::{Duration, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::fstat;
 
 use super::paths::{errno, Paths, SafeDir};
+use super::since;
 use crate::error::{Error, Result};
 
 /// How often `logs -f` looks for new lines.
@@ -93,9 +95,42 @@ pub fn since(paths: &Paths, offset: u64, n: usize) -> Result<Vec<String>> {
     Ok(last_lines(&String::from_utf8_lossy(&buf), n))
 }
 
-/// Prints the last `n` lines; with `follow`, keeps printing what is appended (a
-/// truncated or replaced log is reopened from its start) until interrupted.
-pub fn show(paths: &Paths, n: usize, follow: bool) -> Result<()> {
+/// The last `n` lines of `f` written at or after `since` (a line without a timestamp
+/// of its own, such as the command's output, belongs to the last stamped line above
+/// it), and the end offset.
+fn tail_since(f: &mut File, n: usize, since: SystemTime) -> std::io::Result<(Vec<String>, u64)> {
+    f.seek(SeekFrom::Start(0))?;
+    let mut reader = BufReader::new(&mut *f);
+    let mut kept: VecDeque<String> = VecDeque::new();
+    let mut in_range = false;
+    let mut end = 0u64;
+    let mut raw = Vec::new();
+    loop {
+        raw.clear();
+        let got = reader.read_until(b'\n', &mut raw)?;
+        if got == 0 {
+            break;
+        }
+        end += got as u64;
+        let line = String::from_utf8_lossy(&raw);
+        let line = line.trim_end_matches('\n');
+        if let Some(t) = since::line_time(line) {
+            in_range = t >= since;
+        }
+        if in_range && n > 0 {
+            if kept.len() == n {
+                kept.pop_front();
+            }
+            kept.push_back(line.to_owned());
+        }
+    }
+    Ok((kept.into(), end))
+}
+
+/// Prints the last `n` lines (only those since `since`, if given); with `follow`,
+/// keeps printing what is appended (a truncated or replaced log is reopened from its
+/// start) until interrupted.
+pub fn show(paths: &Paths, n: usize, follow: bool, since: Option<SystemTime>) -> Result<()> {
     let mut out = std::io::stdout().lock();
     let mut current = open_log(paths)?;
     let mut pos = 0;
@@ -107,8 +142,11 @@ pub fn show(paths: &Paths, n: usize, follow: bool) -> Result<()> {
             }
         }
         Some((f, _, _)) => {
-            let (lines, end) =
-                tail_of(f, n).map_err(|e| Error::io("read", paths.log_file.display(), e))?;
+            let (lines, end) = match since {
+                Some(t) => tail_since(f, n, t),
+                None => tail_of(f, n),
+            }
+            .map_err(|e| Error::io("read", paths.log_file.display(), e))?;
             for l in lines {
                 if writeln!(out, "{l}").is_err() {
                     return Ok(()); // the reader went away (a pager closed)
@@ -178,5 +216,38 @@ mod tests {
         let (all, _) = tail_of(&mut f, 100_000).unwrap();
         assert_eq!(all.len(), 20000);
         assert!(tail_of(&mut f, 0).unwrap().0.is_empty());
+    }
+
+    #[test]
+    fn since_keeps_stamped_lines_and_the_output_under_them() {
+        let mut f = tempfile::tempfile().unwrap();
+        f.write_all(
+            b"2026-11-27T10:00:00.000Z md[1]: info: old\n\
+              command output, old\n\
+              2026-11-27T11:00:00.000Z md[1]: info: new\n\
+              command output, new\n\
+              2026-11-27T12:00:00.000Z md[1]: info: newest\n",
+        )
+        .unwrap();
+        let since = since::line_time("2026-11-27T10:30:00.000Z").unwrap();
+        let (lines, end) = tail_since(&mut f, 50, since).unwrap();
+        assert_eq!(
+            lines,
+            [
+                "2026-11-27T11:00:00.000Z md[1]: info: new",
+                "command output, new",
+                "2026-11-27T12:00:00.000Z md[1]: info: newest"
+            ]
+        );
+        assert_eq!(end, f.metadata().unwrap().len());
+        let (last, _) = tail_since(&mut f, 1, since).unwrap();
+        assert_eq!(last, ["2026-11-27T12:00:00.000Z md[1]: info: newest"]);
+        let (none, _) = tail_since(
+            &mut f,
+            50,
+            since::line_time("2027-01-01T00:00:00.000Z").unwrap(),
+        )
+        .unwrap();
+        assert!(none.is_empty());
     }
 }

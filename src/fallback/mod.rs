@@ -18,6 +18,7 @@ pub mod logfile;
 pub mod paths;
 pub mod pidfile;
 pub mod process;
+pub mod since;
 pub mod supervise;
 pub mod sysv;
 
@@ -548,14 +549,11 @@ pub fn logs(
     follow: bool,
     since: Option<&str>,
 ) -> Result<u8> {
-    if since.is_some() {
-        return Err(Error::usage(
-            "--since needs the journal; the PID-file backend's log file has no index",
-        )
-        .with_hint("use `logs -n N`, or grep the log file"));
-    }
+    let since = since
+        .map(|t| since::parse(t, std::time::SystemTime::now()).map_err(Error::usage))
+        .transpose()?;
     let paths = Paths::resolve(&g.name, pa)?;
-    logfile::show(&paths, lines, follow)?;
+    logfile::show(&paths, lines, follow, since)?;
     Ok(exit::OK)
 }
 
