@@ -275,11 +275,7 @@ pub fn install(
         }
     }
     if now && root.is_none() {
-        let status = std::process::Command::new(&path)
-            .arg("start")
-            .status()
-            .map_err(|e| Error::io("run", path.display(), e))?;
-        return Ok(status.code().unwrap_or(1).clamp(0, 255) as u8);
+        return run_script(&path, "start");
     }
     Ok(0)
 }
@@ -482,14 +478,10 @@ pub fn uninstall(g: &Global, root: Option<&Path>, force: bool) -> Result<u8> {
     }
     if root.is_none() && install::is_generated(&content) {
         // Through the script, so options from /etc/default/NAME apply.
-        let status = std::process::Command::new("/bin/sh")
-            .arg(&path)
-            .arg("stop")
-            .status()
-            .map_err(|e| Error::io("run", path.display(), e))?;
-        if !status.success() {
+        let code = run_script(&path, "stop")?;
+        if code != 0 {
             return Err(Error::generic(format!(
-                "`{} stop` failed ({status}); nothing was removed",
+                "`{} stop` failed (exit {code}); nothing was removed",
                 path.display()
             )));
         }
