@@ -1,20 +1,23 @@
 //! Readiness and health probes: `tcp:HOST:PORT`, `unix:PATH`, `file:PATH`, `exec:CMD`.
 //!
-//! Socket and file probes answer at once (a connect to a local port or socket does not
-//! wait; a remote one waits at most the probe's timeout). `exec:` probes run
-//! `/bin/sh -c CMD` without blocking the run loop: the probe's exit arrives as SIGCHLD
-//! and is collected by [`Check::poll`], a probe past its timeout is killed.
+//! `file:` and `unix:` probes answer at once (a Unix socket whose backlog is full is
+//! not accepting: a failure); so do `tcp:` probes to a local port (a remote one waits
+//! at most the probe's timeout). `exec:` probes run `/bin/sh -c CMD` without blocking
+//! the run loop: the probe's exit arrives as SIGCHLD and is collected by
+//! [`Check::poll`], a probe past its timeout is killed.
 
 use std::fmt;
+use std::io;
 use std::net::{TcpStream, ToSocketAddrs};
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
-use std::os::unix::net::UnixStream;
-use std::path::PathBuf;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::str::FromStr;
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::PollFlags;
+use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
 
 /// Something to check: a port that accepts, a socket that accepts, a file that exists,
 /// a command that exits 0.
@@ -139,11 +142,7 @@ impl Probe {
     pub fn begin(&self, timeout: Duration) -> Check {
         match self {
             Probe::Tcp(addr) => Check::Done(tcp_connect(addr, timeout)),
-            Probe::Unix(path) => Check::Done(
-                UnixStream::connect(path)
-                    .map(drop)
-                    .map_err(|e| format!("connect {}: {e}", path.display())),
-            ),
+            Probe::Unix(path) => Check::Done(unix_connect(path)),
             Probe::File(path) => Check::Done(if path.exists() {
                 Ok(())
             } else {
@@ -253,6 +252,22 @@ fn tcp_connect(addr: &str, timeout: Duration) -> Result<(), String> {
     Err(last)
 }
 
+/// A non-blocking connect to a Unix stream socket, which succeeds or fails at once: a
+/// full backlog (EAGAIN) means the service is not accepting.
+fn unix_connect(path: &Path) -> Result<(), String> {
+    let fail = |e: Errno| {
+        let why = match e {
+            Errno::EAGAIN => "not accepting connections (backlog full)".to_owned(),
+            e => io::Error::from(e).to_string(),
+        };
+        format!("connect {}: {why}", path.display())
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let sock = socket(AddressFamily::Unix, SockType::Stream, flags, None).map_err(fail)?;
+    let addr = UnixAddr::new(path).map_err(fail)?;
+    connect(sock.as_raw_fd(), &addr).map_err(fail)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -306,6 +321,29 @@ mod tests {
         assert_eq!(p.check_blocking(Duration::from_secs(1)), Ok(()));
         drop(l);
         assert!(p.check_blocking(Duration::from_secs(1)).is_err());
+    }
+
+    #[test]
+    fn unix_probe_fails_at_once_on_a_full_backlog() {
+        use nix::sys::socket::{bind, listen, Backlog};
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s");
+        let l = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(l.as_raw_fd(), &UnixAddr::new(&path).unwrap()).unwrap();
+        listen(&l, Backlog::new(0).unwrap()).unwrap();
+        // The first connection fills the queue; nobody accepts it.
+        let _filler = std::os::unix::net::UnixStream::connect(&path).unwrap();
+        let p = Probe::Unix(path);
+        let started = Instant::now();
+        let e = p.check_blocking(Duration::from_secs(5)).unwrap_err();
+        assert!(e.contains("not accepting"), "{e}");
+        assert!(started.elapsed() < Duration::from_secs(1));
     }
 
     #[test]
