@@ -618,3 +618,71 @@ fn notify_readiness_times_out_when_the_command_stays_silent() {
     assert!(!seen.is_empty(), "the STATUS= updates were sent");
     assert!(seen.iter().all(|m| !m.starts_with("READY=1")), "{seen:?}");
 }
+
+/// A loopback TCP address whose SYNs go unanswered, like a hung service's: a listener
+/// with backlog 0, its one-slot accept queue filled by a connection nobody accepts.
+/// Keep both descriptors alive while the address is in use.
+fn blackhole() -> (
+    std::os::fd::OwnedFd,
+    std::net::TcpStream,
+    std::net::SocketAddr,
+) {
+    use nix::sys::socket::{
+        bind, getsockname, listen, socket, AddressFamily, Backlog, SockFlag, SockType, SockaddrIn,
+    };
+    use std::os::fd::AsRawFd;
+    let l = socket(
+        AddressFamily::Inet,
+        SockType::Stream,
+        SockFlag::SOCK_CLOEXEC,
+        None,
+    )
+    .unwrap();
+    bind(l.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+    listen(&l, Backlog::new(0).unwrap()).unwrap();
+    let addr: SockaddrIn = getsockname(l.as_raw_fd()).unwrap();
+    let addr = std::net::SocketAddr::V4(addr.into());
+    let filler = std::net::TcpStream::connect(addr).unwrap();
+    // The queue is full: a further connect neither succeeds nor fails.
+    match std::net::TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+        Err(e) if e.kind() == std::io::ErrorKind::TimedOut => {}
+        other => panic!("{addr} is no blackhole on this host: {other:?}"),
+    }
+    (l, filler, addr)
+}
+
+#[test]
+fn a_hanging_tcp_health_probe_does_not_block_the_loop() {
+    let (_listener, _filler, addr) = blackhole();
+    let health = format!("tcp:{addr}");
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--health",
+            &health,
+            "--health-interval",
+            "100ms",
+            "--health-timeout",
+            "3s",
+            "--",
+            "sleep",
+            "30",
+        ],
+        &[("WATCHDOG_USEC", "400000")],
+    );
+    // The first probe starts with READY=1 and hangs for 3 s; meanwhile the loop keeps
+    // pinging the watchdog (every 200 ms) ...
+    d.await_notify("READY=1", T);
+    let seen = d.notifications_for(Duration::from_millis(700));
+    let pings = seen.iter().filter(|m| m.contains("WATCHDOG=1")).count();
+    assert!(pings >= 2, "{pings} pings while the probe hangs: {seen:?}");
+    // ... and handles SIGTERM at once.
+    let asked = Instant::now();
+    d.signal(Signal::SIGTERM);
+    d.wait(T);
+    let took = asked.elapsed();
+    assert!(
+        took < Duration::from_millis(1500),
+        "SIGTERM took {took:?} with a probe hanging"
+    );
+}

@@ -27,7 +27,9 @@ pub struct RunArgs {
 
     /// Exec mode: when the command counts as ready: immediate, tcp:HOST:PORT,
     /// unix:PATH, file:PATH, exec:CMD (exits 0), or notify (it sends READY=1 to the
-    /// $NOTIFY_SOCKET it is given; its STATUS/WATCHDOG/... are relayed) [default: immediate].
+    /// $NOTIFY_SOCKET it is given; its STATUS/WATCHDOG/... are relayed). In tcp:, an IP
+    /// address such as 127.0.0.1 is best: a host name is looked up at every check, and
+    /// mydaemon waits for DNS [default: immediate].
     #[arg(long, value_name = "HOW", requires = "command")]
     pub ready: Option<Readiness>,
 
@@ -35,8 +37,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "command")]
     pub ready_timeout: Option<Duration>,
 
-    /// Exec mode: health probe, tcp:HOST:PORT, unix:PATH or exec:CMD; watchdog pings go
-    /// out only while it passes, so systemd restarts a hung command.
+    /// Exec mode: health probe, tcp:HOST:PORT (an IP address is best, see --ready),
+    /// unix:PATH or exec:CMD; watchdog pings go out only while it passes, so systemd
+    /// restarts a hung command.
     #[arg(long, value_name = "PROBE", value_parser = parse_health, requires = "command")]
     pub health: Option<Probe>,
 

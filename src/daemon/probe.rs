@@ -1,14 +1,14 @@
 //! Readiness and health probes: `tcp:HOST:PORT`, `unix:PATH`, `file:PATH`, `exec:CMD`.
 //!
 //! `file:` and `unix:` probes answer at once (a Unix socket whose backlog is full is
-//! not accepting: a failure); so do `tcp:` probes to a local port (a remote one waits
-//! at most the probe's timeout). `exec:` probes run `/bin/sh -c CMD` without blocking
-//! the run loop: the probe's exit arrives as SIGCHLD and is collected by
-//! [`Check::poll`], a probe past its timeout is killed.
+//! not accepting: a failure). `tcp:` and `exec:` probes run without blocking the run
+//! loop: a non-blocking connect the loop polls for writability (a host name lookup
+//! may block, see [`Probe::Tcp`]), `/bin/sh -c CMD` whose exit arrives through a pidfd
+//! (and SIGCHLD); both are collected by [`Check::poll`] and fail past their timeout.
 
 use std::fmt;
 use std::io;
-use std::net::{TcpStream, ToSocketAddrs};
+use std::net::{SocketAddr, ToSocketAddrs};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -16,14 +16,21 @@ use std::str::FromStr;
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
-use nix::poll::PollFlags;
-use nix::sys::socket::{connect, socket, AddressFamily, SockFlag, SockType, UnixAddr};
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+use nix::sys::socket::{
+    connect, getsockopt, socket, sockopt, AddressFamily, SockFlag, SockType, SockaddrStorage,
+    UnixAddr,
+};
+
+use super::time::format_duration;
 
 /// Something to check: a port that accepts, a socket that accepts, a file that exists,
 /// a command that exits 0.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Probe {
-    /// `tcp:HOST:PORT`: a TCP connect succeeds.
+    /// `tcp:HOST:PORT`: a TCP connect succeeds. A host name is resolved at every check,
+    /// with getaddrinfo(3), which blocks the run loop while DNS answers (names in
+    /// /etc/hosts, such as localhost, resolve at once): prefer IP literals.
     Tcp(String),
     /// `unix:PATH`: a Unix stream socket accepts a connection.
     Unix(PathBuf),
@@ -134,14 +141,39 @@ pub enum Check {
         /// Readable when the probe's process exits (see [`super::signals::pidfd`]).
         exited: Option<OwnedFd>,
     },
+    /// A `tcp:` probe's non-blocking connect in progress.
+    Connecting(Connect),
+}
+
+/// A non-blocking TCP connect in progress, then the next addresses of its host.
+#[derive(Debug)]
+pub struct Connect {
+    /// `HOST:PORT` as given.
+    target: String,
+    timeout: Duration,
+    deadline: Instant,
+    /// Writable once the connect to `addr` succeeded or failed.
+    sock: OwnedFd,
+    addr: SocketAddr,
+    /// Addresses not tried yet.
+    left: std::vec::IntoIter<SocketAddr>,
 }
 
 impl Probe {
-    /// Starts one check; socket and file probes finish at once (connect timeout:
-    /// `timeout`).
+    /// Starts one check; `tcp:` and `exec:` probes go on in the background and fail
+    /// after `timeout`.
     pub fn begin(&self, timeout: Duration) -> Check {
         match self {
-            Probe::Tcp(addr) => Check::Done(tcp_connect(addr, timeout)),
+            Probe::Tcp(target) => match target.to_socket_addrs() {
+                Ok(addrs) => Connect::first(
+                    target,
+                    timeout,
+                    Instant::now() + timeout,
+                    addrs.collect::<Vec<_>>().into_iter(),
+                    format!("{target}: no address"),
+                ),
+                Err(e) => Check::Done(Err(format!("resolve {target}: {e}"))),
+            },
             Probe::Unix(path) => Check::Done(unix_connect(path)),
             Probe::File(path) => Check::Done(if path.exists() {
                 Ok(())
@@ -189,16 +221,21 @@ impl Check {
                 Ok(None) => None,
                 Err(e) => Some(Err(format!("waiting for the probe command: {e}"))),
             },
+            Check::Connecting(c) => {
+                *self = c.poll(now)?;
+                self.poll(now)
+            }
         }
     }
 
     /// What to `poll(2)` for while the check is in progress: the probe's pidfd turns
-    /// readable when its process exits.
+    /// readable when its process exits, a connecting socket writable when done.
     pub fn poll_fd(&self) -> Option<(BorrowedFd<'_>, PollFlags)> {
         match self {
             Check::Running {
                 exited: Some(fd), ..
             } => Some((fd.as_fd(), PollFlags::POLLIN)),
+            Check::Connecting(c) => Some((c.sock.as_fd(), PollFlags::POLLOUT)),
             _ => None,
         }
     }
@@ -207,6 +244,7 @@ impl Check {
     pub fn deadline(&self) -> Option<Instant> {
         match self {
             Check::Running { deadline, .. } => Some(*deadline),
+            Check::Connecting(c) => Some(c.deadline),
             Check::Done(_) => None,
         }
     }
@@ -238,18 +276,79 @@ fn shell(cmd: &str) -> Command {
     c
 }
 
-fn tcp_connect(addr: &str, timeout: Duration) -> Result<(), String> {
-    let addrs = addr
-        .to_socket_addrs()
-        .map_err(|e| format!("resolve {addr}: {e}"))?;
-    let mut last = format!("{addr}: no address");
-    for a in addrs {
-        match TcpStream::connect_timeout(&a, timeout) {
-            Ok(_) => return Ok(()),
-            Err(e) => last = format!("connect {a}: {e}"),
+impl Connect {
+    /// Connects to the first of `addrs` that does not fail at once, until `deadline`;
+    /// the check's result is `last` if they all do.
+    fn first(
+        target: &str,
+        timeout: Duration,
+        deadline: Instant,
+        mut addrs: std::vec::IntoIter<SocketAddr>,
+        mut last: String,
+    ) -> Check {
+        for addr in addrs.by_ref() {
+            match start_connect(addr) {
+                Ok(None) => return Check::Done(Ok(())),
+                Ok(Some(sock)) => {
+                    return Check::Connecting(Connect {
+                        target: target.to_owned(),
+                        timeout,
+                        deadline,
+                        sock,
+                        addr,
+                        left: addrs,
+                    })
+                }
+                Err(e) => last = format!("connect {addr}: {e}"),
+            }
         }
+        Check::Done(Err(last))
     }
-    Err(last)
+
+    /// What the check becomes, once the connect is done (or the time is up); `None`
+    /// while it is in progress. Never blocks.
+    fn poll(&mut self, now: Instant) -> Option<Check> {
+        let mut fds = [PollFd::new(self.sock.as_fd(), PollFlags::POLLOUT)];
+        let done = poll(&mut fds, PollTimeout::ZERO).is_ok_and(|n| n > 0);
+        if !done {
+            return (now >= self.deadline).then(|| {
+                Check::Done(Err(format!(
+                    "connect {}: timed out after {}",
+                    self.target,
+                    format_duration(self.timeout)
+                )))
+            });
+        }
+        let err = match getsockopt(&self.sock, sockopt::SocketError) {
+            Ok(0) => return Some(Check::Done(Ok(()))),
+            Ok(e) => io::Error::from_raw_os_error(e),
+            Err(e) => e.into(),
+        };
+        // The next address, if any, gets what is left of the time.
+        Some(Connect::first(
+            &self.target,
+            self.timeout,
+            self.deadline,
+            std::mem::take(&mut self.left),
+            format!("connect {}: {err}", self.addr),
+        ))
+    }
+}
+
+/// A non-blocking connect to `addr`: `None` if it connected at once, the socket if it
+/// is in progress.
+fn start_connect(addr: SocketAddr) -> io::Result<Option<OwnedFd>> {
+    let family = match addr {
+        SocketAddr::V4(_) => AddressFamily::Inet,
+        SocketAddr::V6(_) => AddressFamily::Inet6,
+    };
+    let flags = SockFlag::SOCK_NONBLOCK | SockFlag::SOCK_CLOEXEC;
+    let sock = socket(family, SockType::Stream, flags, None)?;
+    match connect(sock.as_raw_fd(), &SockaddrStorage::from(addr)) {
+        Ok(()) => Ok(None),
+        Err(Errno::EINPROGRESS | Errno::EINTR) => Ok(Some(sock)),
+        Err(e) => Err(e.into()),
+    }
 }
 
 /// A non-blocking connect to a Unix stream socket, which succeeds or fails at once: a
@@ -321,6 +420,59 @@ mod tests {
         assert_eq!(p.check_blocking(Duration::from_secs(1)), Ok(()));
         drop(l);
         assert!(p.check_blocking(Duration::from_secs(1)).is_err());
+    }
+
+    /// A listener with backlog 0 whose one-slot queue is full: SYNs to it are dropped.
+    fn blackhole() -> (OwnedFd, std::net::TcpStream, SocketAddr) {
+        use nix::sys::socket::{bind, getsockname, listen, Backlog, SockaddrIn};
+        let l = socket(
+            AddressFamily::Inet,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .unwrap();
+        bind(l.as_raw_fd(), &SockaddrIn::new(127, 0, 0, 1, 0)).unwrap();
+        listen(&l, Backlog::new(0).unwrap()).unwrap();
+        let addr: SockaddrIn = getsockname(l.as_raw_fd()).unwrap();
+        let addr = SocketAddr::V4(addr.into());
+        let filler = std::net::TcpStream::connect(addr).unwrap();
+        (l, filler, addr)
+    }
+
+    #[test]
+    fn tcp_probe_does_not_block_and_times_out() {
+        let (_l, _filler, addr) = blackhole();
+        let started = Instant::now();
+        let mut check = Probe::Tcp(addr.to_string()).begin(Duration::from_millis(200));
+        assert!(started.elapsed() < Duration::from_millis(100));
+        assert!(check.poll(Instant::now()).is_none(), "{check:?}");
+        let (_, events) = check.poll_fd().unwrap();
+        assert_eq!(events, PollFlags::POLLOUT);
+        let deadline = check.deadline().unwrap();
+        let e = check.poll(deadline).unwrap().unwrap_err();
+        assert_eq!(e, format!("connect {addr}: timed out after 200ms"));
+        assert!(check.poll_fd().is_none(), "the socket is closed once done");
+    }
+
+    #[test]
+    fn tcp_probe_tries_the_next_address() {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let closed = {
+            let c = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            c.local_addr().unwrap()
+        };
+        // A refused connect moves on to the next address.
+        let t = Duration::from_secs(1);
+        let addrs = vec![closed, l.local_addr().unwrap()];
+        let mut check = Connect::first("x:1", t, Instant::now() + t, addrs.into_iter(), "".into());
+        let r = loop {
+            if let Some(r) = check.poll(Instant::now()) {
+                break r;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        assert_eq!(r, Ok(()));
     }
 
     #[test]
