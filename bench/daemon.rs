@@ -4,7 +4,8 @@
 //!   interleaved ABBA, medians) of a `mydaemon run` unit (built-in workload) against a
 //!   plain `Type=simple` unit running `sleep infinity` (target ≤ 1.2):
 //!   * `md-plain`: the same bare unit settings as the reference, so the ratio is the cost
-//!     of mydaemon itself (exec, readiness, STOPPING=1, graceful exit);
+//!     of mydaemon itself (exec, readiness, STOPPING=1, graceful exit); also against
+//!     sleep as `Type=exec`, whose start waits for the exec as a notify start must;
 //!   * `md-strict`: the strict unit `mydaemon unit` generates, against the same plain
 //!     sleep unit, and, to show where the difference goes, against `sleep-strict`: sleep
 //!     under the very same `[Service]` sandbox lines as `Type=exec`, so that its start,
@@ -50,7 +51,8 @@ fn footprint(bx: &TestBox, pid: &str) -> (u64, u64) {
     (field("VmRSS:"), field("voluntary_ctxt_switches:"))
 }
 
-/// Installs the units compared: `md-plain`, `md-strict`, `sleep-plain`, `sleep-strict`.
+/// Installs the units compared: `md-plain`, `md-strict`, `sleep-plain`,
+/// `sleep-plain-exec`, `sleep-strict`.
 fn install_units(bx: &TestBox) {
     bx.write_file(
         "/etc/systemd/system/md-plain.service",
@@ -60,6 +62,10 @@ fn install_units(bx: &TestBox) {
     bx.write_file(
         "/etc/systemd/system/sleep-plain.service",
         b"[Service]\nType=simple\nExecStart=/bin/sleep infinity\n",
+    );
+    bx.write_file(
+        "/etc/systemd/system/sleep-plain-exec.service",
+        b"[Service]\nType=exec\nExecStart=/bin/sleep infinity\n",
     );
     let strict = bx.sh_ok(&format!("{BIN} unit --name md-strict --exec-path {BIN}"));
     bx.write_file("/etc/systemd/system/md-strict.service", strict.as_bytes());
@@ -112,6 +118,11 @@ fn main() {
     println!("mydaemon daemon bench (test box, systemd as PID 1)");
     for (subject, reference, what) in [
         ("md-plain", "sleep-plain", "start+stop, no sandbox"),
+        (
+            "md-plain",
+            "sleep-plain-exec",
+            "start+stop, no sandbox, sleep as Type=exec",
+        ),
         (
             "md-strict",
             "sleep-plain",
