@@ -2,7 +2,7 @@
 //! proper daemon where systemd is absent.
 //!
 //! The crate is both the `mydaemon` command and a library:
-//! - [`unit`] renders hardened, exactly quoted systemd units (pure code, no I/O);
+//! - [`unit`](mod@unit) renders hardened, exactly quoted systemd units (pure code, no I/O);
 //! - [`systemd`] controls a running systemd over D-Bus;
 //! - [`notify`] and [`daemon`] are the service process (`Type=notify`, watchdog, signals);
 //! - [`fallback`] daemonizes with a locked PID file where systemd is absent;

@@ -14,7 +14,7 @@ pub struct Args {
     #[arg(short = 'n', long, default_value_t = 50)]
     pub lines: usize,
     /// Only lines since TIME: journalctl's syntax under systemd; without it
-    /// YYYY-MM-DD [HH:MM[:SS]] (local, Z for UTC), today, yesterday, -1h30m, "10m ago".
+    /// `YYYY-MM-DD [HH:MM[:SS]]` (local, Z for UTC), today, yesterday, -1h30m, "10m ago".
     #[arg(long, value_name = "TIME", allow_hyphen_values = true)]
     pub since: Option<String>,
     /// PID-file backend only: where the PID file and the log are.
