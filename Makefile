@@ -30,6 +30,7 @@ test:
 lint:
 	$(CARGO) fmt --all -- --check
 	$(CARGO) clippy --locked --all-targets -- -D warnings
+	RUSTDOCFLAGS="-D warnings" $(CARGO) doc --locked --no-deps
 
 ## units: regenerate units/mydaemon.service (what `make install` installs for PREFIX=/usr/local).
 units: build
