@@ -25,7 +25,7 @@ pub struct Args {
 /// Shows the log.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     match Backend::resolve(g.backend) {
-        Backend::Systemd => crate::systemd::logs(
+        Backend::Systemd => crate::systemd::journal::show(
             crate::systemd::scope(g.user),
             &g.unit_name(),
             a.lines,

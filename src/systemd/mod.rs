@@ -258,14 +258,3 @@ pub fn uninstall_reload(sd: &Systemd, unit: &str) -> Result<(), Error> {
     });
     Ok(())
 }
-
-/// `logs`: the unit's journal on the terminal.
-pub fn logs(
-    scope: Scope,
-    unit: &str,
-    lines: usize,
-    follow: bool,
-    since: Option<&str>,
-) -> Result<u8, Error> {
-    journal::show(scope, unit, lines, follow, since)
-}
