@@ -17,6 +17,7 @@ pub mod install;
 pub mod logging;
 pub mod notify;
 pub mod systemd;
+pub mod time;
 pub mod unit;
 
 /// The library side of `mydaemon run`: implement [`Service`], hand it to a [`Runner`].

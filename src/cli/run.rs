@@ -9,9 +9,9 @@ use std::time::Duration;
 
 use crate::cli::Global;
 use crate::daemon::probe::parse_health;
-use crate::daemon::time::parse_positive_duration;
 use crate::daemon::{ExecOptions, ExecService, Exit, Heartbeat, Probe, Readiness, Runner};
 use crate::error::{Error, Result};
+use crate::time::parse_positive_duration;
 
 /// Options of `run` (also taken by `start` for the PID-file backend).
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -76,7 +76,7 @@ impl RunArgs {
     /// `mydaemon run` itself, such as the PID-file backend): parsing the result gives
     /// back the same `RunArgs`. The command, if any, comes last after `--`.
     pub fn to_args(&self) -> Vec<std::ffi::OsString> {
-        use crate::daemon::time::format_duration;
+        use crate::time::format_duration;
         let mut out: Vec<std::ffi::OsString> = Vec::new();
         let mut opt = |name: &str, value: std::ffi::OsString| {
             out.push(name.into());

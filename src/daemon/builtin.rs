@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::service::{Context, Service, ServiceResult};
 use super::signals::Received;
-use super::time::{format_duration, format_uptime, parse_positive_duration};
+use crate::time::{format_duration, format_uptime, parse_positive_duration};
 
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "state.json";

@@ -21,7 +21,7 @@ use super::probe::{Check, Probe, Readiness};
 use super::relay::Relay;
 use super::service::{Context, Exit, Service, ServiceResult};
 use super::signals::Received;
-use super::time::format_duration;
+use crate::time::format_duration;
 
 /// First wait between readiness probe attempts; doubles up to [`PROBE_BACKOFF_MAX`].
 pub const PROBE_BACKOFF_MIN: Duration = Duration::from_millis(25);

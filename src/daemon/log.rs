@@ -15,7 +15,7 @@ use std::time::SystemTime;
 use log::kv::{Key, Value, VisitSource};
 use log::{LevelFilter, Log, Metadata, Record};
 
-use super::time::rfc3339;
+use crate::time::rfc3339;
 
 /// Structured fields are logged with keys such as `mydaemon_event`; journald shows them
 /// upper-cased (`MYDAEMON_EVENT`). Every key the daemon logs starts with this prefix.

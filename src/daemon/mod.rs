@@ -54,7 +54,6 @@ pub mod relay;
 pub mod runner;
 pub mod service;
 pub mod signals;
-pub mod time;
 
 pub use builtin::Heartbeat;
 pub use exec::{ExecOptions, ExecService};

@@ -22,7 +22,7 @@ use nix::sys::socket::{
     UnixAddr,
 };
 
-use super::time::format_duration;
+use crate::time::format_duration;
 
 /// Something to check: a port that accepts, a socket that accepts, a file that exists,
 /// a command that exits 0.

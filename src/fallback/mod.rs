@@ -38,8 +38,8 @@ use self::supervise::{Policy, Spec};
 use crate::cli::run::RunArgs;
 use crate::cli::Global;
 use crate::daemon::probe::{Probe, Readiness};
-use crate::daemon::time::{format_duration, format_uptime, parse_duration, rfc3339};
 use crate::error::{exit, Error, Result};
+use crate::time::{format_duration, format_uptime, parse_duration, rfc3339};
 
 /// How long `stop` waits after SIGTERM before SIGKILL, by default.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -60,7 +60,7 @@ pub struct PidfileArgs {
     /// PID-file backend only: how long `stop` waits after SIGTERM before it kills the
     /// service's process group [default: 10s]; how long `start` waits for readiness
     /// [default: 90s].
-    #[arg(long, value_name = "DURATION", value_parser = crate::daemon::time::parse_positive_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_positive_duration)]
     pub timeout: Option<Duration>,
 }
 

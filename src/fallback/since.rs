@@ -10,17 +10,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use nix::libc;
 
-/// Days from 1970-01-01 to the proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
+use crate::time::days_from_civil;
 
 fn at_epoch_secs(secs: i64) -> SystemTime {
     if secs >= 0 {
@@ -126,7 +116,7 @@ pub fn parse(text: &str, now: SystemTime) -> Result<SystemTime, String> {
         .strip_prefix('-')
         .or_else(|| t.strip_suffix(" ago").map(str::trim_end));
     if let Some(d) = relative {
-        let d = crate::daemon::time::parse_duration(d).map_err(|_| bad())?;
+        let d = crate::time::parse_duration(d).map_err(|_| bad())?;
         return now.checked_sub(d).ok_or_else(bad);
     }
     let (body, utc) = match t.strip_suffix('Z').or_else(|| t.strip_suffix(" UTC")) {
@@ -167,7 +157,7 @@ mod tests {
     #[test]
     fn log_line_stamps_round_trip_with_the_writer() {
         let t = UNIX_EPOCH + Duration::from_millis(1_795_745_405_123);
-        let stamp = crate::daemon::time::rfc3339(t);
+        let stamp = crate::time::rfc3339(t);
         assert_eq!(
             line_time(&format!("{stamp} mydaemon[1]: info: hi")),
             Some(t)

@@ -48,7 +48,7 @@ use nix::unistd::Pid;
 use super::daemonize::Reporter;
 use super::pidfile::Held;
 use crate::daemon::signals::{prepare_child, Signals};
-use crate::daemon::time::{format_duration, rfc3339};
+use crate::time::{format_duration, rfc3339};
 
 /// When and how often to restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
