@@ -186,7 +186,9 @@ pub fn relayable_lines(datagram: &str) -> Vec<String> {
 /// The watchdog interval systemd expects pings within (`$WATCHDOG_USEC`), when the
 /// watchdog is on and meant for this process (`$WATCHDOG_PID` unset or ours).
 pub fn watchdog_interval() -> Option<Duration> {
-    sd_notify::watchdog_enabled().filter(|d| !d.is_zero())
+    sd_notify::watchdog_enabled()
+        .filter(|d| !d.is_zero())
+        .map(|d| d.min(crate::time::MAX_DURATION))
 }
 
 fn single_line(text: &str) -> String {

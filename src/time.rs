@@ -46,11 +46,24 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         total += secs_to_duration(number * scale, text)?;
         rest = rest[unit_len..].trim_start();
     }
-    Ok(total)
+    within_max(total, text)
+}
+
+/// The longest duration accepted: a deadline this far ahead still fits an `Instant`,
+/// and nothing a service waits for is longer.
+pub const MAX_DURATION: Duration = Duration::from_secs(100 * 365 * 86_400);
+
+fn within_max(d: Duration, text: &str) -> Result<Duration, String> {
+    if d > MAX_DURATION {
+        return Err(format!("{text:?}: too long (at most 100 years)"));
+    }
+    Ok(d)
 }
 
 fn secs_to_duration(secs: f64, text: &str) -> Result<Duration, String> {
-    Duration::try_from_secs_f64(secs).map_err(|_| format!("{text:?}: out of range"))
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("{text:?}: out of range"))
+        .and_then(|d| within_max(d, text))
 }
 
 /// A clap value parser for durations that must not be zero.
@@ -141,6 +154,23 @@ pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_past_a_century_are_refused() {
+        for text in ["1e19", "1e10", "36600d", "99999999999h"] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(
+                e.contains("too long") || e.contains("out of range"),
+                "{text}: {e}"
+            );
+        }
+        assert_eq!(
+            parse_duration("36000d"),
+            Ok(Duration::from_secs(36_000 * 86_400))
+        );
+        // A deadline at the maximum fits an Instant.
+        let _ = std::time::Instant::now() + MAX_DURATION;
+    }
 
     #[test]
     fn parses_units_and_combinations() {
