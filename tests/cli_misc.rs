@@ -149,3 +149,21 @@ fn install_without_a_running_manager_enables_offline_as_systemctl_would() {
     assert!(std::fs::symlink_metadata(&link).is_err());
     assert!(!units.join("offline.service").exists());
 }
+
+#[test]
+fn printing_verbs_end_quietly_when_the_reader_is_gone() {
+    let bin = env!("CARGO_BIN_EXE_mydaemon");
+    for verb in ["info", "completions bash", "man", "unit"] {
+        // The reader exits first; the writer then meets a closed pipe.
+        let out = Command::new("bash")
+            .arg("-c")
+            .arg(format!("(sleep 0.2; '{bin}' {verb}) | true"))
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !err.contains("panicked") && !err.contains("Broken pipe"),
+            "{verb}: {err}"
+        );
+    }
+}

@@ -103,6 +103,26 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
     if !matches!(cli.command, Command::Run(_)) {
         crate::logging::init_cli(g.quiet, g.verbose);
     }
+    // Verbs that only print die quietly when their reader goes away (`| head`), as
+    // every Unix filter does; Rust's ignored SIGPIPE would make `println!` panic.
+    // (Not the verbs that start a daemon: it must outlive a closed pipe.)
+    if matches!(
+        cli.command,
+        Command::Unit(_)
+            | Command::Status(_)
+            | Command::Logs(_)
+            | Command::Info(_)
+            | Command::Completions(_)
+            | Command::Man(_)
+    ) {
+        // SAFETY: restoring a default disposition, before any thread exists.
+        let _ = unsafe {
+            nix::sys::signal::signal(
+                nix::sys::signal::Signal::SIGPIPE,
+                nix::sys::signal::SigHandler::SigDfl,
+            )
+        };
+    }
     if !matches!(
         cli.command,
         Command::Completions(_) | Command::Man(_) | Command::Info(_)
