@@ -156,7 +156,17 @@ pub fn build_spec(g: &Global, o: &UnitOptions) -> Result<ServiceSpec> {
             command::check_reachable_by_others(c)?;
         }
     }
-    spec.regenerate = regenerate_args(g, o, &spec);
+    spec.regenerate = regenerate_args(
+        g,
+        o,
+        "unit",
+        &Resolved {
+            env_files: &spec.env_files,
+            working_dir: spec.working_dir.as_deref(),
+            run_options: &spec.run_options,
+            command: &spec.command,
+        },
+    );
     spec.validate()?;
     Ok(spec)
 }
@@ -220,9 +230,23 @@ pub fn check_runnable_here(spec: &ServiceSpec) -> Result<()> {
     Ok(())
 }
 
-/// The `mydaemon` arguments that produce the same unit again (non-default options only).
-fn regenerate_args(g: &Global, o: &UnitOptions, spec: &ServiceSpec) -> Vec<String> {
-    let mut a: Vec<String> = vec!["unit".into()];
+/// Values of [`UnitOptions`] as the generator resolved them (absolute paths, the
+/// command's program found in `$PATH`), for [`regenerate_args`].
+pub struct Resolved<'a> {
+    /// `--env-file` paths.
+    pub env_files: &'a [String],
+    /// `--working-dir`.
+    pub working_dir: Option<&'a str>,
+    /// The `run` options ([`run_options`]).
+    pub run_options: &'a [String],
+    /// `-- CMD ARGS`.
+    pub command: &'a [String],
+}
+
+/// The `mydaemon` arguments, after the global ones and starting with `verb` (`unit`,
+/// `install --sysv`), that produce the same file again (non-default options only).
+pub fn regenerate_args(g: &Global, o: &UnitOptions, verb: &str, r: &Resolved) -> Vec<String> {
+    let mut a: Vec<String> = verb.split(' ').map(str::to_owned).collect();
     let mut opt = |k: &str, v: &str| {
         a.push(k.to_string());
         a.push(v.to_string());
@@ -245,10 +269,10 @@ fn regenerate_args(g: &Global, o: &UnitOptions, spec: &ServiceSpec) -> Vec<Strin
     for e in &o.env {
         opt("--env", e);
     }
-    for f in &spec.env_files {
+    for f in r.env_files {
         opt("--env-file", f);
     }
-    if let Some(w) = &spec.working_dir {
+    if let Some(w) = r.working_dir {
         opt("--working-dir", w);
     }
     if o.watchdog_sec != DEFAULT_WATCHDOG_SEC {
@@ -269,10 +293,10 @@ fn regenerate_args(g: &Global, o: &UnitOptions, spec: &ServiceSpec) -> Vec<Strin
     if g.user {
         a.insert(1, "--user".into());
     }
-    a.extend(spec.run_options.iter().cloned());
-    if !spec.command.is_empty() {
+    a.extend(r.run_options.iter().cloned());
+    if !r.command.is_empty() {
         a.push("--".into());
-        a.extend(spec.command.iter().cloned());
+        a.extend(r.command.iter().cloned());
     }
     a
 }

@@ -120,6 +120,11 @@ impl Script {
                 Error::usage(format!("--env {e:?} has no `=`")).with_hint("write --env KEY=VALUE")
             })?;
             crate::unit::quote::check_env_key(k)?;
+            if k == "IFS" {
+                // The script splits $MYDAEMON_OPTS on it.
+                return Err(Error::usage("--env IFS=...: not with --sysv")
+                    .with_hint("the init script needs the shell's own IFS"));
+            }
             env.push((k.to_owned(), v.to_owned()));
         }
         let mut start_args: Vec<String> = Vec::new();
@@ -139,25 +144,36 @@ impl Script {
             // Exec mode pings for the command while it is healthy, as under systemd.
             start_args.extend(["--watchdog-sec".into(), format!("{}s", o.watchdog_sec)]);
         }
+        let mut command = Vec::new();
         if let Some((cmd, rest)) = o.run.command.split_first() {
+            command.push(crate::unit::command::resolve_program(cmd)?);
+            command.extend(rest.iter().cloned());
             start_args.push("--".into());
-            start_args.push(crate::unit::command::resolve_program(cmd)?);
-            start_args.extend(rest.iter().cloned());
+            start_args.extend(command.iter().cloned());
         }
-        let mut regenerate = format!("mydaemon --name {} install --sysv", sh_quote(&g.name));
-        if !run_options.is_empty() {
-            let _ = write!(regenerate, " {}", words(&run_options));
-        }
-        if !o.run.command.is_empty() {
-            let _ = write!(regenerate, " -- {}", words(&o.run.command));
-        }
+        let regenerate = crate::cli::unit::regenerate_args(
+            g,
+            o,
+            "install --sysv",
+            &crate::cli::unit::Resolved {
+                env_files: &[],
+                working_dir: None,
+                run_options: &run_options,
+                command: &command,
+            },
+        );
+        // One comment line: control characters come out as $'...'.
+        let regenerate = std::iter::once("mydaemon".to_owned())
+            .chain(regenerate.iter().map(|a| crate::unit::quote::shell_word(a)))
+            .collect::<Vec<_>>()
+            .join(" ");
         Ok(Script {
             name: g.name.clone(),
             exe,
             description,
             start_args,
             env,
-            regenerate: regenerate.replace('\n', " "),
+            regenerate,
         })
     }
 
@@ -174,6 +190,8 @@ impl Script {
         } else {
             format!("restart {}", words(&self.start_args))
         };
+        // The service's environment first: the script's own variables come after, so
+        // `--env NAME=...` cannot redirect the script.
         let mut env = String::new();
         for (k, v) in &self.env {
             let _ = writeln!(env, "export {k}={}", sh_quote(v));
@@ -193,12 +211,12 @@ impl Script {
 #                    PID file, supervised and restarted on failure.
 ### END INIT INFO
 
-MYDAEMON={exe}
+{env}MYDAEMON={exe}
 NAME={qname}
 # Extra options for every action (--pid-file PATH, --log-dir DIR, --timeout D).
 MYDAEMON_OPTS=${{MYDAEMON_OPTS:-}}
 [ -r /etc/default/{qname} ] && . /etc/default/{qname}
-{env}
+
 md() {{
     verb=$1
     shift
@@ -570,5 +588,71 @@ mod tests {
         ] {
             assert!(t.contains(action), "{action}");
         }
+    }
+
+    #[test]
+    fn the_services_environment_cannot_redirect_the_script() {
+        use clap::Parser;
+        let cli = crate::cli::Cli::try_parse_from([
+            "mydaemon",
+            "--name",
+            "svc",
+            "install",
+            "--sysv",
+            "--exec-path",
+            "/bin/echo",
+            "--description",
+            "Svc",
+            "--env",
+            "NAME=other",
+            "--env",
+            "MYDAEMON=/bin/false",
+            "--",
+            "sleep",
+            "60",
+        ])
+        .unwrap();
+        let crate::cli::Command::Install(a) = &cli.command else {
+            panic!("not install");
+        };
+        let script = Script::from_options(&cli.global, &a.unit).unwrap();
+        let text = script.render();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svc");
+        std::fs::write(&path, &text).unwrap();
+        // `$MYDAEMON` is /bin/echo: the script prints what it would run.
+        let out = std::process::Command::new("sh")
+            .arg(&path)
+            .arg("status")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "--name svc --backend pidfile status -n 0\n",
+            "{text}"
+        );
+        // The header says how to make this very script again.
+        let regen = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# Regenerate with: "))
+            .unwrap();
+        let sleep = crate::unit::command::resolve_program("sleep").unwrap();
+        assert_eq!(
+            regen,
+            format!(
+                "mydaemon install --sysv --name svc --exec-path /bin/echo --description Svc \
+                 --env NAME=other --env MYDAEMON=/bin/false -- {sleep} 60"
+            )
+        );
+
+        let cli = crate::cli::Cli::try_parse_from([
+            "mydaemon", "install", "--sysv", "--env", "IFS=x", "--", "sleep", "1",
+        ])
+        .unwrap();
+        let crate::cli::Command::Install(a) = &cli.command else {
+            panic!("not install");
+        };
+        let e = Script::from_options(&cli.global, &a.unit).unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
     }
 }
