@@ -904,3 +904,26 @@ fn logs_since_filters_by_the_lines_timestamps() {
     assert_eq!(bad.status.code(), Some(2), "{bad:?}");
     assert!(text(&bad.stderr).contains("YYYY-MM-DD"), "{bad:?}");
 }
+
+#[test]
+fn dot_names_never_become_paths() {
+    // `..` is a valid unit name, but as a file name it is the parent directory.
+    let root = tempfile::tempdir().unwrap();
+    let root = root.path().to_str().unwrap();
+    for name in [".", ".."] {
+        for args in [
+            &["status"][..],
+            &["start", "--", "sleep", "60"],
+            &["install", "--sysv", "--root", root],
+            &["enable", "--root", root],
+        ] {
+            let out = Command::new(BIN)
+                .args(["--name", name, "--backend", "pidfile"])
+                .args(args)
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {out:?}");
+            assert!(text(&out.stderr).contains("not usable"), "{out:?}");
+        }
+    }
+}

@@ -48,9 +48,22 @@ pub struct Paths {
     pub log_file: PathBuf,
 }
 
+/// `name` as a file name in the PID-file backend's directories: `.` and `..` are
+/// valid unit names but would name the directory itself or its parent.
+pub fn file_name(name: &str) -> Result<&str> {
+    if name == "." || name == ".." {
+        return Err(Error::usage(format!(
+            "--name {name}: not usable without systemd, where the name is a file name"
+        ))
+        .with_hint("choose a name with a letter or digit in it"));
+    }
+    Ok(name)
+}
+
 impl Paths {
     /// Resolves the paths of service `name` from the options and the environment.
     pub fn resolve(name: &str, a: &PathArgs) -> Result<Paths> {
+        let name = file_name(name)?;
         let root = geteuid().is_root();
         let pid_file = match &a.pid_file {
             Some(p) => absolute("--pid-file", p)?,

@@ -66,6 +66,7 @@ impl Script {
     /// cannot honour (another user, sandboxing, unit ordering, ...) are refused, not
     /// dropped.
     pub fn from_options(g: &Global, o: &UnitOptions) -> Result<Script> {
+        super::paths::file_name(&g.name)?;
         let mut unsupported = Vec::new();
         if o.exec_user.is_some() {
             unsupported.push("--exec-user");
@@ -355,7 +356,7 @@ pub fn default_runlevels(script: &str) -> (Vec<String>, Vec<String>) {
 
 /// The installed script `ROOT/etc/init.d/NAME` and its text; exit 5 when missing.
 fn installed_script(name: &str, root: Option<&Path>) -> Result<(PathBuf, String)> {
-    let path = init_dir(root).join(name);
+    let path = init_dir(root).join(super::paths::file_name(name)?);
     match std::fs::read_to_string(&path) {
         Ok(text) => Ok((path, text)),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err(Error::not_installed(format!(
@@ -475,7 +476,7 @@ pub fn disable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
 /// its `rc?.d` links.
 pub fn uninstall(g: &Global, root: Option<&Path>, force: bool) -> Result<u8> {
     let dir = init_dir(root);
-    let path = dir.join(&g.name);
+    let path = dir.join(super::paths::file_name(&g.name)?);
     let content = match std::fs::read(&path) {
         Ok(c) => c,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
