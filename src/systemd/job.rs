@@ -12,7 +12,7 @@ use zbus::{MatchRule, MessageStream, OwnedObjectPath};
 
 use super::connection::{Route, Systemd};
 use super::errors::from_zbus;
-use super::manager::{manager, MANAGER_INTERFACE, MANAGER_PATH};
+use super::manager::{manager, DESTINATION, MANAGER_INTERFACE, MANAGER_PATH};
 use crate::error::Error;
 
 /// The four job verbs.
@@ -79,17 +79,22 @@ impl JobResult {
     }
 }
 
-/// The match rule for the Manager's `JobRemoved` signal. It names no sender: on the private
-/// socket systemd's messages carry none (see [`super::private_socket`]), and on a bus the
-/// job path it must carry is known only to us and systemd.
-fn job_removed_rule() -> MatchRule<'static> {
-    MatchRule::builder()
+/// The match rule for the Manager's `JobRemoved` signal. On a bus it names systemd as
+/// the sender, so that the bus drops a forged signal from another client (job paths are
+/// no secret: `JobNew` announces them); on the private socket only systemd speaks, and
+/// its messages carry no usable sender (see [`super::private_socket`]).
+fn job_removed_rule(route: &Route) -> MatchRule<'static> {
+    let rule = MatchRule::builder()
         .msg_type(zbus::message::Type::Signal)
         .interface(MANAGER_INTERFACE)
         .member("JobRemoved")
-        .path(MANAGER_PATH)
-        .build()
-        .expect("the JobRemoved match rule is valid")
+        .path(MANAGER_PATH);
+    match route {
+        Route::Bus => rule.sender(DESTINATION),
+        Route::PrivateSocket(_) => rule,
+    }
+    .build()
+    .expect("the JobRemoved match rule is valid")
 }
 
 /// Queues `verb` for `unit` and (unless `no_block`) waits for the job's result.
@@ -110,7 +115,7 @@ pub async fn run_async(
     let mut stream = if no_block {
         None
     } else {
-        let stream = MessageStream::for_match_rule(job_removed_rule(), &sd.conn, None)
+        let stream = MessageStream::for_match_rule(job_removed_rule(&sd.route), &sd.conn, None)
             .await
             .map_err(fail)?;
         if sd.route == Route::Bus {
