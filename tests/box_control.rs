@@ -292,7 +292,10 @@ fn unknown_names_and_unprivileged_callers() {
         let out = md(&bx, &format!("--name no-such-thing {verb}"));
         let err = text(&out.stderr);
         assert_eq!(code(&out), 5, "{verb}: {err}");
-        assert!(err.contains("mydaemon install --systemd"), "{err}");
+        assert!(
+            err.contains("`mydaemon --name no-such-thing install --systemd`"),
+            "{err}"
+        );
     }
 
     md_ok(&bx, "install --systemd");

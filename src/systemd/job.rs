@@ -110,7 +110,7 @@ pub async fn run_async(
     no_block: bool,
 ) -> Result<JobResult, Error> {
     let what = format!("{} {unit}", verb.progressive());
-    let fail = |e: zbus::Error| from_zbus(e, &what, unit);
+    let fail = |e: zbus::Error| from_zbus(e, &what, unit, sd.scope);
     let mgr = manager(&sd.conn).await.map_err(fail)?;
     let mut stream = if no_block {
         None

@@ -39,7 +39,7 @@ pub fn scope(user: bool) -> Scope {
 /// Reads the status of `unit`.
 pub fn unit_status(sd: &Systemd, unit: &str) -> Result<UnitStatus, Error> {
     let props = zbus::block_on(manager::unit_properties(&sd.conn, unit))
-        .map_err(|e| from_zbus(e, &format!("reading the state of {unit}"), unit))?;
+        .map_err(|e| from_zbus(e, &format!("reading the state of {unit}"), unit, sd.scope))?;
     Ok(UnitStatus::from_properties(unit, &props))
 }
 
@@ -91,17 +91,11 @@ pub fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str) -> Er
             msg.push_str(&format!("\n    {l}"));
         }
     }
-    let flag = if sd.scope == Scope::User {
-        " --user"
-    } else {
-        ""
-    };
+    let cmd = errors::invocation(sd.scope, unit);
     if not_running {
-        return Error::not_running(msg).with_hint(format!("start it: `mydaemon{flag} start`"));
+        return Error::not_running(msg).with_hint(format!("start it: `{cmd} start`"));
     }
-    Error::generic(msg).with_hint(format!(
-        "see `mydaemon{flag} status` and `mydaemon{flag} logs`"
-    ))
+    Error::generic(msg).with_hint(format!("see `{cmd} status` and `{cmd} logs`"))
 }
 
 /// The JSON of `status --json`: the unit's facts and its last journal lines.
@@ -138,9 +132,11 @@ pub fn print_status(scope: Scope, unit: &str, lines: usize, json: bool) -> Resul
             .map_err(|e| Error::generic(format!("cannot encode the status as JSON: {e}")))?;
         println!("{text}");
     } else if st.not_found() {
-        let flag = if scope == Scope::User { " --user" } else { "" };
         eprintln!("mydaemon: {unit} is not installed (systemd knows no such unit)");
-        eprintln!("  hint: run `mydaemon{flag} install --systemd`");
+        eprintln!(
+            "  hint: run `{} install --systemd`",
+            errors::invocation(scope, unit)
+        );
     } else {
         let mut out = st.render(SystemTime::now());
         if !journal.is_empty() {
@@ -184,7 +180,7 @@ pub fn enable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<u
         print_changes(&changes, quiet);
         mgr.reload().await
     })
-    .map_err(|e| from_zbus(e, &what, unit))?;
+    .map_err(|e| from_zbus(e, &what, unit, sd.scope))?;
     if now {
         control_with(sd, unit, Verb::Start, false)
     } else {
@@ -207,7 +203,7 @@ pub fn disable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<
         print_changes(&changes, quiet);
         mgr.reload().await
     })
-    .map_err(|e| from_zbus(e, &what, unit))?;
+    .map_err(|e| from_zbus(e, &what, unit, sd.scope))?;
     if now {
         control_with(sd, unit, Verb::Stop, false)
     } else {
@@ -218,7 +214,7 @@ pub fn disable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<
 /// `daemon-reload`.
 pub fn reload_manager(sd: &Systemd) -> Result<(), Error> {
     zbus::block_on(async { manager::manager(&sd.conn).await?.reload().await })
-        .map_err(|e| from_zbus(e, "reloading systemd", ""))
+        .map_err(|e| from_zbus(e, "reloading systemd", "", sd.scope))
 }
 
 /// The live step of `install --systemd`, after the unit file is written: enable (printing
@@ -242,7 +238,7 @@ pub fn uninstall_stop_disable(sd: &Systemd, unit: &str, quiet: bool) -> Result<(
         mgr.disable_unit_files(&[unit], false).await
     })
     .map(|changes| print_changes(&changes, quiet))
-    .map_err(|e| from_zbus(e, &what, unit))
+    .map_err(|e| from_zbus(e, &what, unit, sd.scope))
 }
 
 /// The live half of `uninstall` after the files are gone: reload, and forget a failed
