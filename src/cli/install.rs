@@ -89,9 +89,7 @@ pub fn wants_systemd(g: &Global, systemd: bool, sysv: bool, root: bool) -> bool 
 /// `--user` the user's, found by its private socket).
 pub fn manager_running(g: &Global) -> bool {
     if g.user {
-        std::env::var_os("XDG_RUNTIME_DIR")
-            .map(|d| Path::new(&d).join("systemd/private").exists())
-            .unwrap_or(false)
+        crate::systemd::connection::user_private_socket().exists()
     } else {
         systemd_booted(Path::new("/"))
     }

@@ -129,11 +129,23 @@ fn bus_unreachable(e: zbus::Error, which: &str) -> Error {
     }
 }
 
+/// The user's runtime directory: `$XDG_RUNTIME_DIR`, or `/run/user/UID` when the
+/// variable is unset (`sudo -u`, a session without pam_systemd).
+fn user_runtime_dir() -> PathBuf {
+    std::env::var_os("XDG_RUNTIME_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{}", nix::unistd::getuid())))
+}
+
+/// The user manager's private socket: `$XDG_RUNTIME_DIR/systemd/private`, or under
+/// `/run/user/UID`.
+pub fn user_private_socket() -> PathBuf {
+    user_runtime_dir().join("systemd/private")
+}
+
 async fn connect_user() -> Result<Systemd, Error> {
     let uid = nix::unistd::getuid();
-    let runtime = std::env::var_os("XDG_RUNTIME_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(format!("/run/user/{uid}")));
+    let runtime = user_runtime_dir();
     let private = runtime.join("systemd/private");
     let direct = if bus_forced() {
         Err(io::Error::other(format!("{ROUTE_ENV}=bus")))
