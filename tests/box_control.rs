@@ -347,6 +347,23 @@ fn root_control_works_without_dbus_daemon() {
         "{}",
         text(&out.stderr)
     );
+
+    // An install that cannot reach systemd (the bus it is told to use is gone) takes back
+    // the unit it wrote: nothing half-installed.
+    let out = bx.sh(&format!(
+        "MYDAEMON_SYSTEMD_ROUTE=bus {BIN} --name halfway install --systemd"
+    ));
+    assert_ne!(code(&out), 0, "{}", text(&out.stdout));
+    assert!(
+        text(&out.stderr).contains("cannot reach systemd"),
+        "{}",
+        text(&out.stderr)
+    );
+    assert_eq!(
+        bx.sh_ok("ls /etc/systemd/system/ | grep halfway; true")
+            .trim(),
+        ""
+    );
 }
 
 #[test]

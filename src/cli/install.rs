@@ -166,7 +166,27 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         return Ok(0);
     }
 
-    // Live: EnableUnitFiles (printing the symlinks systemd made), Reload, and with
-    // `--now` StartUnit waiting for the job (for Type=notify: until READY=1).
-    crate::systemd::install_live(crate::systemd::scope(g.user), &unit_name, a.now, g.quiet)
+    // Live: EnableUnitFiles (printing the symlinks systemd made) and Reload; a unit this
+    // call created goes again if that fails. Then, with `--now`, StartUnit waiting for
+    // the job (for Type=notify: until READY=1); a unit that fails to start stays.
+    let scope = crate::systemd::scope(g.user);
+    let enabled = crate::systemd::connect(scope)
+        .and_then(|sd| crate::systemd::enable_with(&sd, &unit_name, false, g.quiet).map(|_| sd));
+    let sd = match enabled {
+        Ok(sd) => sd,
+        Err(e) => {
+            if how == Written::Created {
+                for l in install::find_links(&dir, &unit_name) {
+                    let _ = std::fs::remove_file(l);
+                }
+                let _ = std::fs::remove_file(&path);
+                say(format!("removed {} again", path.display()));
+            }
+            return Err(e);
+        }
+    };
+    if a.now {
+        return crate::systemd::control_with(&sd, &unit_name, crate::systemd::Verb::Start, false);
+    }
+    Ok(0)
 }

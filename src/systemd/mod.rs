@@ -217,13 +217,6 @@ pub fn reload_manager(sd: &Systemd) -> Result<(), Error> {
         .map_err(|e| from_zbus(e, "reloading systemd", "", sd.scope))
 }
 
-/// The live step of `install --systemd`, after the unit file is written: enable (printing
-/// the symlinks systemd made), reload, and with `now` start and wait until ready.
-pub fn install_live(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
-    let sd = connect(scope)?;
-    enable_with(&sd, unit, now, quiet)
-}
-
 /// The live half of `uninstall` that comes before the files go: stop (waiting) and disable.
 /// A unit systemd does not know is fine here: there is nothing to stop.
 pub fn uninstall_stop_disable(sd: &Systemd, unit: &str, quiet: bool) -> Result<(), Error> {
