@@ -384,20 +384,9 @@ fn signal_or_fail(fd: &PidFd, sig: Signal) -> Result<()> {
 
 /// `restart`: stop, then start.
 pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
-    let stop_args = PidfileArgs {
-        paths: pf.paths.clone(),
-        timeout: pf.timeout,
-    };
-    stop(g, &stop_args)?;
-    start(
-        g,
-        run,
-        &PidfileArgs {
-            paths: pf.paths.clone(),
-            timeout: None,
-        },
-        sup,
-    )
+    // `--timeout` bounds each half, as its help says.
+    stop(g, pf)?;
+    start(g, run, pf, sup)
 }
 
 /// `reload`: SIGHUP to the daemon, which passes it on to the service; returns once
