@@ -106,9 +106,11 @@ pub fn parse(text: &str, now: SystemTime) -> Result<SystemTime, String> {
         "now" => return Ok(now),
         "today" | "yesterday" => {
             let (y, m, d) = local_today(now);
+            // Day 0 is the last of the month before: mktime normalises it, and a day
+            // with a daylight-saving change keeps its 23 or 25 hours.
+            let d = if t == "yesterday" { d - 1 } else { d };
             let midnight = local_epoch(y, m, d, 0, 0, 0).ok_or_else(bad)?;
-            let back = if t == "yesterday" { 86_400 } else { 0 };
-            return Ok(at_epoch_secs(midnight - back));
+            return Ok(at_epoch_secs(midnight));
         }
         _ => {}
     }
@@ -197,6 +199,14 @@ mod tests {
             today <= now && now.duration_since(today).unwrap() < Duration::from_secs(86_400 + 3600)
         );
         assert!(today.duration_since(yesterday).unwrap() >= Duration::from_secs(82_800));
+        // Across a month's start.
+        let first = utc("2026-12-01T12:00:00.000Z");
+        assert_eq!(
+            parse("yesterday", first).unwrap(),
+            local_epoch(2026, 11, 30, 0, 0, 0)
+                .map(at_epoch_secs)
+                .unwrap()
+        );
         for bad in [
             "",
             "soon",
