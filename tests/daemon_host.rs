@@ -686,3 +686,38 @@ fn a_hanging_tcp_health_probe_does_not_block_the_loop() {
         "SIGTERM took {took:?} with a probe hanging"
     );
 }
+
+#[test]
+fn a_command_ready_only_after_the_timeout_is_never_reported_ready() {
+    // On SIGTERM (mydaemon giving up on it) the command finally says READY=1.
+    let script = "import os, signal, socket, sys, time\n\
+        def term(s, f):\n\
+        \x20   socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b'READY=1\\nSTATUS=finally up', os.environ['NOTIFY_SOCKET'])\n\
+        \x20   time.sleep(0.2)\n\
+        \x20   sys.exit(0)\n\
+        signal.signal(signal.SIGTERM, term)\n\
+        time.sleep(30)\n";
+    let mut d = Daemon::start(
+        &[
+            "run",
+            "--ready",
+            "notify",
+            "--ready-timeout",
+            "300ms",
+            "--",
+            "python3",
+            "-c",
+            script,
+        ],
+        &[],
+    );
+    let seen = d.await_notify("STOPPING=1", T);
+    assert_eq!(d.wait(T).code(), Some(1));
+    let mut seen = seen;
+    seen.extend(d.notifications_for(Duration::from_millis(100)));
+    assert!(
+        seen.iter().all(|m| !m.lines().any(|l| l == "READY=1")),
+        "READY=1 after giving up: {seen:?}"
+    );
+    d.await_log("sent no READY=1 within 300ms", T);
+}

@@ -287,7 +287,7 @@ impl ExecService {
                 "not ready after {}",
                 format_duration(self.opts.ready_timeout)
             ));
-            self.begin_own_stop(Exit::Code(1), now);
+            self.begin_own_stop(ctx, Exit::Code(1), now);
         }
     }
 
@@ -302,7 +302,8 @@ impl ExecService {
     }
 
     /// Stops the command because mydaemon decided so: SIGTERM, SIGKILL after a grace.
-    fn begin_own_stop(&mut self, exit: Exit, now: Instant) {
+    fn begin_own_stop(&mut self, ctx: &mut Context, exit: Exit, now: Instant) {
+        ctx.begin_stopping(ctx.status().to_owned());
         self.forced_exit = Some(exit);
         self.stop_requested = true;
         self.cancel_probes();
@@ -428,7 +429,7 @@ impl Service for ExecService {
                     "not ready after {}",
                     format_duration(self.opts.ready_timeout)
                 ));
-                self.begin_own_stop(Exit::Code(1), now);
+                self.begin_own_stop(ctx, Exit::Code(1), now);
             }
         } else if ctx.is_ready() {
             self.ready_deadline = None;

@@ -144,11 +144,8 @@ fn on_signal<S: Service + ?Sized>(
     match r.signal {
         Signal::SIGCHLD => Ok(()),
         Signal::SIGTERM | Signal::SIGINT if !ctx.stopping => {
-            ctx.stopping = true;
             log::info!(mydaemon_event = "stopping", mydaemon_signal = r.signal.as_str(); "received {}: stopping", r.signal);
-            ctx.status = format!("stopping ({})", r.signal);
-            ctx.notifier.stopping(&ctx.status);
-            ctx.status_sent = ctx.status.clone();
+            ctx.begin_stopping(format!("stopping ({})", r.signal));
             service.stop(ctx, r)
         }
         Signal::SIGHUP if ctx.ready && !ctx.stopping => {

@@ -177,9 +177,22 @@ impl Context {
         self.ready
     }
 
-    /// Whether a stop was requested (SIGTERM/SIGINT received).
+    /// Whether the service is stopping (SIGTERM/SIGINT received, or
+    /// [`begin_stopping`](Context::begin_stopping) called).
     pub fn is_stopping(&self) -> bool {
         self.stopping
+    }
+
+    /// Starts stopping on the service's own decision: `STOPPING=1` with `status` goes
+    /// out now, and `READY=1` never will. Later calls do nothing.
+    pub fn begin_stopping(&mut self, status: impl Into<String>) {
+        if self.stopping {
+            return;
+        }
+        self.stopping = true;
+        self.status = status.into();
+        self.notifier.stopping(&self.status);
+        self.status_sent = self.status.clone();
     }
 
     /// Sets the `STATUS=` line; sent after this callback returns, when it changed.
