@@ -385,7 +385,7 @@ impl Service for ExecService {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.program()))?;
         let pid = child.id();
-        log::info!(mydaemon_event = "child-start", mydaemon_pid = pid; "started {} (pid {pid})", shell_words(&self.opts.command));
+        log::info!(mydaemon_event = "child-start", mydaemon_pid = pid; "started {} (pid {pid})", self.opts.command.iter().map(|w| crate::unit::quote::shell_word(w)).collect::<Vec<_>>().join(" "));
         self.child_exited = super::signals::pidfd(pid);
         self.child = Some(child);
         match &self.opts.ready {
@@ -529,23 +529,8 @@ pub fn exit_of(status: ExitStatus) -> Exit {
     }
 }
 
-/// The command line for a log message, arguments with spaces or quotes in `"..."`.
-fn shell_words(words: &[String]) -> String {
-    let quoted: Vec<String> = words
-        .iter()
-        .map(|w| {
-            if w.is_empty() || w.contains(|c: char| c.is_whitespace() || c == '"' || c == '\'') {
-                format!("{w:?}")
-            } else {
-                w.clone()
-            }
-        })
-        .collect();
-    quoted.join(" ")
-}
-
 /// "exited with status 3", "was killed by SIGTERM".
-fn describe(status: ExitStatus) -> String {
+pub fn describe(status: ExitStatus) -> String {
     if let Some(code) = status.code() {
         return format!("exited with status {code}");
     }

@@ -47,6 +47,7 @@ use nix::unistd::Pid;
 
 use super::daemonize::Reporter;
 use super::pidfile::Held;
+use crate::daemon::exec::describe;
 use crate::daemon::signals::{prepare_child, Signals};
 use crate::time::{format_duration, rfc3339};
 
@@ -110,17 +111,6 @@ pub fn is_failure(status: ExitStatus) -> bool {
         status.signal().and_then(|s| Signal::try_from(s).ok()),
         Some(Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE)
     )
-}
-
-/// "exited with status 3", "was killed by SIGSEGV".
-pub fn describe(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exited with status {code}");
-    }
-    match status.signal().map(Signal::try_from) {
-        Some(Ok(sig)) => format!("was killed by {sig}"),
-        _ => format!("ended: {status}"),
-    }
 }
 
 /// How long processes the service left behind get between SIGTERM and SIGKILL.
