@@ -116,14 +116,20 @@ pub fn prepare_child(cmd: &mut std::process::Command, parent_death: Option<Signa
 /// child is reaped: it stays readable for good after the exit.
 pub fn pidfd(pid: u32) -> Option<OwnedFd> {
     let pid = nix::libc::pid_t::try_from(pid).ok()?;
+    pidfd_open(nix::unistd::Pid::from_raw(pid)).ok()
+}
+
+/// pidfd_open(2), which nix does not wrap: a close-on-exec handle on process `pid`
+/// (`ESRCH` if it is gone).
+pub fn pidfd_open(pid: nix::unistd::Pid) -> nix::Result<OwnedFd> {
     // SAFETY: pidfd_open(2) takes a PID and flags (0) and returns a new descriptor or
     // -1; no memory is passed in or out.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid, 0) };
+    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
     if fd < 0 {
-        return None;
+        return Err(nix::errno::Errno::last());
     }
     // SAFETY: the syscall just returned this descriptor; nothing else owns it.
-    Some(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 /// Whether dying of `sig` leaves a core dump (so re-raising it would dump our core).

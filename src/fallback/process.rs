@@ -3,7 +3,7 @@
 //! after the process died is never signalled, and `poll(2)` on it wakes the moment
 //! the process exits (no sleep-and-check loop).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -22,15 +22,7 @@ pub struct PidFd {
 impl PidFd {
     /// Opens a handle on `pid` (`ESRCH` if it is gone).
     pub fn open(pid: Pid) -> nix::Result<PidFd> {
-        // SAFETY: pidfd_open(2) takes a PID and flags and returns a new descriptor or
-        // -1; nix has no wrapper for it. The result is owned exactly once below.
-        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid.as_raw(), 0) };
-        if fd < 0 {
-            return Err(Errno::last());
-        }
-        // SAFETY: `fd` is a fresh descriptor returned by the kernel, owned by no one
-        // else. pidfds are created close-on-exec.
-        let fd = unsafe { OwnedFd::from_raw_fd(fd as i32) };
+        let fd = crate::daemon::signals::pidfd_open(pid)?;
         Ok(PidFd { fd, pid })
     }
 
