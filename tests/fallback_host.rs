@@ -927,3 +927,26 @@ fn dot_names_never_become_paths() {
         }
     }
 }
+
+#[test]
+fn a_long_status_text_is_shown_whole() {
+    // 3000 control characters: JSON-escaped, the published state is over 16 KiB.
+    let s = Svc::new("fb-long");
+    let script = "import os, socket, time\n\
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)\n\
+        addr = os.environ['NOTIFY_SOCKET']\n\
+        if addr.startswith('@'): addr = '\\0' + addr[1:]\n\
+        s.sendto(b'STATUS=' + b'\\x01' * 3000 + b'end\\nREADY=1', addr)\n\
+        time.sleep(60)\n";
+    ok(&s.run(
+        "start",
+        &["--ready", "notify", "--", "python3", "-c", script],
+    ));
+    let st = s.run("status", &["--json"]);
+    let v: serde_json::Value =
+        serde_json::from_slice(&st.stdout).unwrap_or_else(|e| panic!("{e}: {}", text(&st.stdout)));
+    let status = v["status_text"].as_str().unwrap_or_default();
+    assert!(status.ends_with("end"), "{v}");
+    assert!(status.len() > 3000, "{}", status.len());
+    ok(&s.run("stop", &[]));
+}

@@ -27,6 +27,7 @@
 //! at the path changed) and starts over.
 
 use std::ffi::{OsStr, OsString};
+use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
 use std::time::{Duration, SystemTime};
 
@@ -352,9 +353,11 @@ impl PidFile {
         if st.st_mode & libc::S_IFMT != libc::S_IFREG || check_owner(&self.path(), &st).is_err() {
             return None;
         }
-        let mut buf = vec![0u8; 8192];
-        let n = nix::sys::uio::pread(&fd, &mut buf, 0).ok()?;
-        String::from_utf8(buf[..n].to_vec()).ok()
+        // Written whole by a rename, so its size is final; a long STATUS= text with
+        // escaped control characters can take well over 8 KiB.
+        let mut text = String::new();
+        std::fs::File::from(fd).read_to_string(&mut text).ok()?;
+        Some(text)
     }
 
     /// Removes the file if nobody holds it (a stale file); returns whether it did.
