@@ -65,6 +65,30 @@ fn install_start_status_stop_uninstall_through_mydaemon() {
     assert_eq!(c, 3, "installed but not started: {st}");
     assert_eq!(st["active_state"], "inactive");
 
+    // Installing the same unit again, or enabling an enabled one, changes nothing, so
+    // systemd is not reloaded for it (a reload reruns generators, reloads every unit).
+    let reloads = || {
+        bx.sh_ok("journalctl --no-pager -q -o cat _PID=1 | grep -c '^Reloading.$' || true")
+            .trim()
+            .parse::<u32>()
+            .unwrap()
+    };
+    // (journald writes what PID 1 logged a moment later)
+    let mut before = 0;
+    for _ in 0..100 {
+        before = reloads();
+        if before >= 1 {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    assert!(before >= 1, "the first install reloaded systemd");
+    let again = md_ok(&bx, "install --systemd");
+    assert!(again.contains("up to date"), "{again}");
+    md_ok(&bx, "enable");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert_eq!(reloads(), before, "no reload for an unchanged unit");
+
     md_ok(&bx, "start");
     // start returned: the Type=notify service has sent READY, no waiting needed.
     assert_eq!(

@@ -170,8 +170,10 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     // call created goes again if that fails. Then, with `--now`, StartUnit waiting for
     // the job (for Type=notify: until READY=1); a unit that fails to start stays.
     let scope = crate::systemd::scope(g.user);
-    let enabled = crate::systemd::connect(scope)
-        .and_then(|sd| crate::systemd::enable_with(&sd, &unit_name, false, g.quiet).map(|_| sd));
+    let enabled = crate::systemd::connect(scope).and_then(|sd| {
+        crate::systemd::enable_with(&sd, &unit_name, false, how != Written::Unchanged, g.quiet)
+            .map(|_| sd)
+    });
     let sd = match enabled {
         Ok(sd) => sd,
         Err(e) => {

@@ -165,22 +165,25 @@ fn print_changes(changes: &[manager::UnitFileChange], quiet: bool) {
     }
 }
 
-/// `enable [--now]`: enable the unit file, reload systemd, start if asked.
+/// `enable [--now]`: enable the unit file, reload systemd if that changed anything,
+/// start if asked.
 pub fn enable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
     let sd = connect(scope)?;
-    enable_with(&sd, unit, now, quiet)
+    enable_with(&sd, unit, now, false, quiet)
 }
 
-/// [`enable`] on an open connection (used by `install`'s live step too).
-pub fn enable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
-    let what = format!("enabling {unit}");
-    zbus::block_on(async {
-        let mgr = manager::manager(&sd.conn).await?;
-        let (_, changes) = mgr.enable_unit_files(&[unit], false, false).await?;
-        print_changes(&changes, quiet);
-        mgr.reload().await
-    })
-    .map_err(|e| from_zbus(e, &what, unit, sd.scope))?;
+/// [`enable`] on an open connection (used by `install`'s live step too, with
+/// `file_written` when the unit file itself changed, which needs a reload as well).
+pub fn enable_with(
+    sd: &Systemd,
+    unit: &str,
+    now: bool,
+    file_written: bool,
+    quiet: bool,
+) -> Result<u8, Error> {
+    if set_enabled(sd, unit, true, quiet)? || file_written {
+        reload_manager(sd)?;
+    }
     if now {
         control_with(sd, unit, Verb::Start, false)
     } else {
@@ -188,27 +191,35 @@ pub fn enable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<u
     }
 }
 
-/// `disable [--now]`: disable the unit file, reload systemd, stop if asked.
+/// `disable [--now]`: disable the unit file, reload systemd if that changed anything,
+/// stop if asked.
 pub fn disable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
     let sd = connect(scope)?;
-    disable_with(&sd, unit, now, quiet)
-}
-
-/// [`disable`] on an open connection.
-pub fn disable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
-    let what = format!("disabling {unit}");
-    zbus::block_on(async {
-        let mgr = manager::manager(&sd.conn).await?;
-        let changes = mgr.disable_unit_files(&[unit], false).await?;
-        print_changes(&changes, quiet);
-        mgr.reload().await
-    })
-    .map_err(|e| from_zbus(e, &what, unit, sd.scope))?;
+    if set_enabled(&sd, unit, false, quiet)? {
+        reload_manager(&sd)?;
+    }
     if now {
-        control_with(sd, unit, Verb::Stop, false)
+        control_with(&sd, unit, Verb::Stop, false)
     } else {
         Ok(exit::OK)
     }
+}
+
+/// `EnableUnitFiles` or `DisableUnitFiles` for `unit`, printing the symlinks systemd
+/// made or removed; returns whether there were any.
+fn set_enabled(sd: &Systemd, unit: &str, enable: bool, quiet: bool) -> Result<bool, Error> {
+    let what = format!("{} {unit}", if enable { "enabling" } else { "disabling" });
+    let changes = zbus::block_on(async {
+        let mgr = manager::manager(&sd.conn).await?;
+        if enable {
+            Ok(mgr.enable_unit_files(&[unit], false, false).await?.1)
+        } else {
+            mgr.disable_unit_files(&[unit], false).await
+        }
+    })
+    .map_err(|e| from_zbus(e, &what, unit, sd.scope))?;
+    print_changes(&changes, quiet);
+    Ok(!changes.is_empty())
 }
 
 /// `daemon-reload`.
@@ -225,13 +236,7 @@ pub fn uninstall_stop_disable(sd: &Systemd, unit: &str, quiet: bool) -> Result<(
         Err(e) if e.kind() == crate::error::Kind::NotInstalled => {}
         Err(e) => return Err(e),
     }
-    let what = format!("disabling {unit}");
-    zbus::block_on(async {
-        let mgr = manager::manager(&sd.conn).await?;
-        mgr.disable_unit_files(&[unit], false).await
-    })
-    .map(|changes| print_changes(&changes, quiet))
-    .map_err(|e| from_zbus(e, &what, unit, sd.scope))
+    set_enabled(sd, unit, false, quiet).map(drop)
 }
 
 /// The live half of `uninstall` after the files are gone: reload, and forget a failed
