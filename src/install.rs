@@ -129,25 +129,42 @@ pub fn write_file(
         }
     }
     create_dirs(dir)?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(".{unit_name}."))
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| Error::io("write", dir.display(), e))?;
-    let w = |e| Error::io("write", path.display(), e);
-    tmp.write_all(content.as_bytes()).map_err(w)?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))
-        .map_err(w)?;
-    tmp.as_file().sync_all().map_err(w)?;
-    tmp.persist(&path).map_err(|e| w(e.error))?;
-    sync_dir(dir);
+    replace_file(dir, unit_name, content.as_bytes(), mode, true)
+        .map_err(|e| Error::io("write", path.display(), e))?;
     let how = if existing.is_some() {
         Written::Replaced
     } else {
         Written::Created
     };
     Ok((path, how))
+}
+
+/// Replaces `dir/name` with `bytes` (mode `mode`) through a temp file in `dir` and a
+/// rename: readers see the old file or the new one, never a part; the temp file goes
+/// if anything fails. `durable` also syncs the file and the directory, so the new
+/// content survives a crash.
+pub fn replace_file(
+    dir: &Path,
+    name: &str,
+    bytes: &[u8],
+    mode: u32,
+    durable: bool,
+) -> io::Result<()> {
+    let mut tmp = tempfile::Builder::new()
+        .prefix(&format!(".{name}."))
+        .suffix(".tmp")
+        .tempfile_in(dir)?;
+    tmp.write_all(bytes)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    if durable {
+        tmp.as_file().sync_all()?;
+    }
+    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
+    if durable {
+        sync_dir(dir);
+    }
+    Ok(())
 }
 
 fn create_dirs(dir: &Path) -> Result<()> {

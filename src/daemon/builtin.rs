@@ -170,13 +170,16 @@ impl Heartbeat {
         Ok(())
     }
 
-    fn write_state(&mut self) {
+    /// Saves the state; `durable` (start, reload, stop) also syncs it to disk, which
+    /// the heartbeats skip: losing the last few counts to a crash is fine, a sync on
+    /// every beat is not.
+    fn write_state(&mut self, durable: bool) {
         let Some(dir) = &self.state_dir else {
             return;
         };
         self.state.updated_unix = unix_now();
         self.state.interval_ms = self.interval.as_millis() as u64;
-        if let Err(e) = write_atomically(dir, STATE_FILE, &self.state) {
+        if let Err(e) = write_atomically(dir, STATE_FILE, &self.state, durable) {
             log::warn!("cannot write the state file in {}: {e}", dir.display());
         }
     }
@@ -223,7 +226,7 @@ impl Service for Heartbeat {
             }
         }
         self.state.runs += 1;
-        self.write_state();
+        self.write_state(true);
         self.schedule(ctx, Instant::now());
         ctx.set_status(format!(
             "heartbeat 0, every {}",
@@ -247,7 +250,7 @@ impl Service for Heartbeat {
         let n = self.state.heartbeats;
         log::info!(mydaemon_event = "heartbeat", mydaemon_count = n; "heartbeat {n}{}{}",
             if self.message.is_empty() { "" } else { ": " }, self.message);
-        self.write_state();
+        self.write_state(false);
         ctx.set_status(self.status_line(ctx));
         // Keep the cadence (no drift) unless far behind (suspend, a stall).
         let base = if now.duration_since(next) > self.interval {
@@ -263,7 +266,7 @@ impl Service for Heartbeat {
         let before = self.interval;
         self.load_config()?;
         self.state.reloads += 1;
-        self.write_state();
+        self.write_state(true);
         if self.interval != before {
             self.schedule(ctx, Instant::now());
         } else if let Some(next) = self.next {
@@ -275,7 +278,7 @@ impl Service for Heartbeat {
 
     fn stop(&mut self, ctx: &mut Context, _signal: Received) -> ServiceResult {
         self.state.stopped = true;
-        self.write_state();
+        self.write_state(true);
         log::info!(mydaemon_event = "stopped", mydaemon_count = self.state.heartbeats;
             "stopped after {} heartbeats", self.state.heartbeats);
         ctx.exit(super::service::Exit::Code(0));
@@ -296,17 +299,18 @@ fn first_dir(var: &str) -> Option<PathBuf> {
     s.split(':').find(|p| !p.is_empty()).map(PathBuf::from)
 }
 
-/// Writes `value` as JSON to `dir/name` through a temp file and a rename, so a reader
-/// sees the old file or the new one, never half of one.
-pub fn write_atomically<T: Serialize>(dir: &Path, name: &str, value: &T) -> std::io::Result<()> {
-    use std::io::Write as _;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".state-")
-        .tempfile_in(dir)?;
-    serde_json::to_writer_pretty(&mut tmp, value)?;
-    tmp.write_all(b"\n")?;
-    tmp.persist(dir.join(name)).map_err(|e| e.error)?;
-    Ok(())
+/// Writes `value` as JSON to `dir/name` in one write, through a temp file and a
+/// rename, so a reader sees the old file or the new one, never half of one; `durable`
+/// syncs it to disk too (see [`crate::install::replace_file`]).
+pub fn write_atomically<T: Serialize>(
+    dir: &Path,
+    name: &str,
+    value: &T,
+    durable: bool,
+) -> std::io::Result<()> {
+    let mut bytes = serde_json::to_vec_pretty(value)?;
+    bytes.push(b'\n');
+    crate::install::replace_file(dir, name, &bytes, 0o600, durable)
 }
 
 fn unix_now() -> u64 {
@@ -345,8 +349,8 @@ mod tests {
             heartbeats: 3,
             ..State::default()
         };
-        write_atomically(dir.path(), STATE_FILE, &s).unwrap();
-        write_atomically(dir.path(), STATE_FILE, &s).unwrap();
+        write_atomically(dir.path(), STATE_FILE, &s, false).unwrap();
+        write_atomically(dir.path(), STATE_FILE, &s, false).unwrap();
         let names: Vec<_> = std::fs::read_dir(dir.path())
             .unwrap()
             .map(|e| e.unwrap().file_name())
