@@ -37,7 +37,7 @@ pub struct Received {
 }
 
 /// The blocked signals and the signalfd that reads them; restores the previous mask
-/// when dropped.
+/// when dropped, after consuming what is still pending.
 #[derive(Debug)]
 pub struct Signals {
     fd: SignalFd,
@@ -84,6 +84,12 @@ impl AsFd for Signals {
 
 impl Drop for Signals {
     fn drop(&mut self) {
+        // The run is over and its exit decided: signals that came meanwhile (a late
+        // SIGHUP, a second ^C) are consumed here, not delivered with their default
+        // action by the unblocking, which would end the process another way.
+        for r in self.drain().unwrap_or_default() {
+            log::debug!("{} after the end of the run: ignored", r.signal);
+        }
         let _ = self.previous.thread_set_mask();
     }
 }
@@ -172,6 +178,23 @@ pub fn exit_like_signal(sig: Signal) -> ! {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_signal_pending_at_the_end_is_consumed_not_delivered() {
+        let signals = Signals::install().unwrap();
+        // Pending for this (blocking) thread; unblocked as it is, its default action
+        // would end the whole test process.
+        nix::sys::signal::raise(Signal::SIGHUP).unwrap();
+        drop(signals);
+        // Still here; and nothing is left pending either.
+        // SAFETY: sigpending(2) fills the set it is given; sigismember(3) reads it.
+        let pending = unsafe {
+            let mut set: nix::libc::sigset_t = std::mem::zeroed();
+            nix::libc::sigpending(&mut set);
+            nix::libc::sigismember(&set, nix::libc::SIGHUP)
+        };
+        assert_eq!(pending, 0);
+    }
 
     #[test]
     fn pidfd_turns_readable_when_the_child_exits() {
