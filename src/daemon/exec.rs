@@ -509,9 +509,17 @@ impl Drop for ExecService {
     fn drop(&mut self) {
         // mydaemon is leaving with the command still running (an error in the loop):
         // do not leave it unsupervised.
+        // SIGTERM, then SIGKILL after the kill grace: a command deaf to SIGTERM must
+        // not hang mydaemon's exit.
         if let Some(mut child) = self.child.take() {
             if let Ok(None) = child.try_wait() {
-                let _ = kill(Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+                let pid = Pid::from_raw(child.id() as i32);
+                let _ = kill(pid, Signal::SIGTERM);
+                let gone = crate::fallback::process::PidFd::open(pid)
+                    .is_ok_and(|p| p.wait_exit(self.opts.kill_grace));
+                if !gone {
+                    let _ = kill(pid, Signal::SIGKILL);
+                }
                 let _ = child.wait();
             }
         }
@@ -566,6 +574,32 @@ mod tests {
         assert_eq!(
             describe(ExitStatus::from_raw(2 << 8)),
             "exited with status 2"
+        );
+    }
+
+    #[test]
+    fn dropping_the_service_kills_a_command_deaf_to_sigterm() {
+        let mut svc = ExecService::new(ExecOptions {
+            command: vec!["sleep".into()],
+            kill_grace: Duration::from_millis(200),
+            ..ExecOptions::default()
+        });
+        let child = Command::new("/bin/sh")
+            .args(["-c", "trap '' TERM; exec sleep 30"])
+            .spawn()
+            .unwrap();
+        let pid = Pid::from_raw(child.id() as i32);
+        svc.child = Some(child);
+        std::thread::sleep(Duration::from_millis(100)); // the trap is set
+        let started = Instant::now();
+        drop(svc);
+        let took = started.elapsed();
+        assert!(took < Duration::from_secs(3), "drop hung: {took:?}");
+        assert!(took >= Duration::from_millis(150), "no grace: {took:?}");
+        assert_eq!(
+            kill(pid, None),
+            Err(nix::errno::Errno::ESRCH),
+            "still there"
         );
     }
 
