@@ -267,17 +267,24 @@ impl PidFile {
             };
             // World-readable whatever the daemon's umask, as PID files are.
             let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o644));
-            // Uncontested: nobody else knows this inode yet.
-            lock(&fd, ALIVE, false).map_err(|e| self.err("lock", e))?;
-            lock(&fd, STARTING, false).map_err(|e| self.err("lock", e))?;
-            // Written through this very descriptor: closing a second one would drop
-            // our record locks.
-            let text = format!("{pid}\n");
-            let n = nix::unistd::write(&fd, text.as_bytes()).map_err(|e| self.err("write", e))?;
-            if n != text.len() {
-                return Err(self.err("write", Errno::EIO));
+            let filled = (|| {
+                // Uncontested: nobody else knows this inode yet.
+                lock(&fd, ALIVE, false).map_err(|e| self.err("lock", e))?;
+                lock(&fd, STARTING, false).map_err(|e| self.err("lock", e))?;
+                // Written through this very descriptor: closing a second one would
+                // drop our record locks.
+                let text = format!("{pid}\n");
+                let n =
+                    nix::unistd::write(&fd, text.as_bytes()).map_err(|e| self.err("write", e))?;
+                if n != text.len() {
+                    return Err(self.err("write", Errno::EIO));
+                }
+                nix::unistd::fdatasync(&fd).map_err(|e| self.err("write", e))
+            })();
+            if let Err(e) = filled {
+                let _ = self.dir.unlink(&tmp); // no half-written file left behind
+                return Err(e);
             }
-            nix::unistd::fdatasync(&fd).map_err(|e| self.err("write", e))?;
             return Ok((fd, tmp));
         }
         Err(Error::generic(format!(
