@@ -291,60 +291,70 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
         say(g, format!("{} is not running", g.name));
         return Ok(exit::OK);
     };
-    let pid = match pidfile.state()? {
-        State::Absent => {
-            say(g, format!("{} is not running", g.name));
-            return Ok(exit::OK);
-        }
-        State::Stale { pid } => {
-            pidfile.remove_stale()?;
-            let named = pid.map(|p| format!(" naming pid {p}")).unwrap_or_default();
-            say(
-                g,
-                format!(
-                    "{} is not running (removed the stale PID file{named}; nothing was signalled)",
-                    g.name
-                ),
-            );
-            return Ok(exit::OK);
-        }
-        State::Running { pid, .. } => pid,
-    };
-    match holder_handle(&pidfile, pid)? {
-        None => {}
-        Some(fd) => {
-            signal_or_fail(&fd, Signal::SIGTERM)?;
-            if !fd.wait_exit(timeout) {
-                log::warn!(
-                    "{} (pid {pid}) did not stop within {}; killing it",
-                    g.name,
-                    format_duration(timeout)
-                );
-                // The daemon leads its process group: the service process and its
-                // command go with it. (A PID that leads a live group is not reused.)
-                if getpgid(Some(pid)) == Ok(pid) {
-                    let _ = killpg(pid, Signal::SIGKILL);
-                } else {
-                    let _ = fd.signal(Signal::SIGKILL);
-                }
-                if !fd.wait_exit(KILL_WAIT) {
-                    return Err(Error::generic(format!(
-                        "{} (pid {pid}) survived SIGKILL",
-                        g.name
-                    )));
-                }
+    // The daemon to signal, confirmed by the lock; if the holder changes meanwhile (it
+    // exited, or a new start took over), look again rather than report a stop.
+    let mut target = None;
+    for _ in 0..10 {
+        let pid = match pidfile.state()? {
+            State::Absent => {
+                say(g, format!("{} is not running", g.name));
+                return Ok(exit::OK);
+            }
+            State::Stale { pid } => {
+                pidfile.remove_stale()?;
+                let named = pid.map(|p| format!(" naming pid {p}")).unwrap_or_default();
                 say(
                     g,
                     format!(
-                        "killed {} (pid {pid}) after {}",
-                        g.name,
-                        format_duration(timeout)
+                        "{} is not running (removed the stale PID file{named}; nothing was signalled)",
+                        g.name
                     ),
                 );
-                pidfile.remove_stale()?;
                 return Ok(exit::OK);
             }
+            State::Running { pid, .. } => pid,
+        };
+        if let Some(fd) = holder_handle(&pidfile, pid)? {
+            target = Some((pid, fd));
+            break;
         }
+    }
+    let Some((pid, fd)) = target else {
+        return Err(Error::generic(format!(
+            "{} keeps changing hands; try again",
+            paths.pid_file.display()
+        )));
+    };
+    signal_or_fail(&fd, Signal::SIGTERM)?;
+    if !fd.wait_exit(timeout) {
+        log::warn!(
+            "{} (pid {pid}) did not stop within {}; killing it",
+            g.name,
+            format_duration(timeout)
+        );
+        // The daemon leads its process group: the service process and its
+        // command go with it. (A PID that leads a live group is not reused.)
+        if getpgid(Some(pid)) == Ok(pid) {
+            let _ = killpg(pid, Signal::SIGKILL);
+        } else {
+            let _ = fd.signal(Signal::SIGKILL);
+        }
+        if !fd.wait_exit(KILL_WAIT) {
+            return Err(Error::generic(format!(
+                "{} (pid {pid}) survived SIGKILL",
+                g.name
+            )));
+        }
+        say(
+            g,
+            format!(
+                "killed {} (pid {pid}) after {}",
+                g.name,
+                format_duration(timeout)
+            ),
+        );
+        pidfile.remove_stale()?;
+        return Ok(exit::OK);
     }
     pidfile.remove_stale()?;
     say(g, format!("stopped {} (pid {pid})", g.name));
