@@ -403,16 +403,13 @@ pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs)
 /// the service reports it reloaded (or after `--timeout`, 10s, with an error).
 pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
-    let state = match PidFile::open_existing(&paths)? {
-        None => State::Absent,
-        Some(p) => p.state()?,
+    let not_running = || Error::not_running(format!("{} is not running", g.name));
+    let pidfile = PidFile::open_existing(&paths)?.ok_or_else(not_running)?;
+    let State::Running { pid, .. } = pidfile.state()? else {
+        return Err(not_running());
     };
-    let State::Running { pid, .. } = state else {
-        return Err(Error::not_running(format!("{} is not running", g.name)));
-    };
-    let pidfile = PidFile::open(&paths, false)?;
     let Some(fd) = holder_handle(&pidfile, pid)? else {
-        return Err(Error::not_running(format!("{} is not running", g.name)));
+        return Err(not_running());
     };
     // As systemd does for a notify service: done when the service, having sent
     // RELOADING=1, is READY=1 again (the supervisor counts completed reloads).
@@ -452,7 +449,8 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
 /// `status`: 0 running (or starting), 1 dead with a stale PID file, 3 stopped.
 pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8> {
     let paths = Paths::resolve(&g.name, pa)?;
-    let state = match PidFile::open_existing(&paths)? {
+    let pidfile = PidFile::open_existing(&paths)?;
+    let state = match &pidfile {
         None => State::Absent,
         Some(p) => p.state()?,
     };
@@ -469,7 +467,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
     };
     let uptime = since.and_then(|s| SystemTime::now().duration_since(s).ok());
     // What the running daemon published: the service's STATUS= text, restarts.
-    let published: serde_json::Value = match (&state, PidFile::open_existing(&paths)?) {
+    let published: serde_json::Value = match (&state, &pidfile) {
         (State::Running { .. }, Some(p)) => p
             .published()
             .and_then(|t| serde_json::from_str(&t).ok())
