@@ -148,6 +148,12 @@ impl Error {
     }
 }
 
+/// The exit code to pass on for a child that ended with `status`: its own code, or 1
+/// when a signal ended it.
+pub fn exit_code_of(status: std::process::ExitStatus) -> u8 {
+    status.code().map_or(1, |c| c.clamp(0, 255) as u8)
+}
+
 /// The hint shown on every permission failure.
 pub const NEEDS_ROOT_HINT: &str =
     "needs root: try `sudo mydaemon ...`, or `--user` for a per-user service";

@@ -392,11 +392,6 @@ impl PidFile {
         Ok(false)
     }
 
-    /// The PID file's name in its directory.
-    pub fn name(&self) -> &OsStr {
-        &self.name
-    }
-
     /// The directory's descriptor (kept open across daemonization).
     pub fn dir_fd(&self) -> std::os::fd::RawFd {
         use std::os::fd::AsRawFd;

@@ -70,11 +70,3 @@ impl PidFd {
         }
     }
 }
-
-/// Whether a process with this PID exists (any owner).
-pub fn exists(pid: Pid) -> bool {
-    matches!(
-        nix::sys::signal::kill(pid, None),
-        Ok(()) | Err(Errno::EPERM)
-    )
-}

@@ -384,7 +384,7 @@ fn run_script(path: &Path, action: &str) -> Result<u8> {
         .arg(action)
         .status()
         .map_err(|e| Error::io("run", path.display(), e))?;
-    Ok(status.code().unwrap_or(1).clamp(0, 255) as u8)
+    Ok(crate::error::exit_code_of(status))
 }
 
 /// `enable` without systemd: `rcN.d/S01NAME` links for the script's `Default-Start`

@@ -57,7 +57,7 @@ pub fn show(
         Error::generic(format!("cannot run journalctl: {e}"))
             .with_hint("install systemd's journalctl, or read the log files directly")
     })?;
-    let code = status.code().map(|c| c.clamp(0, 255) as u8).unwrap_or(1);
+    let code = crate::error::exit_code_of(status);
     if code != 0 && scope == Scope::User {
         // With Storage=volatile (or no per-user journal files), a user's services log into
         // the system journal, which only root and the adm/systemd-journal groups may read.
