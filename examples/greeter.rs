@@ -18,6 +18,7 @@ use std::os::fd::{AsFd, BorrowedFd};
 use std::path::PathBuf;
 
 use mydaemon::{Context, Exit, Received, Runner, Service, ServiceResult};
+use nix::errno::Errno;
 
 /// The greeter's state.
 struct Greeter {
@@ -25,6 +26,8 @@ struct Greeter {
     greeting_file: Option<PathBuf>,
     greeting: String,
     listener: Option<TcpListener>,
+    /// Out of descriptors: not accepting until this wake-up.
+    paused: bool,
     served: u64,
 }
 
@@ -59,6 +62,7 @@ impl Service for Greeter {
         let Some(listener) = &self.listener else {
             return Ok(());
         };
+        self.paused = false;
         loop {
             match listener.accept() {
                 Ok((mut conn, peer)) => {
@@ -68,7 +72,25 @@ impl Service for Greeter {
                     log::debug!("greeted {peer}");
                 }
                 Err(e) if e.kind() == ErrorKind::WouldBlock => break,
-                Err(e) => return Err(e.into()),
+                // Out of descriptors: the listener stays readable, so stop polling it
+                // for a moment rather than spin (see `fds`).
+                Err(e)
+                    if matches!(
+                        e.raw_os_error().map(Errno::from_raw),
+                        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOBUFS | Errno::ENOMEM)
+                    ) =>
+                {
+                    log::warn!("accept: {e}; pausing for 100 ms");
+                    self.paused = true;
+                    ctx.wake_in(std::time::Duration::from_millis(100));
+                    break;
+                }
+                // One failed connection (aborted, reset, ...) is not the service's end;
+                // the next readable listener brings the next one.
+                Err(e) => {
+                    log::warn!("accept: {e}");
+                    break;
+                }
             }
         }
         ctx.set_status(self.status());
@@ -95,6 +117,9 @@ impl Service for Greeter {
     }
 
     fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        if self.paused {
+            return Vec::new();
+        }
         self.listener.iter().map(|l| l.as_fd()).collect()
     }
 }
@@ -106,6 +131,7 @@ fn main() {
         greeting_file: args.next().map(PathBuf::from),
         greeting: "hello from a mydaemon service".into(),
         listener: None,
+        paused: false,
         served: 0,
     };
     // journald under systemd, timestamped stderr lines elsewhere.
