@@ -214,6 +214,10 @@ impl Check {
                 Ok(Some(status)) if status.success() => Some(Ok(())),
                 Ok(Some(status)) => Some(Err(format!("probe command {status}"))),
                 Ok(None) if now >= *deadline => {
+                    // The probe's whole process group (see `shell`): what the shell
+                    // started dies with it, rather than outliving the probe.
+                    let group = nix::unistd::Pid::from_raw(child.id() as i32);
+                    let _ = nix::sys::signal::killpg(group, nix::sys::signal::Signal::SIGKILL);
                     let _ = child.kill();
                     let _ = child.wait();
                     Some(Err("probe command timed out".into()))
@@ -264,8 +268,11 @@ impl Drop for Check {
 /// `/bin/sh -c CMD`, stdin and stdout on /dev/null, stderr inherited (the journal), and
 /// without the notify/watchdog variables meant for this process.
 fn shell(cmd: &str) -> Command {
+    use std::os::unix::process::CommandExt;
     let mut c = Command::new("/bin/sh");
-    c.arg("-c")
+    // Its own process group, so that a timed-out probe is killed with its children.
+    c.process_group(0)
+        .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
