@@ -590,7 +590,7 @@ mod tests {
             .unwrap();
         let pid = Pid::from_raw(child.id() as i32);
         svc.child = Some(child);
-        std::thread::sleep(Duration::from_millis(100)); // the trap is set
+        wait_until_ignores_sigterm(pid);
         let started = Instant::now();
         drop(svc);
         let took = started.elapsed();
@@ -603,18 +603,38 @@ mod tests {
         );
     }
 
+    /// Waits (at most 10 s) until `pid` ignores SIGTERM (`SigIgn` in /proc), so that a test
+    /// never sends the signal before the shell's `trap` is in place.
+    fn wait_until_ignores_sigterm(pid: Pid) {
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+            let ign = status
+                .lines()
+                .find_map(|l| l.strip_prefix("SigIgn:"))
+                .map(|m| u64::from_str_radix(m.trim(), 16).unwrap())
+                .unwrap();
+            if ign & (1 << (Signal::SIGTERM as i32 - 1)) != 0 {
+                return;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "process {pid} did not come to ignore SIGTERM within 10 s"
+            );
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
     #[test]
     fn a_command_that_ignores_sigterm_is_killed_after_the_grace() {
         let mut svc = ExecService::new(ExecOptions {
-            command: [
-                "/bin/sh",
-                "-c",
-                "trap '' TERM; while :; do sleep 0.05; done",
-            ]
-            .map(String::from)
-            .to_vec(),
+            // SIGTERM ignored from exec on (env sets it before it execs sleep), and the
+            // readiness deadline far from the command's start-up.
+            command: ["env", "--ignore-signal=TERM", "sleep", "30"]
+                .map(String::from)
+                .to_vec(),
             ready: Readiness::Probe(Probe::File("/nonexistent/mydaemon-ready".into())),
-            ready_timeout: Duration::from_millis(100),
+            ready_timeout: Duration::from_millis(500),
             kill_grace: Duration::from_millis(300),
             ..ExecOptions::default()
         });
@@ -628,7 +648,7 @@ mod tests {
         // Not the command's death by SIGKILL: readiness failed, so exit 1.
         assert_eq!(exit, Exit::Code(1));
         assert!(
-            took >= Duration::from_millis(400),
+            took >= Duration::from_millis(800),
             "killed too early: {took:?}"
         );
         assert!(took < Duration::from_secs(5), "not killed: {took:?}");
