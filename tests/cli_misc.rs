@@ -1,13 +1,15 @@
 //! Host tests of the verbs that need no service manager: `info`, `completions`, `man`,
 //! and the command-line contract (help on every verb, usage errors exit 2).
 
+mod support;
+use std::os::fd::AsRawFd;
 use std::process::{Command, Output};
+use support::BoundedOutput;
 
 fn mydaemon(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_mydaemon"))
         .args(args)
-        .output()
-        .expect("run mydaemon")
+        .bounded_output()
 }
 
 #[test]
@@ -120,8 +122,7 @@ fn install_without_a_running_manager_enables_offline_as_systemctl_would() {
             .env("HOME", home.path())
             .env_remove("XDG_CONFIG_HOME")
             .env("XDG_RUNTIME_DIR", home.path().join("run"))
-            .output()
-            .unwrap()
+            .bounded_output()
     };
     let units = home.path().join(".config/systemd/user");
     let link = units.join("default.target.wants/offline.service");
@@ -153,17 +154,29 @@ fn install_without_a_running_manager_enables_offline_as_systemctl_would() {
 #[test]
 fn printing_verbs_end_quietly_when_the_reader_is_gone() {
     let bin = env!("CARGO_BIN_EXE_mydaemon");
-    for verb in ["info", "completions bash", "man", "unit"] {
-        // The reader exits first; the writer then meets a closed pipe.
-        let out = Command::new("bash")
-            .arg("-c")
-            .arg(format!("(sleep 0.2; '{bin}' {verb}) | true"))
-            .output()
+    for verb in [&["info"][..], &["completions", "bash"], &["man"], &["unit"]] {
+        // Stdout is a pipe whose reading end is closed before the verb starts: its first
+        // write meets EPIPE, whatever the timing.
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        drop(read_end);
+        let log = tempfile::tempfile().unwrap();
+        let mut child = Command::new(bin)
+            .args(verb)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::from(write_end))
+            .stderr(log.try_clone().unwrap())
+            .spawn()
             .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
+        let status = support::wait_within(
+            &mut child,
+            std::time::Duration::from_secs(30),
+            &format!("mydaemon {verb:?} writing to a closed pipe"),
+        );
+        let err = std::fs::read_to_string(format!("/proc/self/fd/{}", log.as_raw_fd())).unwrap();
         assert!(
             !err.contains("panicked") && !err.contains("Broken pipe"),
-            "{verb}: {err}"
+            "{verb:?}: {err}"
         );
+        assert_ne!(status.code(), Some(101), "{verb:?} panicked: {err}");
     }
 }

@@ -3,6 +3,7 @@
 //! protocol as sent, exec-mode exit codes and signal propagation, readiness and health
 //! probes, the notify relay, the state file, and that the idle loop does not wake.
 
+mod support;
 use std::io::{BufRead, BufReader};
 use std::os::unix::net::UnixDatagram;
 use std::os::unix::process::ExitStatusExt;
@@ -10,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc::{channel, Receiver};
 use std::time::{Duration, Instant};
+use support::BoundedOutput;
 
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
@@ -190,11 +192,7 @@ impl Drop for Daemon {
 const T: Duration = Duration::from_secs(10);
 
 fn status_of(args: &[&str]) -> ExitStatus {
-    Command::new(BIN)
-        .args(args)
-        .stderr(Stdio::null())
-        .status()
-        .unwrap()
+    Command::new(BIN).args(args).bounded_output().status
 }
 
 #[test]
@@ -476,25 +474,30 @@ fn voluntary_switches(pid: Pid) -> u64 {
 
 #[test]
 fn idle_loop_sleeps_until_its_deadlines() {
-    // Watchdog 1 s (pings every 500 ms), heartbeat every 1 s: over 2 s that is about
-    // 4 wake-ups. A one-second poll would add 2, a busy loop thousands.
+    // Watchdog 1 s (pings every 500 ms), heartbeat every 1 s. Counted between watchdog
+    // pings (the events themselves, not a window of wall time): over 4 ping intervals
+    // that is 4 pings and 2 heartbeats at most, ±1 for where each count falls in a
+    // wake-up. A poll every 100 ms would add 20, a busy loop thousands.
     let mut d = Daemon::start(
         &["run", "--interval", "1s"],
         &[("WATCHDOG_USEC", "1000000")],
     );
     d.await_notify("READY=1", T);
-    std::thread::sleep(Duration::from_millis(100));
+    d.await_notify("WATCHDOG=1", T);
     let before = voluntary_switches(d.pid());
-    std::thread::sleep(Duration::from_secs(2));
+    let started = Instant::now();
+    for _ in 0..4 {
+        d.await_notify("WATCHDOG=1", T);
+    }
     let woke = voluntary_switches(d.pid()) - before;
-    let pings = d.notifications_for(Duration::ZERO);
+    let took = started.elapsed();
     assert!(
-        woke <= 6,
-        "{woke} wake-ups in 2 s idle; notifications {pings:?}"
+        woke <= 7,
+        "{woke} wake-ups over 4 watchdog intervals ({took:?}) idle"
     );
     assert!(
         woke >= 3,
-        "{woke} wake-ups: the watchdog should have woken it"
+        "{woke} wake-ups over 4 watchdog pings: each ping is one"
     );
 }
 

@@ -6,9 +6,11 @@
 //! and service name, so they run in parallel without clashing. Waits poll with a
 //! deadline; nothing sleeps and hopes.
 
+mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
+use support::BoundedOutput;
 
 const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
 
@@ -54,7 +56,7 @@ impl Svc {
     }
 
     fn run(&self, verb: &str, extra: &[&str]) -> Output {
-        self.command(verb, extra).output().expect("run mydaemon")
+        self.command(verb, extra).bounded_output()
     }
 
     fn status_code(&self) -> i32 {
@@ -508,8 +510,7 @@ fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
             .arg("--root")
             .arg(root.path())
             .args(extra)
-            .output()
-            .unwrap()
+            .bounded_output()
     };
     let out = install(
         "fb-sysv",
@@ -546,8 +547,8 @@ fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
     assert!(Command::new("sh")
         .arg("-n")
         .arg(&script)
-        .status()
-        .unwrap()
+        .bounded_output()
+        .status
         .success());
 
     let opts = format!(
@@ -561,8 +562,7 @@ fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
             .arg(a)
             .env("MYDAEMON_OPTS", &opts)
             .stdin(Stdio::null())
-            .output()
-            .unwrap()
+            .bounded_output()
     };
     assert_eq!(action("status").status.code(), Some(3));
     ok(&action("start"));
@@ -618,8 +618,7 @@ fn install_sysv_into_a_root_then_the_script_answers_with_lsb_codes() {
             ])
             .arg("--root")
             .arg(root.path())
-            .output()
-            .unwrap()
+            .bounded_output()
     };
     ok(&uninstall());
     assert!(!script.exists());
@@ -805,8 +804,7 @@ fn enable_and_disable_manage_the_rc_links_of_the_init_script() {
             .arg("--root")
             .arg(root.path())
             .args(extra)
-            .output()
-            .unwrap()
+            .bounded_output()
     };
     let link = |rc: &str| root.path().join("etc").join(rc);
     let is_link_to_script =
@@ -866,8 +864,7 @@ fn enable_and_disable_manage_the_rc_links_of_the_init_script() {
             "--user",
             "enable",
         ])
-        .output()
-        .unwrap();
+        .bounded_output();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
 }
 
@@ -920,8 +917,7 @@ fn dot_names_never_become_paths() {
             let out = Command::new(BIN)
                 .args(["--name", name, "--backend", "pidfile"])
                 .args(args)
-                .output()
-                .unwrap();
+                .bounded_output();
             assert_eq!(out.status.code(), Some(2), "{name} {args:?}: {out:?}");
             assert!(text(&out.stderr).contains("not usable"), "{out:?}");
         }
