@@ -19,7 +19,10 @@ pub struct Figures {
 /// optional `setup` command sequences), `rounds` interleaved ABBA.
 pub fn timeit(bx: &TestBox, rounds: usize, spec: &serde_json::Value) -> Figures {
     let mut child = bx
-        .command(&["python3", "-", &rounds.to_string(), &spec.to_string()])
+        .command_for(
+            std::time::Duration::from_secs(600),
+            &["python3", "-", &rounds.to_string(), &spec.to_string()],
+        )
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -112,7 +112,7 @@ fn main() {
         .ok()
         .and_then(|s| s.parse().ok())
         .unwrap_or(60);
-    let Some(bx) = TestBox::boot() else { return };
+    let bx = TestBox::boot();
     install_units(&bx);
 
     println!("mydaemon daemon bench (test box, systemd as PID 1)");

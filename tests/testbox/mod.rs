@@ -9,8 +9,9 @@
 //! mod testbox;
 //! use testbox::{TestBox, BIN};
 //! #[test]
+//! #[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
 //! fn starts_under_systemd() {
-//!     let Some(bx) = TestBox::boot() else { return }; // SKIP printed when impossible
+//!     let bx = TestBox::boot(); // panics naming the reason when the box cannot boot
 //!     bx.write_file("/etc/systemd/system/x.service", b"[Service]\nExecStart=/bin/sleep 9\n");
 //!     bx.sh_ok("systemctl daemon-reload && systemctl start x");
 //!     let uid = bx.add_lingering_user("alice"); // then bx.sh_as("alice", "systemctl --user ...")
@@ -44,6 +45,11 @@
 //! `static`, which is never dropped), the next box that boots kills and removes the
 //! cgroups and temp dirs of boxes whose test process is gone.
 #![allow(dead_code)]
+
+#[path = "../support/mod.rs"]
+mod support;
+#[allow(unused_imports)]
+pub use support::{output_within, wait_within};
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
@@ -136,7 +142,11 @@ pub const MASKED_UNITS: &[&str] = &[
 ];
 
 /// How long a box may take to boot (the machine may be busy with parallel builds).
-const BOOT_TIMEOUT: Duration = Duration::from_secs(90);
+const BOOT_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long one command run in a box may take before `timeout` ends it: tests never hang
+/// on a command (the suite's own guard, `.config/nextest.toml`, is 120 s a test).
+pub const COMMAND_LIMIT: Duration = Duration::from_secs(60);
 
 /// Prefix of the cgroups (`<prefix><test pid>.<n>`) and temp dirs
 /// (`<prefix><test pid>.<random>`) this module creates.
@@ -160,14 +170,9 @@ pub struct TestBox {
     boot_time: Duration,
 }
 
-/// Says why a box cannot be used: SKIP (returns `None`), or panics when
-/// `MYDAEMON_REQUIRE_BOX=1`.
-fn skip(why: &str) -> Option<TestBox> {
-    if std::env::var_os("MYDAEMON_REQUIRE_BOX").is_some_and(|v| v == "1") {
-        panic!("test box required (MYDAEMON_REQUIRE_BOX=1) but unavailable: {why}");
-    }
-    eprintln!("SKIP: {why}");
-    None
+/// Says why a box cannot be used.
+fn skip(why: &str) -> Result<TestBox, String> {
+    Err(format!("the test box cannot boot: {why}"))
 }
 
 /// The mount point of the cgroup-v2 hierarchy on the host, if any.
@@ -284,8 +289,13 @@ fn children_of(ppid: u32) -> Vec<i32> {
 
 /// Renders an `Output` for a panic message.
 fn describe(what: &str, out: &Output) -> String {
+    let limit = if out.status.code() == Some(124) {
+        format!(" (124: still running after {COMMAND_LIMIT:?}, ended by timeout)")
+    } else {
+        String::new()
+    };
     format!(
-        "{what}: {}\n--- stdout ---\n{}--- stderr ---\n{}",
+        "{what}: {}{limit}\n--- stdout ---\n{}--- stderr ---\n{}",
         out.status,
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
@@ -294,18 +304,26 @@ fn describe(what: &str, out: &Output) -> String {
 
 impl TestBox {
     /// Boots a box with the `mydaemon` binary of this build (`CARGO_BIN_EXE_mydaemon`).
-    /// Without root (or when the box cannot boot) prints "SKIP: <why>" to stderr and
-    /// returns `None`, unless `MYDAEMON_REQUIRE_BOX=1`: then it panics with the reason.
-    pub fn boot() -> Option<TestBox> {
+    /// Panics with the reason when it cannot (not root, no systemd, ...): box tests are
+    /// `#[ignore]`d, so that without root they show as skipped, and whoever runs them
+    /// (`make test` as root, CI) wants them to run.
+    #[track_caller]
+    pub fn boot() -> TestBox {
         match option_env!("CARGO_BIN_EXE_mydaemon") {
             Some(bin) => Self::boot_with_binary(Path::new(bin)),
-            None => skip("CARGO_BIN_EXE_mydaemon is not set for this build target"),
+            None => panic!("CARGO_BIN_EXE_mydaemon is not set for this build target"),
         }
     }
 
     /// Boots a box with `binary` bind-mounted at [`BIN`] (a release build, say).
-    /// Skips or panics as [`TestBox::boot`] does.
-    pub fn boot_with_binary(binary: &Path) -> Option<TestBox> {
+    /// Panics with the reason when it cannot, as [`TestBox::boot`] does.
+    #[track_caller]
+    pub fn boot_with_binary(binary: &Path) -> TestBox {
+        Self::try_boot_with_binary(binary).unwrap_or_else(|why| panic!("{why}"))
+    }
+
+    /// Boots a box with `binary`, or says why it cannot.
+    pub fn try_boot_with_binary(binary: &Path) -> Result<TestBox, String> {
         let started = Instant::now();
         if !nix::unistd::geteuid().is_root() {
             return skip("the test box needs root (namespaces, mounts, cgroups); not root");
@@ -371,7 +389,7 @@ impl TestBox {
         match bx.start(&binary, n) {
             Ok(()) => {
                 bx.boot_time = started.elapsed();
-                Some(bx)
+                Ok(bx)
             }
             Err(why) => {
                 let mut log = bx.console_log();
@@ -517,12 +535,20 @@ impl TestBox {
     /// A `Command` that runs `argv` inside the box as root (all namespaces of PID 1, its
     /// root directory, in the box's cgroup), with the environment of a root login.
     /// Stdio is left to the caller; use it when a test needs stdin or a handle.
+    /// Inside, `timeout` ends it after [`COMMAND_LIMIT`] (exit 124: see [`describe`]).
     pub fn command<S: AsRef<OsStr>>(&self, argv: &[S]) -> Command {
+        self.command_for(COMMAND_LIMIT, argv)
+    }
+
+    /// [`TestBox::command`] with its own time limit (a benchmark's long loop, say).
+    pub fn command_for<S: AsRef<OsStr>>(&self, limit: Duration, argv: &[S]) -> Command {
         assert!(self.pid > 0, "test box is not running");
         let mut cmd = Command::new("/usr/bin/nsenter");
         cmd.arg("-t")
             .arg(self.pid.to_string())
-            .args(["-a", "--", "/usr/bin/env", "-i"])
+            .args(["-a", "--", "/usr/bin/timeout", "--kill-after=5"])
+            .arg(format!("{}", limit.as_secs().max(1)))
+            .args(["/usr/bin/env", "-i"])
             .args(ROOT_ENV)
             .args(argv)
             .env_clear()
