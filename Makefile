@@ -22,10 +22,11 @@ all: build
 build:
 	$(CARGO) build --release --locked
 
-## test: unit tests, host tests and the real-systemd box tests.
-## The box needs root; set MYDAEMON_REQUIRE_BOX=1 to make a skipped box a failure (CI does).
+## test: unit, host and real-systemd box tests, each in its own process with a 2-minute
+## limit (cargo-nextest), then the doc tests. The box tests need root: without it they
+## show as skipped; MYDAEMON_REQUIRE_BOX=1 makes them run whoever you are (CI sets it).
 test:
-	$(CARGO) test --locked
+	bash tests/run-suite
 
 lint:
 	$(CARGO) fmt --all -- --check
