@@ -289,8 +289,19 @@ fn failing_health_check_lets_the_watchdog_restart_the_service() {
         ),
     );
     bx.sh_ok("systemctl start wd");
+    // Longer than WatchdogSec: had the pings stopped, the unit would have failed by now
+    // (watchdog at 2 s): the same process is still active and has pinged since.
+    let pid = prop(&bx, "wd", "MainPID");
+    let pinged = prop(&bx, "wd", "WatchdogTimestampMonotonic");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(prop(&bx, "wd", "NRestarts"), "0", "healthy: no restart");
+    assert_eq!(prop(&bx, "wd", "MainPID"), pid, "healthy: the same process");
+    assert_eq!(prop(&bx, "wd", "ActiveState"), "active");
+    assert_ne!(
+        prop(&bx, "wd", "WatchdogTimestampMonotonic"),
+        pinged,
+        "healthy: it pinged the watchdog"
+    );
     let t = Instant::now();
     bx.sh_ok("rm /run/wd-healthy");
     // WatchdogSec 2 + RestartSec 1 + the 200 ms health interval + margin.
@@ -318,8 +329,15 @@ fn failing_health_check_lets_the_watchdog_restart_the_service() {
         prop(bx, "wd", "ActiveState") == "active"
     });
     let restarts = prop(&bx, "wd", "NRestarts");
+    let pid = prop(&bx, "wd", "MainPID");
     std::thread::sleep(Duration::from_secs(3));
     assert_eq!(prop(&bx, "wd", "NRestarts"), restarts);
+    assert_eq!(
+        prop(&bx, "wd", "MainPID"),
+        pid,
+        "healthy again: the same process"
+    );
+    assert_eq!(prop(&bx, "wd", "ActiveState"), "active");
     bx.sh_ok("systemctl stop wd");
 }
 
