@@ -211,7 +211,7 @@ fn spec_for(name: &str, c: &Case) -> ServiceSpec {
         .collect();
     s.description = Some(c.description.clone());
     s.hardening = Level::Strict;
-    s.watchdog_sec = 0;
+    s.watchdog = std::time::Duration::ZERO;
     s.regenerate = std::iter::once("unit".to_string())
         .chain(c.args.iter().cloned())
         .collect();
@@ -740,10 +740,19 @@ fn generated_units_start_and_reload_in_the_system_and_user_managers() {
     // System manager: the strict built-in workload, and a command under `standard`.
     bx.sh_ok(&format!(
         "{BIN} unit --name gs --exec-path {BIN} > /etc/systemd/system/gs.service && \
-         {BIN} unit --name gc --exec-path {BIN} --env 'GREETING=a b' -- sleep infinity \
-           > /etc/systemd/system/gc.service && \
+         {BIN} unit --name gc --exec-path {BIN} --env 'GREETING=a b' --watchdog-sec 1m500ms \
+           -- sleep infinity > /etc/systemd/system/gc.service && \
          systemctl daemon-reload && systemctl start gs gc"
     ));
+    // --watchdog-sec takes a duration; systemd reads back what was asked (µs).
+    assert_eq!(
+        bx.sh_ok(
+            "systemctl show -p WatchdogUSec --value gs; busctl get-property \
+                  org.freedesktop.systemd1 /org/freedesktop/systemd1/unit/gc_2eservice \
+                  org.freedesktop.systemd1.Service WatchdogUSec"
+        ),
+        "30s\nt 60500000\n"
+    );
     for u in ["gs", "gc"] {
         assert_eq!(
             bx.sh_ok(&format!("systemctl is-active {u}")).trim(),
@@ -810,7 +819,7 @@ fn odd_program_paths_and_names_round_trip() {
     let name = "odd\\x2dname:1";
     let mut s = ServiceSpec::new(name, prog);
     s.command = vec![prog.to_string(), "a b".into()];
-    s.watchdog_sec = 0;
+    s.watchdog = std::time::Duration::ZERO;
     s.working_dir = Some(dir.to_string());
     s.env_files = vec![env_file.clone()];
     let text = s.render().unwrap();

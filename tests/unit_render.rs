@@ -395,3 +395,36 @@ fn run_options_go_into_exec_start_before_the_command() {
     );
     fails(&["unit", "--ready", "notify"], 2, "--ready");
 }
+
+#[test]
+fn watchdog_takes_a_duration_like_every_other_time_option() {
+    for (arg, line) in [
+        ("45", Some("WatchdogSec=45")),
+        ("1m30s", Some("WatchdogSec=90")),
+        ("500ms", Some("WatchdogSec=500ms")),
+        ("1.5", Some("WatchdogSec=1500ms")),
+        ("250us", Some("WatchdogSec=250us")),
+        ("0", None),
+        ("0s", None),
+    ] {
+        let unit = ok(&["unit", "--watchdog-sec", arg]);
+        let got = unit.lines().find(|l| l.starts_with("WatchdogSec="));
+        assert_eq!(got, line, "--watchdog-sec {arg}:\n{unit}");
+        // The regenerate comment gives back the same unit.
+        let regen = unit
+            .lines()
+            .find_map(|l| l.strip_prefix("# Regenerate: mydaemon "))
+            .expect("regenerate line");
+        let args: Vec<&str> = regen.split(' ').collect();
+        assert_eq!(ok(&args), unit, "regenerated from {regen:?}");
+    }
+    assert_eq!(
+        ok(&["unit"])
+            .lines()
+            .find(|l| l.starts_with("WatchdogSec=")),
+        Some("WatchdogSec=30"),
+        "the default is unchanged"
+    );
+    fails(&["unit", "--watchdog-sec", "10x"], 2, "unknown unit");
+    fails(&["unit", "--watchdog-sec", "0.5us"], 2, "resolution");
+}

@@ -9,7 +9,7 @@ use std::io::Write;
 use crate::cli::run::RunArgs;
 use crate::cli::Global;
 use crate::error::{Error, Result};
-use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAULT_WATCHDOG_SEC};
+use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAULT_WATCHDOG};
 
 /// Unit settings, shared by `unit` and `install`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -32,9 +32,10 @@ pub struct UnitOptions {
     /// Working directory of the service.
     #[arg(long, value_name = "DIR")]
     pub working_dir: Option<String>,
-    /// Watchdog timeout in seconds; 0 disables the watchdog.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_WATCHDOG_SEC)]
-    pub watchdog_sec: u64,
+    /// Watchdog timeout, a duration (30s, 500ms, 1m; a bare number is seconds); 0
+    /// disables the watchdog.
+    #[arg(long, value_name = "DURATION", default_value = "30s", value_parser = parse_watchdog)]
+    pub watchdog_sec: std::time::Duration,
     /// When systemd restarts the service.
     #[arg(long, value_enum, value_name = "POLICY", default_value_t = Restart::OnFailure)]
     pub restart: Restart,
@@ -66,6 +67,15 @@ pub struct Args {
     /// Unit settings.
     #[command(flatten, next_help_heading = "Unit settings")]
     pub unit: UnitOptions,
+}
+
+/// `--watchdog-sec`: a duration; zero disables it; systemd counts in microseconds.
+fn parse_watchdog(text: &str) -> std::result::Result<std::time::Duration, String> {
+    let d = crate::time::parse_duration(text)?;
+    if !d.is_zero() && d.as_micros() == 0 {
+        return Err(format!("{text:?}: shorter than systemd's resolution (1us)"));
+    }
+    Ok(std::time::Duration::from_micros(d.as_micros() as u64))
 }
 
 /// Splits `KEY=VALUE`.
@@ -123,7 +133,7 @@ pub fn build_spec(g: &Global, o: &UnitOptions) -> Result<ServiceSpec> {
         .as_deref()
         .map(|w| absolute("--working-dir", w))
         .transpose()?;
-    spec.watchdog_sec = o.watchdog_sec;
+    spec.watchdog = o.watchdog_sec;
     spec.restart = o.restart;
     spec.after = o.after.clone();
     spec.wants = o.wants.clone();
@@ -275,8 +285,11 @@ pub fn regenerate_args(g: &Global, o: &UnitOptions, verb: &str, r: &Resolved) ->
     if let Some(w) = r.working_dir {
         opt("--working-dir", w);
     }
-    if o.watchdog_sec != DEFAULT_WATCHDOG_SEC {
-        opt("--watchdog-sec", &o.watchdog_sec.to_string());
+    if o.watchdog_sec != DEFAULT_WATCHDOG {
+        opt(
+            "--watchdog-sec",
+            &crate::unit::systemd_timespan(o.watchdog_sec),
+        );
     }
     if o.restart != Restart::OnFailure {
         opt("--restart", o.restart.as_str());

@@ -141,9 +141,12 @@ impl Script {
         }
         let run_options = crate::cli::unit::run_options(&o.run)?;
         start_args.extend(run_options.iter().cloned());
-        if o.watchdog_sec > 0 && !o.run.command.is_empty() {
+        if !o.watchdog_sec.is_zero() && !o.run.command.is_empty() {
             // Exec mode pings for the command while it is healthy, as under systemd.
-            start_args.extend(["--watchdog-sec".into(), format!("{}s", o.watchdog_sec)]);
+            start_args.extend([
+                "--watchdog-sec".into(),
+                crate::time::format_duration(o.watchdog_sec),
+            ]);
         }
         let mut command = Vec::new();
         if let Some((cmd, rest)) = o.run.command.split_first() {

@@ -56,8 +56,21 @@ impl Restart {
     }
 }
 
-/// Default `WatchdogSec=` in seconds.
-pub const DEFAULT_WATCHDOG_SEC: u64 = 30;
+/// Default `WatchdogSec=`.
+pub const DEFAULT_WATCHDOG: std::time::Duration = std::time::Duration::from_secs(30);
+/// A duration as a systemd time span: whole seconds as a bare number (`30`), else
+/// milliseconds or microseconds (`1500ms`, `250us`), systemd's resolution.
+pub fn systemd_timespan(d: std::time::Duration) -> String {
+    let us = d.as_micros();
+    if us.is_multiple_of(1_000_000) {
+        (us / 1_000_000).to_string()
+    } else if us.is_multiple_of(1000) {
+        format!("{}ms", us / 1000)
+    } else {
+        format!("{us}us")
+    }
+}
+
 /// `RestartSec=` in seconds.
 pub const RESTART_SEC: u64 = 2;
 /// `TimeoutStopSec=` in seconds.
@@ -98,8 +111,8 @@ pub struct ServiceSpec {
     pub env_files: Vec<String>,
     /// `WorkingDirectory=` (absolute).
     pub working_dir: Option<String>,
-    /// `WatchdogSec=` in seconds; 0 disables the watchdog.
-    pub watchdog_sec: u64,
+    /// `WatchdogSec=`; zero disables the watchdog.
+    pub watchdog: std::time::Duration,
     /// `Restart=`.
     pub restart: Restart,
     /// `After=` units.
@@ -130,7 +143,7 @@ impl ServiceSpec {
             env: Vec::new(),
             env_files: Vec::new(),
             working_dir: None,
-            watchdog_sec: DEFAULT_WATCHDOG_SEC,
+            watchdog: DEFAULT_WATCHDOG,
             restart: Restart::OnFailure,
             after: Vec::new(),
             wants: Vec::new(),
@@ -313,8 +326,8 @@ impl ServiceSpec {
             // SIGKILL still reaches every process left.
             line_to(&mut u, "KillMode", "mixed");
         }
-        if self.watchdog_sec > 0 {
-            line_to(&mut u, "WatchdogSec", &self.watchdog_sec.to_string());
+        if !self.watchdog.is_zero() {
+            line_to(&mut u, "WatchdogSec", &systemd_timespan(self.watchdog));
         }
         if !self.user_manager {
             match &self.exec_user {
@@ -443,7 +456,7 @@ mod tests {
         s.env = vec![("GREETING".into(), "hello world $USER".into())];
         s.env_files = vec!["/etc/web.env".into()];
         s.working_dir = Some("/srv/www".into());
-        s.watchdog_sec = 0;
+        s.watchdog = std::time::Duration::ZERO;
         s.restart = Restart::Always;
         s.after = vec!["network-online.target".into()];
         s.wants = vec!["network-online.target".into()];
