@@ -494,3 +494,48 @@ fn init_script_on_a_real_root_starts_enables_and_uninstalls() {
     let st = md(&bx, "--name sysvd --backend pidfile status");
     assert_eq!(code(&st), 3, "{}", text(&st.stdout));
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn a_clean_stop_reads_as_stopped_in_status() {
+    let bx = TestBox::boot();
+    // The built-in workload (exits 0 on SIGTERM) and exec mode (ends the way its command
+    // ended: killed by the SIGTERM it forwarded).
+    md_ok(&bx, "--name cleanb install --systemd --now");
+    md_ok(
+        &bx,
+        "--name cleanx install --systemd --now -- /bin/sleep infinity",
+    );
+    for (name, exit) in [
+        ("cleanb", "exited cleanly (status 0)"),
+        ("cleanx", "exited cleanly after SIGTERM"),
+    ] {
+        let running = md_ok(&bx, &format!("--name {name} status -n 0"));
+        assert!(running.contains("Status: \""), "{running}");
+        md_ok(&bx, &format!("--name {name} stop"));
+        let out = md(&bx, &format!("--name {name} status -n 0"));
+        let human = text(&out.stdout);
+        eprintln!("{name} after stop:\n{human}");
+        assert_eq!(code(&out), 3, "{human}");
+        assert!(
+            human.contains("Active: inactive (dead) — stopped since"),
+            "{human}"
+        );
+        assert!(human.contains(&format!("Main exit: {exit}\n")), "{human}");
+        assert!(human.contains("Result: success\n"), "{human}");
+        assert!(!human.contains("stopping"), "stale STATUS= shown: {human}");
+        assert!(!human.contains("killed"), "{human}");
+        let (_, st) = status_json(&bx, name);
+        assert_eq!(st["main_exit"], exit, "{st}");
+        // systemd itself saw what the words say.
+        assert_eq!(
+            systemctl_prop(&bx, &format!("{name}.service"), "Result"),
+            "success"
+        );
+    }
+    assert_eq!(
+        systemctl_prop(&bx, "cleanx.service", "ExecMainCode"),
+        "2",
+        "exec mode ended by the signal, as its command did"
+    );
+}

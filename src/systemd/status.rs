@@ -119,7 +119,13 @@ impl UnitStatus {
             .unwrap_or(0);
         let code = i32_of(props, "ExecMainCode").unwrap_or(0);
         let status = i32_of(props, "ExecMainStatus").unwrap_or(0);
-        let main_exit = exit_in_words(code, status, &exec_start_path(props));
+        let result = string(props, "Result");
+        let main_exit = if result == "success" {
+            clean_exit_in_words(code, status)
+        } else {
+            None
+        }
+        .unwrap_or_else(|| exit_in_words(code, status, &exec_start_path(props)));
         UnitStatus {
             unit: unit.to_string(),
             description: string(props, "Description"),
@@ -134,7 +140,7 @@ impl UnitStatus {
             tasks: counter(u64_of(props, "TasksCurrent")),
             status_text: string(props, "StatusText"),
             n_restarts: u64_of(props, "NRestarts").unwrap_or(0) as u32,
-            result: string(props, "Result"),
+            result,
             watchdog_usec: counter(u64_of(props, "WatchdogUSec")).unwrap_or(0),
             fragment_path: string(props, "FragmentPath"),
             main_exit,
@@ -153,6 +159,11 @@ impl UnitStatus {
             self.active_state.as_str(),
             "active" | "reloading" | "refreshing"
         )
+    }
+
+    /// Stopped cleanly: inactive after a successful run (not merely never started).
+    pub fn stopped(&self) -> bool {
+        self.active_state == "inactive" && self.result == "success" && !self.main_exit.is_empty()
     }
 
     /// `status`'s LSB exit code: 0 running, 3 not running, 4 unknown unit.
@@ -197,6 +208,8 @@ impl UnitStatus {
         let mut active = format!("{} ({})", self.active_state, self.sub_state);
         if self.active_state == "failed" && !self.result.is_empty() {
             active.push_str(&format!(" — {}", result_in_words(&self.result)));
+        } else if self.stopped() {
+            active.push_str(" — stopped");
         }
         if let Some(since) = &self.since {
             let ago = now
@@ -210,8 +223,20 @@ impl UnitStatus {
         } else if !self.main_exit.is_empty() && !self.running() {
             line(&mut out, "Main exit", &self.main_exit);
         }
+        // systemd keeps the last STATUS= after the process is gone: while it runs it is
+        // the service's word; after a failure, its last word; after a clean stop, only
+        // what it said on the way out ("stopping (SIGTERM)"), which "stopped" replaces.
         if !self.status_text.is_empty() {
-            line(&mut out, "Status", &format!("\"{}\"", self.status_text));
+            if self.running() || matches!(self.active_state.as_str(), "activating" | "deactivating")
+            {
+                line(&mut out, "Status", &format!("\"{}\"", self.status_text));
+            } else if !self.stopped() {
+                line(
+                    &mut out,
+                    "Last status",
+                    &format!("\"{}\"", self.status_text),
+                );
+            }
         }
         if let Some(t) = self.tasks {
             line(&mut out, "Tasks", &t.to_string());
@@ -281,6 +306,20 @@ pub fn exit_in_words(code: i32, status: i32, path: &str) -> String {
             }
         }
         _ => String::new(),
+    }
+}
+
+/// A successful run's end in words (`Result=success`): exit status 0, or death by a
+/// signal systemd counts as clean (SIGHUP, SIGINT, SIGTERM, SIGPIPE: what `stop` sends,
+/// and a service that re-raises it to end "the same way" as its command).
+pub fn clean_exit_in_words(code: i32, status: i32) -> Option<String> {
+    use nix::sys::signal::Signal;
+    match (code, Signal::try_from(status)) {
+        (1, _) if status == 0 => Some("exited cleanly (status 0)".into()),
+        (2, Ok(sig @ (Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE))) => {
+            Some(format!("exited cleanly after {}", sig.as_str()))
+        }
+        _ => None,
     }
 }
 
@@ -457,6 +496,69 @@ mod tests {
             assert!(text.contains(want), "missing {want:?} in:\n{text}");
         }
         assert!(!text.contains("Tasks"), "{text}");
+    }
+
+    #[test]
+    fn a_clean_stop_reads_as_stopped() {
+        let p = props(&[
+            ("LoadState", s("loaded")),
+            ("ActiveState", s("inactive")),
+            ("SubState", s("dead")),
+            ("StatusText", s("stopping (SIGTERM)")),
+            ("Result", s("success")),
+            ("ExecMainCode", OwnedVariant::from(2i32)),
+            ("ExecMainStatus", OwnedVariant::from(15i32)),
+        ]);
+        let st = UnitStatus::from_properties("demo.service", &p);
+        assert_eq!(st.main_exit, "exited cleanly after SIGTERM");
+        assert!(st.stopped());
+        let text = st.render(UNIX_EPOCH);
+        assert!(
+            text.contains("Active: inactive (dead) — stopped\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Main exit: exited cleanly after SIGTERM\n"),
+            "{text}"
+        );
+        assert!(!text.contains("stopping"), "{text}");
+        assert!(!text.contains("killed"), "{text}");
+
+        // Exit status 0 is clean too.
+        assert_eq!(
+            clean_exit_in_words(1, 0).as_deref(),
+            Some("exited cleanly (status 0)")
+        );
+        // SIGKILL is never clean; a failed run keeps its words and its last status.
+        assert_eq!(clean_exit_in_words(2, 9), None);
+        let p = props(&[
+            ("LoadState", s("loaded")),
+            ("ActiveState", s("failed")),
+            ("SubState", s("failed")),
+            ("StatusText", s("cannot bind :80")),
+            ("Result", s("signal")),
+            ("ExecMainCode", OwnedVariant::from(2i32)),
+            ("ExecMainStatus", OwnedVariant::from(15i32)),
+        ]);
+        let st = UnitStatus::from_properties("demo.service", &p);
+        let text = st.render(UNIX_EPOCH);
+        assert!(!st.stopped());
+        assert!(
+            text.contains("Main exit: killed by signal SIGTERM\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("Last status: \"cannot bind :80\"\n"),
+            "{text}"
+        );
+        // Never started: no "stopped".
+        let st = UnitStatus {
+            load_state: "loaded".into(),
+            active_state: "inactive".into(),
+            sub_state: "dead".into(),
+            ..Default::default()
+        };
+        assert!(!st.render(UNIX_EPOCH).contains("stopped"));
     }
 
     #[test]
