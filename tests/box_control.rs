@@ -533,6 +533,39 @@ fn a_clean_stop_reads_as_stopped_in_status() {
             "success"
         );
     }
+    // status and logs print journal times in one format (ISO 8601, UTC).
+    let iso = |l: &str| {
+        let b = l.as_bytes();
+        l.len() > 25
+            && b[..24].iter().enumerate().all(|(i, c)| match i {
+                4 | 7 => *c == b'-',
+                10 => *c == b'T',
+                13 | 16 => *c == b':',
+                19 => *c == b'+',
+                _ => c.is_ascii_digit(),
+            })
+            && b[24] == b' '
+    };
+    let status = md(&bx, "--name cleanb status -n 3");
+    let status_lines: Vec<String> = text(&status.stdout)
+        .lines()
+        .skip_while(|l| !l.is_empty())
+        .skip(1)
+        .map(str::to_string)
+        .collect();
+    let logs = md_ok(&bx, "--name cleanb logs -n 3");
+    eprintln!("status:\n{}\nlogs:\n{logs}", status_lines.join("\n"));
+    assert_eq!(status_lines.len(), 3, "{}", text(&status.stdout));
+    assert_eq!(logs.lines().count(), 3, "{logs}");
+    for l in status_lines.iter().map(String::as_str).chain(logs.lines()) {
+        assert!(iso(l), "not YYYY-MM-DDTHH:MM:SS+0000: {l:?}");
+    }
+    assert_eq!(
+        status_lines,
+        logs.lines().collect::<Vec<_>>(),
+        "the same lines, the same way"
+    );
+
     assert_eq!(
         systemctl_prop(&bx, "cleanx.service", "ExecMainCode"),
         "2",

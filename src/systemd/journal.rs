@@ -14,16 +14,24 @@ pub fn unit_args(scope: Scope, unit: &str) -> Vec<String> {
     }
 }
 
+/// How `status` and `logs` print journal lines: ISO 8601 times in UTC
+/// (`2026-12-01T09:29:07+0000 NAME[PID]: text`), as the PID-file backend's log does.
+pub const FORMAT: [&str; 3] = ["-o", "short-iso", "--utc"];
+
 /// The last `n` journal lines of `unit`, message text only when `bare`, else with time and
-/// process (`-o short-iso`). Empty when there are none or the journal cannot be read.
+/// process ([`FORMAT`]). Empty when there are none or the journal cannot be read.
 pub fn last_lines(scope: Scope, unit: &str, n: usize, bare: bool) -> Vec<String> {
     if n == 0 {
         return Vec::new();
     }
     let out = Command::new("journalctl")
         .args(unit_args(scope, unit))
-        .args(["-n", &n.to_string(), "--no-pager", "-q", "-o"])
-        .arg(if bare { "cat" } else { "short-iso" })
+        .args(["-n", &n.to_string(), "--no-pager", "-q"])
+        .args(if bare {
+            &["-o", "cat"][..]
+        } else {
+            &FORMAT[..]
+        })
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output();
@@ -46,7 +54,8 @@ pub fn show(
 ) -> Result<u8, Error> {
     let mut cmd = Command::new("journalctl");
     cmd.args(unit_args(scope, unit))
-        .args(["-n", &lines.to_string(), "--no-pager"]);
+        .args(["-n", &lines.to_string(), "--no-pager"])
+        .args(FORMAT);
     if follow {
         cmd.arg("--follow");
     }
