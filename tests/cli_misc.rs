@@ -180,3 +180,92 @@ fn printing_verbs_end_quietly_when_the_reader_is_gone() {
         assert_ne!(status.code(), Some(101), "{verb:?} panicked: {err}");
     }
 }
+
+/// Options whose absence has no default to show: they add something when given.
+const NO_DEFAULT: &[&str] = &[
+    "--health",   // no health probe
+    "--since",    // every line
+    "--env",      // repeatable, nothing by default
+    "--env-file", // repeatable
+    "--after",    // repeatable
+    "--wants",    // repeatable
+    "--root",     // this system rather than an image tree
+    "--out-dir",  // prints instead of writing files
+];
+
+#[test]
+fn help_lists_the_verbs_options_first_then_global_ones_and_every_default() {
+    let verbs = [
+        "run",
+        "install",
+        "uninstall",
+        "unit",
+        "start",
+        "stop",
+        "restart",
+        "reload",
+        "status",
+        "enable",
+        "disable",
+        "logs",
+        "info",
+        "man",
+    ];
+    for verb in verbs {
+        let out = mydaemon(&[verb, "--help"]);
+        assert!(out.status.success(), "{verb} --help failed");
+        let text = String::from_utf8(out.stdout).unwrap();
+        let headings: Vec<&str> = text
+            .lines()
+            .filter(|l| !l.starts_with(' ') && l.ends_with(':'))
+            .collect();
+        assert_eq!(
+            headings.last(),
+            Some(&"Global options:"),
+            "{verb}: global options come last:\n{text}"
+        );
+        let global = text.find("\nGlobal options:\n").unwrap();
+        for g in [
+            "\n      --name <NAME>",
+            "\n      --user\n",
+            "\n  -q, --quiet",
+            "\n  -v, --verbose",
+            "\n      --backend",
+        ] {
+            let at = text.find(g).unwrap_or_else(|| panic!("{verb}: no {g}"));
+            assert!(
+                at > global,
+                "{verb}: {g} is not under Global options:\n{text}"
+            );
+        }
+        // Each option block: its first line starts with spaces then `-`; the block runs to
+        // the next one. An option that takes a value shows its default.
+        let mut blocks: Vec<String> = Vec::new();
+        for l in text.lines() {
+            let t = l.trim_start();
+            let option = t.starts_with("--")
+                || (t.starts_with('-') && t.chars().nth(1).is_some_and(char::is_alphabetic));
+            if option && l.len() - t.len() >= 2 {
+                blocks.push(String::new());
+            }
+            if let Some(b) = blocks.last_mut() {
+                b.push_str(t);
+                b.push(' ');
+            }
+        }
+        for b in &blocks {
+            let flag = b
+                .split([' ', ','])
+                .find(|w| w.starts_with("--"))
+                .unwrap_or("");
+            let takes_value = b.split(' ').any(|w| w.starts_with('<'));
+            if !takes_value || NO_DEFAULT.contains(&flag) {
+                continue;
+            }
+            assert!(
+                b.contains("[default:"),
+                "{verb}: {flag} shows no default: {b}"
+            );
+        }
+    }
+}

@@ -26,8 +26,8 @@ pub mod unit;
 #[derive(Parser, Debug)]
 #[command(name = "mydaemon", version, about, long_about = None, propagate_version = true)]
 pub struct Cli {
-    /// Options every verb takes.
-    #[command(flatten)]
+    /// Options every verb takes (listed after the verb's own).
+    #[command(flatten, next_help_heading = "Global options")]
     pub global: Global,
     /// The verb.
     #[command(subcommand)]

@@ -33,7 +33,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "HOW", requires = "command")]
     pub ready: Option<Readiness>,
 
-    /// Exec mode: stop the command and exit 1 if it is not ready within this time.
+    /// Exec mode: stop the command and exit 1 if it is not ready within this time
+    /// [default: 90s].
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "command")]
     pub ready_timeout: Option<Duration>,
 

@@ -14,13 +14,14 @@ use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAU
 /// Unit settings, shared by `unit` and `install`.
 #[derive(clap::Args, Debug, Clone, Default)]
 pub struct UnitOptions {
-    /// Description= of the unit (one line).
+    /// Description= of the unit (one line) [default: "NAME (mydaemon built-in
+    /// workload)", or "NAME (CMD under mydaemon)"].
     #[arg(long, value_name = "TEXT")]
     pub description: Option<String>,
-    /// Run the service as this user (default: a dynamic user, DynamicUser=yes).
+    /// Run the service as this user [default: a dynamic user, DynamicUser=yes].
     #[arg(long, value_name = "USER")]
     pub exec_user: Option<String>,
-    /// Run the service with this group.
+    /// Run the service with this group [default: the user's primary group].
     #[arg(long, value_name = "GROUP")]
     pub exec_group: Option<String>,
     /// Set an environment variable for the service (repeatable).
@@ -29,7 +30,7 @@ pub struct UnitOptions {
     /// Read environment variables from this file when the service starts (repeatable).
     #[arg(long = "env-file", value_name = "PATH")]
     pub env_file: Vec<String>,
-    /// Working directory of the service.
+    /// Working directory of the service [default: /, as systemd has it].
     #[arg(long, value_name = "DIR")]
     pub working_dir: Option<String>,
     /// Watchdog timeout, a duration (30s, 500ms, 1m; a bare number is seconds); 0
