@@ -608,3 +608,68 @@ fn notify_relay_works_inside_the_strict_sandbox() {
     bx.sh_ok("systemctl stop sx");
     assert_eq!(prop(&bx, "sx", "Result"), "success");
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn exec_mode_journal_lines_carry_the_commands_name_and_mydaemons_own() {
+    let bx = TestBox::boot();
+    bx.write_file(
+        "/usr/local/bin/greet",
+        b"#!/bin/sh\necho \"GET / HTTP/1.1\\\" 200\"\necho 'warning: on stderr' >&2\nexec sleep infinity\n",
+    );
+    bx.sh_ok("chmod +x /usr/local/bin/greet");
+    bx.sh_ok(&format!(
+        "{BIN} --name web install --systemd --now -- /usr/local/bin/greet"
+    ));
+    let journal = await_journal(&bx, "web.service", &["GET / HTTP/1.1", "on stderr"]);
+    let main_pid = prop(&bx, "web", "MainPID");
+    let child_pid = bx
+        .sh_ok(&format!("cat /proc/{main_pid}/task/{main_pid}/children"))
+        .trim()
+        .to_string();
+    let short = bx.sh_ok("journalctl --no-pager -q -o short -u web.service");
+    eprintln!("journalctl -u web:\n{short}");
+    let entries = journal_json(&bx, "web.service");
+    let entry = |text: &str| {
+        entries
+            .iter()
+            .find(|e| e["MESSAGE"].as_str().is_some_and(|m| m.contains(text)))
+            .unwrap_or_else(|| panic!("no entry with {text:?} in:\n{journal}"))
+            .clone()
+    };
+    // The command's output: its own name and PID, as if systemd had started it.
+    for text in ["GET / HTTP/1.1", "warning: on stderr"] {
+        let e = entry(text);
+        assert_eq!(e["SYSLOG_IDENTIFIER"], "greet", "{e}");
+        assert_eq!(e["_PID"].as_str(), Some(child_pid.as_str()), "{e}");
+        assert_eq!(e["_TRANSPORT"], "stdout", "{e}");
+        assert_eq!(e["_SYSTEMD_UNIT"], "web.service", "{e}");
+    }
+    // mydaemon's own lines: marked as mydaemon's, with the main PID.
+    let started = entries
+        .iter()
+        .find(|e| e["MYDAEMON_EVENT"] == "ready" || e["MYDAEMON_EVENT"] == "started")
+        .unwrap_or_else(|| panic!("no start entry of mydaemon in:\n{journal}"));
+    assert_eq!(started["SYSLOG_IDENTIFIER"], "mydaemon", "{started}");
+    assert_eq!(
+        started["_PID"].as_str(),
+        Some(main_pid.as_str()),
+        "{started}"
+    );
+    assert!(
+        short
+            .lines()
+            .any(|l| l.contains(&format!(" greet[{child_pid}]: GET / HTTP/1.1"))),
+        "{short}"
+    );
+    assert!(
+        short
+            .lines()
+            .any(|l| l.contains(&format!(" mydaemon[{main_pid}]: "))),
+        "{short}"
+    );
+    assert!(
+        !short.contains(" web["),
+        "nothing tagged with the service's name: {short}"
+    );
+}

@@ -136,7 +136,18 @@ impl RunArgs {
 /// Runs the service until it is told to stop.
 pub fn exec(g: &Global, a: &RunArgs) -> Result<u8> {
     a.check()?;
-    crate::daemon::log::init(&g.name, crate::daemon::log::level(g.quiet, g.verbose));
+    // In exec mode the command's output carries its own name in the journal and
+    // mydaemon's own lines say they are mydaemon's; the built-in workload is the service.
+    let identifier = if a.command.is_empty() {
+        g.name.as_str()
+    } else {
+        "mydaemon"
+    };
+    crate::daemon::log::init_with_identifier(
+        &g.name,
+        identifier,
+        crate::daemon::log::level(g.quiet, g.verbose),
+    );
     let runner = Runner::new(&g.name);
     let result = match a.exec_options(crate::notify::watchdog_interval()) {
         Some(opts) => runner.run(&mut ExecService::new(opts)),

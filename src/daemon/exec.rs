@@ -145,6 +145,33 @@ impl ExecService {
                 c.env("WATCHDOG_USEC", OsString::from(w.as_micros().to_string()));
             }
         }
+        // Under systemd, the command's output goes to a journal stream of its own,
+        // tagged with its name rather than mydaemon's (see `journal_stream`).
+        let journal = super::journal_stream::connected();
+        if journal.stdout || journal.stderr {
+            let id = super::journal_stream::identifier_of(self.program());
+            match super::journal_stream::open(
+                std::path::Path::new(super::journal_stream::STDOUT_SOCKET),
+                &id,
+            ) {
+                Ok(stream) => {
+                    if journal.stdout {
+                        match stream.try_clone() {
+                            Ok(s) => {
+                                c.stdout(std::os::fd::OwnedFd::from(s));
+                            }
+                            Err(e) => log::debug!("cannot share the journal stream: {e}"),
+                        }
+                    }
+                    if journal.stderr {
+                        c.stderr(std::os::fd::OwnedFd::from(stream));
+                    }
+                }
+                Err(e) => {
+                    log::debug!("no journal stream of its own for {id} ({e}): it shares mydaemon's")
+                }
+            }
+        }
         // If mydaemon dies without a chance to stop the command (SIGKILL), the command
         // gets SIGTERM rather than living on unsupervised.
         super::signals::prepare_child(&mut c, Some(Signal::SIGTERM));

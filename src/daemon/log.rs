@@ -45,10 +45,20 @@ pub fn level(quiet: bool, verbose: u8) -> LevelFilter {
 /// the journal, stderr lines otherwise. Returns the sink chosen. If a logger is already
 /// installed (a library user set up their own), it is kept and only the level is set.
 pub fn init(name: &str, level: LevelFilter) -> Sink {
+    init_with_identifier(name, name, level)
+}
+
+/// [`init`], with `identifier` as `SYSLOG_IDENTIFIER` in the journal (exec mode marks
+/// its own lines `mydaemon`: the service's name would pass them off as the command's).
+/// Lines on stderr keep `name`.
+pub fn init_with_identifier(name: &str, identifier: &str, level: LevelFilter) -> Sink {
     let sink = if systemd_journal_logger::connected_to_journal() {
         match systemd_journal_logger::JournalLog::new() {
             Ok(j) => {
-                if j.with_syslog_identifier(name.to_owned()).install().is_ok() {
+                if j.with_syslog_identifier(identifier.to_owned())
+                    .install()
+                    .is_ok()
+                {
                     log::set_max_level(level);
                 }
                 return Sink::Journal;

@@ -48,6 +48,7 @@
 
 pub mod builtin;
 pub mod exec;
+pub mod journal_stream;
 pub mod log;
 pub mod probe;
 pub mod relay;
