@@ -673,3 +673,48 @@ fn exec_mode_journal_lines_carry_the_commands_name_and_mydaemons_own() {
         "nothing tagged with the service's name: {short}"
     );
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn install_now_returns_before_a_server_listens_unless_ready_is_tcp() {
+    let bx = TestBox::boot();
+    // A server that listens on --port once the file --gate names exists (or at once
+    // without --gate), after a start-up pause of its own.
+    bx.write_file(
+        "/usr/local/bin/my-server",
+        b"#!/usr/bin/python3\nimport os, socket, sys, time\nargs = dict(zip(sys.argv[1::2], sys.argv[2::2]))\ngate = args.get('--gate')\nwhile gate and not os.path.exists(gate):\n    time.sleep(0.05)\ntime.sleep(0.3)\ns = socket.socket()\ns.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\ns.bind(('127.0.0.1', int(args['--port'])))\ns.listen()\nwhile True:\n    c = s.accept()[0]\n    c.sendall(b'hello\\n')\n    c.close()\n",
+    );
+    bx.sh_ok("chmod +x /usr/local/bin/my-server");
+    let connect = |port: u16| {
+        bx.sh(&format!(
+            "python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', {port}), 5); \
+             print(s.makefile().readline(), end='')\""
+        ))
+    };
+    // Default --ready immediate: install --now returns while the server cannot listen yet
+    // (it waits for its gate), so a client right after it is refused.
+    bx.sh_ok(&format!(
+        "{BIN} --name imm install --systemd --now -- /usr/local/bin/my-server --port 8131 --gate /run/imm-go"
+    ));
+    assert_eq!(prop(&bx, "imm", "ActiveState"), "active");
+    let out = connect(8131);
+    assert!(
+        !out.status.success()
+            && String::from_utf8_lossy(&out.stderr).contains("ConnectionRefusedError"),
+        "immediate: the server cannot listen before its gate: {out:?}"
+    );
+    // ... and the same client works once the server listens (the refusal was real).
+    bx.sh_ok("touch /run/imm-go");
+    bx.wait_for("imm listening on 8131", Duration::from_secs(20), |_| {
+        connect(8131).status.success()
+    });
+
+    // The README's example: --ready tcp: returns once a connect succeeds, so the very
+    // next client is served.
+    bx.sh_ok(&format!(
+        "{BIN} --name web install --systemd --now --ready tcp:127.0.0.1:8132 -- /usr/local/bin/my-server --port 8132"
+    ));
+    let out = connect(8132);
+    assert!(out.status.success(), "tcp: ready means listening: {out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "hello\n");
+}

@@ -25,11 +25,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "PATH")]
     pub config: Option<PathBuf>,
 
-    /// Exec mode: when the command counts as ready: immediate, tcp:HOST:PORT,
-    /// unix:PATH, file:PATH, exec:CMD (exits 0), or notify (it sends READY=1 to the
-    /// $NOTIFY_SOCKET it is given; its STATUS/WATCHDOG/... are relayed). In tcp:, an IP
-    /// address such as 127.0.0.1 is best: a host name is looked up at every check, and
-    /// mydaemon waits for DNS [default: immediate].
+    /// Exec mode: when the command counts as ready (and `start`, `install --now`
+    /// return): immediate (as soon as it is started: before a server listens),
+    /// tcp:HOST:PORT (a connect succeeds: use this for a server), unix:PATH, file:PATH,
+    /// exec:CMD (exits 0), or notify (it sends READY=1 to the $NOTIFY_SOCKET it is given;
+    /// its STATUS/WATCHDOG/... are relayed). In tcp:, an IP address such as 127.0.0.1 is
+    /// best: a host name is looked up at every check, and mydaemon waits for DNS
+    /// [default: immediate].
     #[arg(long, value_name = "HOW", requires = "command")]
     pub ready: Option<Readiness>,
 
