@@ -572,3 +572,110 @@ fn a_clean_stop_reads_as_stopped_in_status() {
         "exec mode ended by the signal, as its command did"
     );
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn uninstall_keeps_the_state_unless_purge_has_systemd_clean_it() {
+    let bx = TestBox::boot();
+    let exists = |path: &str| {
+        bx.sh(&format!("test -e {path} || test -L {path}"))
+            .status
+            .success()
+    };
+    // The built-in workload keeps state.json in its StateDirectory= (DynamicUser=yes:
+    // /var/lib/private/NAME, and /var/lib/NAME a link to it).
+    for name in ["keep", "purge"] {
+        md_ok(&bx, &format!("--name {name} install --systemd --now"));
+        md_ok(&bx, &format!("--name {name} reload"));
+        bx.wait_for(
+            &format!("/var/lib/private/{name}/state.json"),
+            std::time::Duration::from_secs(20),
+            |_| exists(&format!("/var/lib/private/{name}/state.json")),
+        );
+        assert_eq!(
+            bx.sh_ok(&format!("readlink /var/lib/{name}")).trim(),
+            format!("private/{name}")
+        );
+    }
+    // Plain uninstall: the unit goes, the state stays (as with systemctl disable and rm).
+    let out = md_ok(&bx, "--name keep uninstall");
+    assert!(!out.contains("directories"), "{out}");
+    assert_eq!(
+        systemctl_prop(&bx, "keep.service", "LoadState"),
+        "not-found"
+    );
+    assert!(exists("/var/lib/private/keep/state.json"));
+    assert!(exists("/var/lib/keep"));
+
+    // --purge: systemd's CleanUnit removes both, and uninstall returns when it is done.
+    let out = md_ok(&bx, "--name purge uninstall --purge");
+    eprintln!("uninstall --purge:\n{out}");
+    assert!(
+        out.contains("removed the state, cache, logs and runtime directories of purge.service"),
+        "{out}"
+    );
+    assert!(!exists("/var/lib/private/purge"), "state left");
+    assert!(!exists("/var/lib/purge"), "link left");
+    assert_eq!(
+        systemctl_prop(&bx, "purge.service", "LoadState"),
+        "not-found"
+    );
+    // The other service's state was not touched.
+    assert!(exists("/var/lib/private/keep/state.json"));
+    // The same through the system bus: the kept state goes once the unit is back.
+    md_ok(&bx, "--name keep install --systemd");
+    let out = bx.sh_ok(&format!(
+        "MYDAEMON_SYSTEMD_ROUTE=bus {BIN} -vv --name keep uninstall --purge 2>&1"
+    ));
+    assert!(out.contains("through the system bus"), "{out}");
+    assert!(out.contains("CleanResult=success"), "{out}");
+    assert!(!exists("/var/lib/private/keep"), "{out}");
+    assert!(!exists("/var/lib/keep"), "{out}");
+
+    // A unit that names no directory: nothing to clean, and uninstall still succeeds.
+    bx.write_file(
+        "/etc/systemd/system/bare.service",
+        b"[Service]\nExecStart=/bin/sleep infinity\n",
+    );
+    bx.sh_ok("systemctl daemon-reload && systemctl start bare");
+    // (Through the system bus this time: Subscribe, and a match naming systemd.)
+    let out = bx.sh_ok(&format!(
+        "MYDAEMON_SYSTEMD_ROUTE=bus {BIN} --name bare uninstall --force --purge"
+    ));
+    assert!(
+        out.contains("bare.service has no directories to remove"),
+        "{out}"
+    );
+    assert_eq!(
+        systemctl_prop(&bx, "bare.service", "LoadState"),
+        "not-found"
+    );
+
+    // --purge with --root is refused (it needs the running systemd).
+    let out = md(&bx, "--name x uninstall --root /tmp --purge");
+    assert_eq!(code(&out), 2, "{}", text(&out.stderr));
+}
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn sysv_uninstall_purge_removes_the_log() {
+    let bx = TestBox::boot();
+    md_ok(
+        &bx,
+        "--name sysvp --backend pidfile install --sysv --now -- /bin/sleep infinity",
+    );
+    assert!(bx.sh("test -s /var/log/sysvp/sysvp.log").status.success());
+    assert!(bx.sh("test -d /run/sysvp").status.success());
+    let out = md_ok(
+        &bx,
+        "--name sysvp --backend pidfile uninstall --sysv --purge",
+    );
+    eprintln!("uninstall --sysv --purge:\n{out}");
+    assert!(out.contains("removed /var/log/sysvp/sysvp.log"), "{out}");
+    assert_eq!(
+        bx.sh_ok("ls -d /var/log/sysvp /run/sysvp /etc/init.d/sysvp 2>/dev/null; true")
+            .trim(),
+        "",
+        "{out}"
+    );
+}

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 use crate::cli::install::{manager_running, privilege_hint, scope, wants_systemd};
 use crate::cli::Global;
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::install::{self, Scope};
 
 /// Options of `uninstall`.
@@ -27,12 +27,18 @@ pub struct Args {
     /// Remove the unit even if mydaemon did not generate it.
     #[arg(long)]
     pub force: bool,
+    /// Also remove what the service left: under systemd its state, cache, logs and
+    /// runtime directories (/var/lib/NAME, with DynamicUser= /var/lib/private/NAME too),
+    /// removed by systemd itself (`systemctl clean`); with --sysv its log file and the
+    /// PID file's directory. Configuration is kept.
+    #[arg(long, conflicts_with = "root")]
+    pub purge: bool,
 }
 
 /// Uninstalls the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     if a.sysv || !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
-        return crate::fallback::sysv::uninstall(g, a.root.as_deref(), a.force);
+        return crate::fallback::sysv::uninstall(g, a.root.as_deref(), a.force, a.purge);
     }
     let scope = scope(g, a.root.as_deref())?;
     let dir = install::unit_dir(&scope)?;
@@ -46,9 +52,29 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     let removable = std::fs::read(dir.join(&unit_name))
         .map(|c| a.force || install::is_generated(&c))
         .unwrap_or(false);
+    if a.purge && !live {
+        return Err(Error::not_running(format!(
+            "--purge asks the running systemd to remove the directories of {unit_name}, \
+             and systemd is not running here; nothing was removed"
+        )));
+    }
     let systemd = if live && removable {
         let sd = crate::systemd::connect(crate::systemd::scope(g.user))?;
         crate::systemd::uninstall_stop_disable(&sd, &unit_name, g.quiet)?;
+        if a.purge {
+            // While the unit is still loaded: systemd knows its directories.
+            let cleaned = crate::systemd::clean::clean(&sd, &unit_name)?;
+            if !g.quiet {
+                match cleaned {
+                    crate::systemd::clean::Cleaned::Removed => println!(
+                        "removed the state, cache, logs and runtime directories of {unit_name}"
+                    ),
+                    crate::systemd::clean::Cleaned::Nothing => {
+                        println!("{unit_name} has no directories to remove")
+                    }
+                }
+            }
+        }
         Some(sd)
     } else {
         None

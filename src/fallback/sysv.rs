@@ -477,7 +477,7 @@ pub fn disable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
 
 /// `uninstall --sysv`: stops the service (on this system), removes the script and
 /// its `rc?.d` links.
-pub fn uninstall(g: &Global, root: Option<&Path>, force: bool) -> Result<u8> {
+pub fn uninstall(g: &Global, root: Option<&Path>, force: bool, purge: bool) -> Result<u8> {
     let dir = init_dir(root);
     let path = dir.join(super::paths::file_name(&g.name)?);
     let content = match std::fs::read(&path) {
@@ -518,7 +518,35 @@ pub fn uninstall(g: &Global, root: Option<&Path>, force: bool) -> Result<u8> {
     if !g.quiet {
         println!("removed {}", path.display());
     }
+    if purge {
+        purge_files(g)?;
+    }
     Ok(0)
+}
+
+/// `uninstall --sysv --purge`: once the service is stopped, its log file (and the log
+/// directory, when nothing else is in it) and the PID file's directory, if empty, at
+/// their default places. Nothing is followed through a symlink: `unlink` and `rmdir`
+/// act on the link itself.
+fn purge_files(g: &Global) -> Result<()> {
+    let paths = super::paths::Paths::resolve(&g.name, &super::paths::PathArgs::default())?;
+    let gone = |r: std::io::Result<()>, what: &Path| match r {
+        Ok(()) => {
+            if !g.quiet {
+                println!("removed {}", what.display());
+            }
+            Ok(())
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    };
+    gone(std::fs::remove_file(&paths.log_file), &paths.log_file)
+        .map_err(|e| Error::io("remove", paths.log_file.display(), e))?;
+    for dir in [paths.log_dir.as_path(), paths.pid_dir()] {
+        // Kept when something else is in it (rmdir refuses): not ours to remove.
+        let _ = gone(std::fs::remove_dir(dir), dir);
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The `org.freedesktop.systemd1.Manager` calls mydaemon makes, and unit properties.
 //!
-//! **Hand-written `#[proxy]` trait rather than the `zbus_systemd` crate.** We call nine
+//! **Hand-written `#[proxy]` trait rather than the `zbus_systemd` crate.** We call ten
 //! Manager methods and read one set of unit properties; `zbus_systemd`'s `systemd1` module
 //! is about 10 000 generated lines (every interface of every unit type) to compile on every
 //! clean build, and its unit and service proxies read properties one call each (or fill a
@@ -57,6 +57,9 @@ pub trait Manager {
     ) -> zbus::Result<Vec<UnitFileChange>>;
     /// Forget a failed state.
     fn reset_failed_unit(&self, name: &str) -> zbus::Result<()>;
+    /// Remove the unit's directories of the given kinds (runtime, state, cache, logs,
+    /// configuration, all); returns once the clean-up has started.
+    fn clean_unit(&self, name: &str, mask: &[&str]) -> zbus::Result<()>;
 }
 
 /// A Manager proxy without a property cache (we read no Manager property), so building it

@@ -7,9 +7,11 @@
 //! - [`manager`]: the Manager calls (hand-written `#[proxy]`; why, see there);
 //! - [`job`]: start/stop/restart/reload, waiting race-free for `JobRemoved`;
 //! - [`status`]: a unit's state from one `GetAll`, exit statuses in words;
+//! - [`clean`]: `uninstall --purge`, systemd's `CleanUnit`, waited for;
 //! - [`journal`]: the unit's journal lines (through `journalctl`);
 //! - [`errors`]: D-Bus errors in words, with LSB exit codes.
 
+pub mod clean;
 pub mod connection;
 pub mod errors;
 pub mod job;
