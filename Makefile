@@ -53,9 +53,12 @@ uninstall:
 	rm -f $(MANDIR)/mydaemon.1 $(MANDIR)/mydaemon-*.1
 
 ## run: build, start the daemon the way this machine allows, show its status.
+## Under systemd the binary is copied to $(PREFIX)/bin first: the service's dynamic user
+## cannot reach one in a clone under /root or /home.
 run: build
 	@if [ -d /run/systemd/system ]; then \
-	  $(BIN) install --systemd --now && $(BIN) status; \
+	  install -Dm755 $(BIN) $(BINDIR)/mydaemon && \
+	  $(BINDIR)/mydaemon install --systemd --now && $(BINDIR)/mydaemon status; \
 	else \
 	  echo "systemd is not running here: using the PID-file backend"; \
 	  $(BIN) start && $(BIN) status; \

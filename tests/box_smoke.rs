@@ -327,3 +327,37 @@ fn boot_reaps_cgroups_and_temp_dirs_left_by_dead_test_processes() {
     assert!(!stale.exists(), "{} was removed", stale.display());
     assert!(!stale_dir.exists(), "{} was removed", stale_dir.display());
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn make_run_starts_the_daemon_under_systemd_from_a_clone_in_root() {
+    let bx = TestBox::boot();
+    // A fresh clone as root lands in /root (mode 0700): its target/release/mydaemon is
+    // out of reach of the service's dynamic user. CARGO=true: the binary under test
+    // stands in for the release build.
+    let makefile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Makefile");
+    bx.sh_ok(&format!(
+        "set -e; mkdir -p /root/mydaemon/target/release; chmod 700 /root; \
+         cp {} /root/mydaemon/Makefile; cp {BIN} /root/mydaemon/target/release/mydaemon",
+        makefile.display()
+    ));
+    let out = bx.sh("cd /root/mydaemon && make run CARGO=true 2>&1");
+    let text = String::from_utf8_lossy(&out.stdout);
+    eprintln!("make run:\n{text}");
+    assert!(out.status.success(), "make run failed:\n{text}");
+    assert!(text.contains("● mydaemon.service"), "{text}");
+    assert!(text.contains("active (running)"), "{text}");
+    assert_eq!(
+        bx.sh_ok("systemctl is-active mydaemon.service").trim(),
+        "active"
+    );
+    let exec = bx.sh_ok("systemctl show -p ExecStart --value mydaemon.service");
+    assert!(exec.contains("path=/usr/local/bin/mydaemon ;"), "{exec}");
+    // Again: nothing to change, still running.
+    let out = bx.sh("cd /root/mydaemon && make run CARGO=true 2>&1");
+    assert!(
+        out.status.success(),
+        "second make run:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+}
