@@ -533,38 +533,66 @@ fn a_clean_stop_reads_as_stopped_in_status() {
             "success"
         );
     }
-    // status and logs print journal times in one format (ISO 8601, UTC).
-    let iso = |l: &str| {
+    // status and logs print log lines one way, under systemd and without it:
+    // `2026-12-01T09:29:07.123Z IDENT[PID]: message`.
+    let log_line = |l: &str| {
         let b = l.as_bytes();
+        let ident_pid = l
+            .get(25..)
+            .and_then(|r| r.split_once("]: "))
+            .map(|(h, _)| h);
         l.len() > 25
             && b[..24].iter().enumerate().all(|(i, c)| match i {
                 4 | 7 => *c == b'-',
                 10 => *c == b'T',
                 13 | 16 => *c == b':',
-                19 => *c == b'+',
+                19 => *c == b'.',
+                23 => *c == b'Z',
                 _ => c.is_ascii_digit(),
             })
             && b[24] == b' '
+            && ident_pid.is_some_and(|h| {
+                h.split_once('[').is_some_and(|(ident, pid)| {
+                    !ident.is_empty() && !pid.is_empty() && pid.bytes().all(|c| c.is_ascii_digit())
+                })
+            })
     };
-    let status = md(&bx, "--name cleanb status -n 3");
-    let status_lines: Vec<String> = text(&status.stdout)
-        .lines()
-        .skip_while(|l| !l.is_empty())
-        .skip(1)
-        .map(str::to_string)
-        .collect();
-    let logs = md_ok(&bx, "--name cleanb logs -n 3");
-    eprintln!("status:\n{}\nlogs:\n{logs}", status_lines.join("\n"));
-    assert_eq!(status_lines.len(), 3, "{}", text(&status.stdout));
-    assert_eq!(logs.lines().count(), 3, "{logs}");
-    for l in status_lines.iter().map(String::as_str).chain(logs.lines()) {
-        assert!(iso(l), "not YYYY-MM-DDTHH:MM:SS+0000: {l:?}");
+    let tail_of = |out: &Output| -> Vec<String> {
+        text(&out.stdout)
+            .lines()
+            .skip_while(|l| !l.is_empty())
+            .skip(1)
+            .map(str::to_string)
+            .collect()
+    };
+    // A PID-file service next to the systemd one.
+    md_ok(&bx, "--name pf --backend pidfile start");
+    for (name, backend) in [("cleanb", "systemd"), ("pf", "pidfile")] {
+        let status = md(
+            &bx,
+            &format!("--name {name} --backend {backend} status -n 3"),
+        );
+        let status_lines = tail_of(&status);
+        let logs = md_ok(&bx, &format!("--name {name} --backend {backend} logs -n 3"));
+        eprintln!(
+            "{backend} status:\n{}\n{backend} logs:\n{logs}",
+            status_lines.join("\n")
+        );
+        assert_eq!(status_lines.len(), 3, "{}", text(&status.stdout));
+        assert_eq!(logs.lines().count(), 3, "{logs}");
+        for l in status_lines.iter().map(String::as_str).chain(logs.lines()) {
+            assert!(
+                log_line(l),
+                "{backend}: not YYYY-MM-DDTHH:MM:SS.mmmZ IDENT[PID]: {l:?}"
+            );
+        }
+        assert_eq!(
+            status_lines,
+            logs.lines().collect::<Vec<_>>(),
+            "{backend}: the same lines, the same way"
+        );
     }
-    assert_eq!(
-        status_lines,
-        logs.lines().collect::<Vec<_>>(),
-        "the same lines, the same way"
-    );
+    md_ok(&bx, "--name pf --backend pidfile stop");
 
     assert_eq!(
         systemctl_prop(&bx, "cleanx.service", "ExecMainCode"),

@@ -1,7 +1,9 @@
 //! Reading a unit's journal through `journalctl` (reading the journal files ourselves would
 //! mean reimplementing their format; the issue allows the subprocess).
 
+use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
+use std::time::{Duration, UNIX_EPOCH};
 
 use super::connection::Scope;
 use crate::error::Error;
@@ -14,31 +16,59 @@ pub fn unit_args(scope: Scope, unit: &str) -> Vec<String> {
     }
 }
 
-/// How `status` and `logs` print journal lines: ISO 8601 times in UTC
-/// (`2026-12-01T09:29:07+0000 NAME[PID]: text`), as the PID-file backend's log does.
-pub const FORMAT: [&str; 3] = ["-o", "short-iso", "--utc"];
+/// How `status` and `logs` print a journal entry: the PID-file backend's log line,
+/// `2026-12-01T09:29:07.123Z IDENT[PID]: message` (UTC, milliseconds), so both backends
+/// show times one way. Read from `journalctl -o json`: `__REALTIME_TIMESTAMP`,
+/// `SYSLOG_IDENTIFIER` (else `_COMM`), `_PID` (else `SYSLOG_PID`), `MESSAGE` (a string,
+/// or an array of bytes when it is not UTF-8). `None` for a line that is no entry.
+pub fn format_entry(json: &str) -> Option<String> {
+    let v: serde_json::Value = serde_json::from_str(json).ok()?;
+    let field = |k: &str| v.get(k).and_then(|x| x.as_str());
+    let usec: u64 = field("__REALTIME_TIMESTAMP")?.parse().ok()?;
+    let message = match v.get("MESSAGE")? {
+        serde_json::Value::String(m) => m.clone(),
+        serde_json::Value::Array(bytes) => {
+            let b: Vec<u8> = bytes
+                .iter()
+                .filter_map(|x| x.as_u64().and_then(|n| u8::try_from(n).ok()))
+                .collect();
+            String::from_utf8_lossy(&b).into_owned()
+        }
+        _ => return None,
+    };
+    let ident = field("SYSLOG_IDENTIFIER")
+        .or_else(|| field("_COMM"))
+        .unwrap_or("?");
+    let time = crate::time::rfc3339(UNIX_EPOCH + Duration::from_micros(usec));
+    Some(match field("_PID").or_else(|| field("SYSLOG_PID")) {
+        Some(pid) => format!("{time} {ident}[{pid}]: {message}"),
+        None => format!("{time} {ident}: {message}"),
+    })
+}
 
-/// The last `n` journal lines of `unit`, message text only when `bare`, else with time and
-/// process ([`FORMAT`]). Empty when there are none or the journal cannot be read.
+/// The last `n` journal lines of `unit`, message text only when `bare`, else as
+/// [`format_entry`] prints them. Empty when there are none or the journal cannot be read.
 pub fn last_lines(scope: Scope, unit: &str, n: usize, bare: bool) -> Vec<String> {
     if n == 0 {
         return Vec::new();
     }
     let out = Command::new("journalctl")
         .args(unit_args(scope, unit))
-        .args(["-n", &n.to_string(), "--no-pager", "-q"])
-        .args(if bare {
-            &["-o", "cat"][..]
-        } else {
-            &FORMAT[..]
-        })
+        .args(["-n", &n.to_string(), "--no-pager", "-q", "-o"])
+        .arg(if bare { "cat" } else { "json" })
         .stdin(Stdio::null())
         .stderr(Stdio::null())
         .output();
     match out {
         Ok(o) => String::from_utf8_lossy(&o.stdout)
             .lines()
-            .map(str::to_string)
+            .filter_map(|l| {
+                if bare {
+                    Some(l.to_string())
+                } else {
+                    format_entry(l)
+                }
+            })
             .collect(),
         Err(_) => Vec::new(),
     }
@@ -53,19 +83,41 @@ pub fn show(
     since: Option<&str>,
 ) -> Result<u8, Error> {
     let mut cmd = Command::new("journalctl");
-    cmd.args(unit_args(scope, unit))
-        .args(["-n", &lines.to_string(), "--no-pager"])
-        .args(FORMAT);
+    cmd.args(unit_args(scope, unit)).args([
+        "-n",
+        &lines.to_string(),
+        "--no-pager",
+        "-q",
+        "-o",
+        "json",
+    ]);
     if follow {
         cmd.arg("--follow");
     }
     if let Some(since) = since {
         cmd.args(["--since", since]);
     }
-    let status = cmd.status().map_err(|e| {
+    let mut child = cmd.stdout(Stdio::piped()).spawn().map_err(|e| {
         Error::generic(format!("cannot run journalctl: {e}"))
             .with_hint("install systemd's journalctl, or read the log files directly")
     })?;
+    let reader = BufReader::new(child.stdout.take().expect("piped stdout"));
+    let mut out = std::io::stdout().lock();
+    for line in reader.lines() {
+        let Ok(line) = line else { break };
+        let Some(entry) = format_entry(&line) else {
+            continue;
+        };
+        // Our reader went away (`| head`): stop journalctl too, as a pipe would.
+        if writeln!(out, "{entry}").and_then(|()| out.flush()).is_err() {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Ok(0);
+        }
+    }
+    let status = child
+        .wait()
+        .map_err(|e| Error::generic(format!("waiting for journalctl: {e}")))?;
     let code = crate::error::exit_code_of(status);
     if code != 0 && scope == Scope::User {
         // With Storage=volatile (or no per-user journal files), a user's services log into
@@ -76,4 +128,26 @@ pub fn show(
         );
     }
     Ok(code)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_read_like_the_pid_file_log() {
+        let e = r#"{"__REALTIME_TIMESTAMP":"1796120573215454","SYSLOG_IDENTIFIER":"greet","_PID":"114","MESSAGE":"GET / HTTP/1.1\" 200","_HOSTNAME":"box0"}"#;
+        assert_eq!(
+            format_entry(e).unwrap(),
+            "2026-12-01T10:22:53.215Z greet[114]: GET / HTTP/1.1\" 200"
+        );
+        // Not UTF-8: an array of bytes; no identifier: the command name; no PID.
+        let e = r#"{"__REALTIME_TIMESTAMP":"0","_COMM":"x","MESSAGE":[104,105,255]}"#;
+        assert_eq!(
+            format_entry(e).unwrap(),
+            "1970-01-01T00:00:00.000Z x: hi\u{fffd}"
+        );
+        assert_eq!(format_entry("-- No entries --"), None);
+        assert_eq!(format_entry(r#"{"MESSAGE":"no time"}"#), None);
+    }
 }
