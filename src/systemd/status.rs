@@ -233,8 +233,8 @@ impl UnitStatus {
             } else if !self.stopped() {
                 line(
                     &mut out,
-                    "Last status",
-                    &format!("\"{}\"", self.status_text),
+                    "Status",
+                    &format!("\"{}\" (its last, before it ended)", self.status_text),
                 );
             }
         }
@@ -548,7 +548,7 @@ mod tests {
             "{text}"
         );
         assert!(
-            text.contains("Last status: \"cannot bind :80\"\n"),
+            text.contains("    Status: \"cannot bind :80\" (its last, before it ended)\n"),
             "{text}"
         );
         // Never started: no "stopped".
