@@ -950,3 +950,198 @@ fn a_long_status_text_is_shown_whole() {
     assert!(status.len() > 3000, "{}", status.len());
     ok(&s.run("stop", &[]));
 }
+
+// ---- Attacks by another local user (`nobody`) on root's daemon (issue 11) ----
+
+/// The unprivileged attacker's uid and gid.
+const NOBODY: u32 = 65534;
+
+/// Makes the service's temporary tree reachable by other users (as `/run` is).
+fn open_to_others(s: &Svc) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A process of user `nobody` that tried to take read locks; it stays (holding
+/// whatever it got) until dropped.
+struct Attacker {
+    pid: nix::unistd::Pid,
+    /// One letter per attempt: `L` locked, `D` denied the lock, `E` could not open.
+    outcome: String,
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Forks a process that becomes `nobody` and tries, for each `(path, start, len)`,
+/// to open the file read-only and take a read lock on those bytes. Only
+/// async-signal-safe calls after the fork (the test harness runs threads).
+fn attacker_locks(targets: &[(PathBuf, i64, i64)]) -> Attacker {
+    use nix::libc;
+    use std::os::unix::ffi::OsStrExt;
+    let paths: Vec<std::ffi::CString> = targets
+        .iter()
+        .map(|(p, _, _)| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap())
+        .collect();
+    let (r, w) = nix::unistd::pipe().unwrap();
+    // SAFETY: the child makes only raw system calls on memory prepared before the fork.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => unsafe {
+            use std::os::fd::AsRawFd;
+            let w = w.as_raw_fd();
+            let g = NOBODY as libc::gid_t;
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(g) != 0
+                || libc::setuid(NOBODY) != 0
+            {
+                libc::_exit(99);
+            }
+            for (i, (_, start, len)) in targets.iter().enumerate() {
+                let fd = libc::open(paths[i].as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK);
+                let c: &[u8] = if fd < 0 {
+                    b"E"
+                } else {
+                    let mut fl: libc::flock = std::mem::zeroed();
+                    fl.l_type = libc::F_RDLCK as libc::c_short;
+                    fl.l_whence = libc::SEEK_SET as libc::c_short;
+                    fl.l_start = *start as libc::off_t;
+                    fl.l_len = *len as libc::off_t;
+                    if libc::fcntl(fd, libc::F_SETLK, &fl) == 0 {
+                        b"L"
+                    } else {
+                        b"D"
+                    }
+                };
+                libc::write(w, c.as_ptr().cast(), 1);
+            }
+            libc::write(w, b"\n".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut a = Attacker {
+                pid: child,
+                outcome: String::new(),
+            };
+            let mut f = std::fs::File::from(r);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut byte = [0u8; 1];
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "the attacker did not report its locks");
+                let mut fds = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&f),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let ms = left.as_millis().min(60_000) as u16;
+                let _ = nix::poll::poll(&mut fds, ms);
+                use std::io::Read;
+                match f.read(&mut byte) {
+                    Ok(1) if byte[0] == b'\n' => return a,
+                    Ok(1) => a.outcome.push(byte[0] as char),
+                    Ok(_) => panic!("the attacker exited before it reported (setuid failed?)"),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => panic!("reading the attacker's report: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `cmd`; fails the test, naming `what`, if it has not finished within `limit`.
+fn run_within(mut cmd: Command, limit: Duration, what: &str) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} did not finish within {limit:?} (blocked?): {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn lock_file(s: &Svc) -> PathBuf {
+    s.pid_file().with_file_name(format!(".{}.pid.lock", s.name))
+}
+
+/// Attack 1: with a stale PID file, `nobody` read-locks it (and tries the lock
+/// file); `status` must still say dead, `start` must start, `stop` must not signal
+/// the attacker.
+#[test]
+fn attack_another_user_cannot_spoof_liveness() {
+    let s = Svc::new("fb-att-spoof");
+    open_to_others(&s);
+    ok(&s.run("start", &[]));
+    let pid = s.pid();
+    // A crash: the daemon and its service die, the PID file stays.
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || s.status_code() == 1),
+        "status never said dead after SIGKILL"
+    );
+    let att = attacker_locks(&[(s.pid_file(), 0, 0), (lock_file(&s), 0, 0)]);
+    let st = s.run("status", &["-n", "0"]);
+    assert_eq!(
+        st.status.code(),
+        Some(1),
+        "attacker {}: {st:?}",
+        att.outcome
+    );
+    assert!(!text(&st.stdout).contains(&att.pid.to_string()), "{st:?}");
+    let out = s.run("start", &[]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("started"), "{out:?}");
+    assert_ne!(s.pid(), att.pid.as_raw());
+    ok(&s.run("stop", &[]));
+    assert!(alive(att.pid.as_raw()), "stop signalled the attacker");
+    // The lock file was never opened by the attacker.
+    assert_eq!(&att.outcome[1..], "E", "{}", att.outcome);
+}
+
+/// Attack 2: `nobody` read-locks every byte of a live daemon's PID file; `status`,
+/// `stop` and `start` must still answer at once.
+#[test]
+fn attack_another_users_locks_block_no_verb() {
+    let s = Svc::new("fb-att-dos");
+    open_to_others(&s);
+    ok(&s.run("start", &[]));
+    let pid = s.pid();
+    let att = attacker_locks(&[(s.pid_file(), 1, 0), (lock_file(&s), 0, 0)]);
+    let limit = Duration::from_secs(20);
+    let st = run_within(s.command("status", &["-n", "0"]), limit, "status");
+    assert_eq!(
+        st.status.code(),
+        Some(0),
+        "attacker {}: {st:?}",
+        att.outcome
+    );
+    assert!(
+        text(&st.stdout).contains(&format!("running (pid {pid})")),
+        "{st:?}"
+    );
+    let out = run_within(s.command("start", &[]), limit, "start");
+    ok(&out);
+    assert!(text(&out.stdout).contains("already running"), "{out:?}");
+    let out = run_within(s.command("stop", &[]), limit, "stop");
+    ok(&out);
+    assert!(text(&out.stdout).contains("stopped"), "{out:?}");
+    assert_eq!(s.status_code(), 3);
+    let out = run_within(s.command("start", &[]), limit, "start after stop");
+    ok(&out);
+    assert!(alive(att.pid.as_raw()));
+}

@@ -180,8 +180,12 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
         .map_err(|e| Error::generic(format!("cannot find this program's own path: {e}")))?;
     let timeout = pf.timeout.unwrap_or(DEFAULT_START_TIMEOUT);
     let pidfile = PidFile::open(&paths, true)?;
-    if let State::Running { pid, starting, .. } = pidfile.state()? {
-        return already_running(g, &pidfile, pid, starting, timeout);
+    match pidfile.state()? {
+        State::Running { pid, starting, .. } => {
+            return already_running(g, &pidfile, pid, starting, timeout)
+        }
+        State::Elsewhere => return Err(pidfile.elsewhere()),
+        _ => {}
     }
     let log = paths::open_log(&paths)?;
     let log_start = nix::sys::stat::fstat(&log)
@@ -262,6 +266,7 @@ fn already_running(
                 State::Running { starting: true, .. } if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                State::Elsewhere => return Err(pidfile.elsewhere()),
                 State::Running { .. } => {
                     return Err(Error::generic(format!(
                         "{} (pid {pid}) is starting and was not ready within {}",
@@ -313,6 +318,7 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
                 return Ok(exit::OK);
             }
             State::Running { pid, .. } => pid,
+            State::Elsewhere => return Err(pidfile.elsewhere()),
         };
         if let Some(fd) = holder_handle(&pidfile, pid)? {
             target = Some((pid, fd));
@@ -405,8 +411,10 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let not_running = || Error::not_running(format!("{} is not running", g.name));
     let pidfile = PidFile::open_existing(&paths)?.ok_or_else(not_running)?;
-    let State::Running { pid, .. } = pidfile.state()? else {
-        return Err(not_running());
+    let pid = match pidfile.state()? {
+        State::Running { pid, .. } => pid,
+        State::Elsewhere => return Err(pidfile.elsewhere()),
+        _ => return Err(not_running()),
     };
     let Some(fd) = holder_handle(&pidfile, pid)? else {
         return Err(not_running());
@@ -454,16 +462,19 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         None => State::Absent,
         Some(p) => p.state()?,
     };
+    if let (State::Elsewhere, Some(p)) = (&state, &pidfile) {
+        return Err(p.elsewhere());
+    }
     let (word, code) = match &state {
         State::Running { starting: true, .. } => ("starting", exit::OK),
         State::Running { .. } => ("running", exit::OK),
         State::Stale { .. } => ("dead", exit::GENERIC),
-        State::Absent => ("stopped", exit::NOT_RUNNING_STATUS),
+        State::Absent | State::Elsewhere => ("stopped", exit::NOT_RUNNING_STATUS),
     };
     let (pid, since) = match &state {
         State::Running { pid, since, .. } => (Some(pid.as_raw()), Some(*since)),
         State::Stale { pid } => (*pid, None),
-        State::Absent => (None, None),
+        State::Absent | State::Elsewhere => (None, None),
     };
     let uptime = since.and_then(|s| SystemTime::now().duration_since(s).ok());
     // What the running daemon published: the service's STATUS= text, restarts.
@@ -509,7 +520,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             format!("dead: the PID file names pid {p}, which does not hold its lock")
         }
         State::Stale { pid: None } => "dead: a PID file without a daemon remains".into(),
-        State::Absent => "not running".into(),
+        State::Absent | State::Elsewhere => "not running".into(),
     };
     println!("{} - {what}", g.name);
     println!("  backend:  pidfile");

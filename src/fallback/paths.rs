@@ -239,12 +239,72 @@ impl SafeDir {
     pub fn unlink(&self, name: &OsStr) -> nix::Result<()> {
         unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
     }
+
+    /// Creates a new file next to `base` with an unpredictable name
+    /// (`.BASE.XXXXXXXXXXXXXXXX.tmp`), `O_EXCL|O_NOFOLLOW`, mode `mode`: nothing
+    /// planted in advance (a FIFO, a symlink) is ever opened.
+    pub fn create_temp(&self, base: &OsStr, mode: u32) -> nix::Result<(OwnedFd, OsString)> {
+        for _ in 0..16 {
+            let mut name = OsString::from(".");
+            name.push(base);
+            name.push(format!(".{:016x}.tmp", random_u64()));
+            match self.open_file(
+                &name,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NONBLOCK,
+                mode,
+            ) {
+                Ok(fd) => return Ok((fd, name)),
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Errno::EEXIST)
+    }
+
+    /// Replaces `name` atomically with a file holding `data`, mode `mode` (whatever
+    /// the umask): a fresh temporary file ([`create_temp`](SafeDir::create_temp)),
+    /// written, renamed over `name`.
+    pub fn replace_file(&self, name: &OsStr, data: &[u8], mode: u32) -> nix::Result<()> {
+        let (fd, tmp) = self.create_temp(name, mode)?;
+        let filled = (|| {
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))?;
+            let mut done = 0;
+            while done < data.len() {
+                match nix::unistd::write(&fd, &data[done..]) {
+                    Ok(0) => return Err(Errno::EIO),
+                    Ok(n) => done += n,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.rename(&tmp, name)
+        })();
+        if filled.is_err() {
+            let _ = self.unlink(&tmp);
+        }
+        filled
+    }
 }
 
 impl AsFd for SafeDir {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// 64 unpredictable bits from the kernel (`getrandom(2)`), for temporary names.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom(2) writes at most `b.len()` bytes into `b`.
+    let n = unsafe { nix::libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // Unpredictable enough as a fallback, and O_EXCL still guards the create.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32);
+    }
+    u64::from_ne_bytes(b)
 }
 
 /// Refuses a file or directory owned by someone other than us or root.
