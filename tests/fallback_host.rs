@@ -745,8 +745,7 @@ fn start_returns_only_once_the_command_is_ready() {
 
 #[test]
 fn readiness_from_a_process_other_than_the_service_is_ignored() {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::os::unix::net::UnixDatagram;
     let s = Svc::new("fb-spoof");
     let launcher = s
         .command(
@@ -765,17 +764,8 @@ fn readiness_from_a_process_other_than_the_service_is_ignored() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The supervisor's abstract notify socket is visible to everyone in /proc/net/unix.
-    let mut name = None;
-    assert!(wait_until(Duration::from_secs(5), || {
-        name = std::fs::read_to_string("/proc/net/unix")
-            .unwrap()
-            .split_whitespace()
-            .find(|w| w.starts_with("@mydaemon/fb-spoof/"))
-            .map(|w| w[1..].to_owned());
-        name.is_some()
-    }));
-    let addr = SocketAddr::from_abstract_name(name.unwrap().as_bytes()).unwrap();
+    // Root can reach the supervisor's notify socket; its credentials give it away.
+    let addr = wait_for_notify_socket(&s);
     UnixDatagram::unbound()
         .unwrap()
         .send_to_addr(b"READY=1\n", &addr)
@@ -1144,4 +1134,162 @@ fn attack_another_users_locks_block_no_verb() {
     let out = run_within(s.command("start", &[]), limit, "start after stop");
     ok(&out);
     assert!(alive(att.pid.as_raw()));
+}
+
+/// The supervisor's notify socket address, as `/proc/net/unix` lists it (a path in the
+/// service's directory, or an abstract `@mydaemon/NAME/…` name on older versions).
+fn notify_socket_of(s: &Svc) -> Option<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    let dir = s
+        .pid_file()
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let w = table.split_whitespace().find(|w| {
+        w.starts_with(&format!("@mydaemon/{}/", s.name))
+            || (w.starts_with(&dir) && w.ends_with("/notify"))
+    })?;
+    Some(match w.strip_prefix('@') {
+        Some(abs) => std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes()).unwrap(),
+        None => std::os::unix::net::SocketAddr::from_pathname(w).unwrap(),
+    })
+}
+
+fn wait_for_notify_socket(s: &Svc) -> std::os::unix::net::SocketAddr {
+    let mut addr = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            addr = notify_socket_of(s);
+            addr.is_some()
+        }),
+        "the supervisor's notify socket never appeared in /proc/net/unix"
+    );
+    addr.unwrap()
+}
+
+/// Runs `f` in a forked child that became `nobody`; returns its exit code (`f`'s
+/// value). `f` must make only async-signal-safe calls (the harness runs threads).
+fn as_nobody(f: impl FnOnce() -> i32) -> i32 {
+    use nix::libc;
+    // SAFETY: the child makes only raw system calls before _exit.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => unsafe {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(NOBODY) != 0
+                || libc::setuid(NOBODY) != 0
+            {
+                libc::_exit(255);
+            }
+            libc::_exit(f());
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+                    .unwrap()
+                {
+                    nix::sys::wait::WaitStatus::Exited(_, code) => return code,
+                    nix::sys::wait::WaitStatus::StillAlive => {
+                        if Instant::now() > deadline {
+                            let _ = nix::sys::signal::kill(child, nix::sys::signal::SIGKILL);
+                            let _ = nix::sys::wait::waitpid(child, None);
+                            panic!("the attacker process did not finish within 30s");
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    other => panic!("the attacker process ended oddly: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// Attack 3: `nobody` floods the supervisor's notify socket; nothing may reach root's
+/// log beyond a few rate-limited lines.
+#[test]
+fn attack_another_user_cannot_flood_the_log_through_the_notify_socket() {
+    use nix::libc;
+    use std::os::linux::net::SocketAddrExt;
+    let s = Svc::new("fb-att-flood");
+    open_to_others(&s);
+    ok(&s.run("start", &["--interval", "1h"]));
+    let addr = wait_for_notify_socket(&s);
+    // The raw address, built before the fork.
+    // SAFETY: sockaddr_un is plain integers and bytes.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes: Vec<u8> = match (addr.as_abstract_name(), addr.as_pathname()) {
+        (Some(abs), _) => std::iter::once(0).chain(abs.iter().copied()).collect(),
+        (None, Some(p)) => p.as_os_str().as_encoded_bytes().to_vec(),
+        _ => panic!("unnamed socket"),
+    };
+    for (i, b) in bytes.iter().enumerate() {
+        sun.sun_path[i] = *b as libc::c_char;
+    }
+    // An abstract name is exactly its bytes; a path is NUL-terminated.
+    let nul = usize::from(addr.as_pathname().is_some());
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + nul) as libc::socklen_t;
+    let before = s.log().len();
+    let accepted = as_nobody(|| unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
+        if fd < 0 {
+            return 254;
+        }
+        let mut n = 0;
+        let msg = b"STATUS=forged-by-nobody\n";
+        for _ in 0..20_000 {
+            let r = libc::sendto(
+                fd,
+                msg.as_ptr().cast(),
+                msg.len(),
+                libc::MSG_DONTWAIT,
+                (&sun as *const libc::sockaddr_un).cast(),
+                len,
+            );
+            if r > 0 {
+                n += 1;
+            }
+        }
+        n.min(250)
+    });
+    // Whatever was accepted has been read once a datagram of ours is answered: ask
+    // the daemon for its status (the supervisor drains its socket in one go).
+    assert!(wait_until(Duration::from_secs(5), || s.status_code() == 0));
+    let log = s.log();
+    let ignored = log[before..].matches("ignoring a notification").count();
+    assert!(
+        ignored <= 10,
+        "{accepted} datagrams accepted, {ignored} lines logged:\n{}",
+        &log[before..]
+    );
+    assert!(
+        log.len() - before < 4096,
+        "the log grew by {} bytes",
+        log.len() - before
+    );
+    let st = text(&s.run("status", &["--json"]).stdout);
+    assert!(
+        !st.contains("forged"),
+        "the attacker's STATUS= was believed: {st}"
+    );
+    eprintln!("attacker: {accepted} datagrams accepted, {ignored} log lines");
+}
+
+/// Item 6: the longest valid name (255 bytes with `.service`) starts, reports and
+/// stops (the socket and the files next to the PID file derive from a hash).
+#[test]
+fn the_longest_valid_name_starts_and_stops() {
+    let s = Svc::new(&"a".repeat(255 - ".service".len()));
+    let out = s.run("start", &["--interval", "1h"]);
+    ok(&out);
+    assert_eq!(s.status_code(), 0);
+    let out = s.run("stop", &[]);
+    ok(&out);
+    assert_eq!(s.status_code(), 3);
+    let left: Vec<_> = std::fs::read_dir(s.pid_file().parent().unwrap())
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
 }

@@ -244,9 +244,14 @@ impl SafeDir {
     /// (`.BASE.XXXXXXXXXXXXXXXX.tmp`), `O_EXCL|O_NOFOLLOW`, mode `mode`: nothing
     /// planted in advance (a FIFO, a symlink) is ever opened.
     pub fn create_temp(&self, base: &OsStr, mode: u32) -> nix::Result<(OwnedFd, OsString)> {
+        use std::os::unix::ffi::OsStrExt;
         for _ in 0..16 {
             let mut name = OsString::from(".");
-            name.push(base);
+            if base.len() > 200 {
+                name.push(format!("{:016x}", name_hash(base.as_bytes())));
+            } else {
+                name.push(base);
+            }
             name.push(format!(".{:016x}.tmp", random_u64()));
             match self.open_file(
                 &name,
@@ -290,6 +295,16 @@ impl AsFd for SafeDir {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// FNV-1a, 64 bits: short stable names derived from long ones.
+pub fn name_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
 }
 
 /// 64 unpredictable bits from the kernel (`getrandom(2)`), for temporary names.

@@ -169,20 +169,52 @@ pub enum Acquired {
     },
 }
 
+/// The name of a file kept next to the PID file `name`: `.NAME.SUFFIX`, or, when that
+/// would be longer than a file name may be (a long service name), `.HASH.SUFFIX` with
+/// a hash of `name`.
+pub fn aux_name(name: &OsStr, suffix: &str) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    let mut n = OsString::from(".");
+    if name.len() + suffix.len() + 2 > 120 {
+        n.push(format!("{:016x}", super::paths::name_hash(name.as_bytes())));
+    } else {
+        n.push(name);
+    }
+    n.push(".");
+    n.push(suffix);
+    n
+}
+
 /// The name of the lock file kept next to the PID file `name`.
 fn lock_name(name: &OsStr) -> OsString {
-    let mut n = OsString::from(".");
-    n.push(name);
-    n.push(".lock");
-    n
+    aux_name(name, "lock")
 }
 
 /// The name of the state file kept next to the PID file `name`.
 fn state_name(name: &OsStr) -> OsString {
-    let mut n = OsString::from(".");
-    n.push(name);
-    n.push(".state");
-    n
+    aux_name(name, "state")
+}
+
+/// The name of the private (0700) directory of the notify socket.
+fn notify_dir_name(name: &OsStr) -> OsString {
+    aux_name(name, "notify")
+}
+
+/// The notify socket's name inside that directory.
+const NOTIFY_SOCKET: &str = "notify";
+
+/// Removes the notify socket and its directory, if there.
+fn remove_notify_dir(dir: &SafeDir, name: &OsStr) {
+    let d = notify_dir_name(name);
+    let mut sock = d.clone();
+    sock.push("/");
+    sock.push(NOTIFY_SOCKET);
+    let _ = dir.unlink(&sock);
+    let _ = nix::unistd::unlinkat(
+        dir.as_fd(),
+        d.as_os_str(),
+        nix::unistd::UnlinkatFlags::RemoveDir,
+    );
 }
 
 /// Opens `name` in `dir` without following a symlink or blocking (a FIFO), and
@@ -456,6 +488,7 @@ impl PidFile {
                 Err(e) => return Err(errno("remove", &self.path(), e)),
             }
             let _ = self.dir.unlink(&state_name(&self.name));
+            remove_notify_dir(&self.dir, &self.name);
             self.dir
                 .unlink(&lock_name(&self.name))
                 .map_err(|e| self.err("remove", e))?;
@@ -495,6 +528,49 @@ impl Held {
             .replace_file(&state_name(&self.name), text.as_bytes(), 0o644);
     }
 
+    /// The directory for the notify socket: `.NAME.pid.notify` next to the PID file,
+    /// mode 0700, ours (created if missing; anything else there is refused). Returns
+    /// the socket's path in it (any old socket there removed: we hold the lock).
+    pub fn notify_socket_path(&self) -> Result<std::path::PathBuf> {
+        let d = notify_dir_name(&self.name);
+        let path = self.dir.join(&d);
+        match nix::sys::stat::mkdirat(
+            self.dir.as_fd(),
+            d.as_os_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(errno("create directory", &path, e)),
+        }
+        let dfd = self
+            .dir
+            .open_file(&d, OFlag::O_DIRECTORY | OFlag::O_RDONLY, 0)
+            .map_err(|e| match e {
+                Errno::ELOOP | Errno::ENOTDIR => Error::generic(format!(
+                    "{} is not a directory; refusing to use it",
+                    path.display()
+                )),
+                e => errno("open directory", &path, e),
+            })?;
+        let st = fstat(&dfd).map_err(|e| errno("stat", &path, e))?;
+        if st.st_uid != nix::unistd::geteuid().as_raw() {
+            return Err(Error::generic(format!(
+                "{} belongs to uid {}; refusing to use it",
+                path.display(),
+                st.st_uid
+            )));
+        }
+        if st.st_mode & 0o077 != 0 {
+            nix::sys::stat::fchmod(&dfd, nix::sys::stat::Mode::from_bits_truncate(0o700))
+                .map_err(|e| errno("chmod", &path, e))?;
+        }
+        let mut sock = d;
+        sock.push("/");
+        sock.push(NOTIFY_SOCKET);
+        let _ = self.dir.unlink(&sock);
+        Ok(self.dir.join(&sock))
+    }
+
     /// The service is ready: releases the STARTING byte.
     pub fn ready(&self) {
         let _ = unlock(&self.fd, STARTING);
@@ -512,6 +588,7 @@ impl Held {
             if m.st_dev == n.st_dev && m.st_ino == n.st_ino {
                 let _ = self.dir.unlink(&self.name);
                 let _ = self.dir.unlink(&state_name(&self.name));
+                remove_notify_dir(&self.dir, &self.name);
                 let _ = self.dir.unlink(&lock_name(&self.name));
             }
         }
