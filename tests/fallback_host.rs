@@ -1293,3 +1293,73 @@ fn the_longest_valid_name_starts_and_stops() {
         .collect();
     assert!(left.is_empty(), "left behind: {left:?}");
 }
+
+/// `nobody` makes a FIFO at `path` (in a directory it may write to).
+fn nobody_mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path prepared before the fork.
+    let code = as_nobody(|| unsafe { nix::libc::mkfifo(c.as_ptr(), 0o666) });
+    assert_eq!(
+        code,
+        0,
+        "nobody could not make a FIFO at {}",
+        path.display()
+    );
+}
+
+fn sticky_dir(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(p).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o1777)).unwrap();
+}
+
+/// Attack 5: FIFOs planted by `nobody` in sticky shared directories, at the log path
+/// and at the state file's temporary name: clear errors or no effect, never a hang.
+#[test]
+fn attack_fifos_planted_by_another_user_hang_no_verb() {
+    let limit = Duration::from_secs(15);
+    // At the log path.
+    let s = Svc::new("fb-att-fifo");
+    open_to_others(&s);
+    sticky_dir(&s.log_dir());
+    nobody_mkfifo(&s.log_file());
+    let out = run_within(s.command("start", &["--timeout", "10s"]), limit, "start");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("not a regular file"), "{out:?}");
+    let out = run_within(s.command("logs", &[]), limit, "logs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("not a regular file"), "{out:?}");
+    let out = run_within(s.command("status", &["-n", "5"]), limit, "status -n 5");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+
+    // At the state file's temporary name (as it was predictable), in a sticky
+    // PID-file directory.
+    let s = Svc::new("fb-att-fifo2");
+    open_to_others(&s);
+    let run = s.pid_file().parent().unwrap().to_owned();
+    sticky_dir(&run);
+    nobody_mkfifo(&run.join(".fb-att-fifo2.pid.state.tmp"));
+    let out = run_within(s.command("start", &["--timeout", "10s"]), limit, "start");
+    ok(&out);
+    let out = run_within(s.command("stop", &["--timeout", "5s"]), limit, "stop");
+    ok(&out);
+    assert!(
+        text(&out.stdout).contains("stopped fb-att-fifo2"),
+        "the supervisor had to be killed: {out:?}"
+    );
+}
+
+/// Item 8: `run --config FIFO` fails at once (it blocked in open(2), deaf to SIGTERM).
+#[test]
+fn run_with_a_fifo_as_config_fails_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("conf");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["--name", "fb-fifo-conf", "run", "--config"])
+        .arg(&fifo)
+        .stdin(Stdio::null());
+    let out = run_within(c, Duration::from_secs(10), "run --config FIFO");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("FIFO"), "{out:?}");
+}

@@ -353,7 +353,12 @@ pub fn open_log(paths: &Paths) -> Result<OwnedFd> {
     let fd = dir
         .open_file(
             &name,
-            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOCTTY,
+            // O_NONBLOCK: a FIFO there fails (ENXIO) or is refused below, never waited on.
+            OFlag::O_WRONLY
+                | OFlag::O_APPEND
+                | OFlag::O_CREAT
+                | OFlag::O_NOCTTY
+                | OFlag::O_NONBLOCK,
             0o640,
         )
         .map_err(|e| match e {
@@ -361,16 +366,23 @@ pub fn open_log(paths: &Paths) -> Result<OwnedFd> {
                 "{} is a symlink; refusing to write the log through it",
                 paths.log_file.display()
             )),
+            Errno::ENXIO => Error::generic(format!(
+                "{} is not a regular file (a FIFO?); refusing to use it as the log",
+                paths.log_file.display()
+            )),
             e => errno("open log file", &paths.log_file, e),
         })?;
     let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
     if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
         return Err(Error::generic(format!(
-            "{} is not a regular file",
+            "{} is not a regular file (a FIFO, socket or device?); refusing to use it as the log",
             paths.log_file.display()
         )));
     }
     check_owner(&paths.log_file, &st)?;
+    // The daemon's stdout and stderr: blocking writes, as usual.
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND))
+        .map_err(|e| errno("set flags of", &paths.log_file, e))?;
     Ok(fd)
 }
 
