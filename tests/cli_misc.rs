@@ -167,3 +167,44 @@ fn printing_verbs_end_quietly_when_the_reader_is_gone() {
         );
     }
 }
+
+/// Item 7 of issue 11: a duration that would be written back as `0us` is refused
+/// when parsed (exit 2), and what `unit` writes into `ExecStart=` parses back.
+#[test]
+fn sub_microsecond_durations_are_usage_errors_and_written_durations_round_trip() {
+    for args in [
+        &[
+            "--name",
+            "d",
+            "start",
+            "--backend",
+            "pidfile",
+            "--interval",
+            "0.0000001",
+        ][..],
+        &[
+            "--name",
+            "d",
+            "start",
+            "--backend",
+            "pidfile",
+            "--ready-timeout",
+            "0.0000001",
+            "--",
+            "true",
+        ],
+        &["--name", "d", "unit", "--interval", "0.0000001"],
+        &["--name", "d", "run", "--interval", "0.0000001"],
+    ] {
+        let out = mydaemon(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("round to zero"),
+            "{args:?}: {out:?}"
+        );
+    }
+    let out = mydaemon(&["--name", "d", "unit", "--interval", "1.0015"]);
+    assert!(out.status.success(), "{out:?}");
+    let unit = String::from_utf8(out.stdout).unwrap();
+    assert!(unit.contains("--interval 1001500us"), "{unit}");
+}
