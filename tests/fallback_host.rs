@@ -1363,3 +1363,112 @@ fn run_with_a_fifo_as_config_fails_at_once() {
     assert_eq!(out.status.code(), Some(1), "{out:?}");
     assert!(text(&out.stderr).contains("FIFO"), "{out:?}");
 }
+
+/// Live members of process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if alive(pid)
+            && nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok()
+                == Some(nix::unistd::Pid::from_raw(pgid))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// Attack 4a: a command deaf to SIGTERM, whose supervisor was SIGKILLed, is found
+/// (by the published identity) and ended by the next `start`, then by `stop`.
+#[test]
+fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
+    let s = Svc::new("fb-crash-orphan");
+    let cmd = ["--", "sh", "-c", "trap '' TERM; exec sleep 3600"];
+    ok(&s.run("start", &cmd));
+    let sup = s.pid();
+    let kill9 = |pid: i32| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap()
+    };
+    kill9(sup);
+    let mut left = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            left = group_members(sup);
+            !alive(sup) && left.len() == 2
+        }),
+        "expected the service process and its command to outlive the supervisor: {left:?}"
+    );
+    let st = s.run("status", &["--json"]);
+    assert_eq!(st.status.code(), Some(1), "{st:?}");
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let mut orphans: Vec<i32> = v["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap() as i32)
+        .collect();
+    orphans.sort();
+    left.sort();
+    assert_eq!(orphans, left, "{st:?}");
+
+    let out = s.run("start", &cmd);
+    ok(&out);
+    assert!(text(&out.stdout).contains("ended 2 process(es)"), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || left.iter().all(|p| !alive(*p))),
+        "the old copy still runs beside the new one: {left:?}"
+    );
+    let sup2 = s.pid();
+    assert_ne!(sup2, sup);
+    kill9(sup2);
+    let mut left2 = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            left2 = group_members(sup2);
+            !alive(sup2) && left2.len() == 2
+        }),
+        "second crash: {left2:?}"
+    );
+    let out = s.run("stop", &["--timeout", "1s"]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("ended 2 process(es)"), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || left2.iter().all(|p| !alive(*p))),
+        "stop left them running: {left2:?}"
+    );
+    assert_eq!(s.status_code(), 3);
+}
+
+/// Attack 4b: a process that left the service's process group and session (setsid)
+/// does not survive `stop` (the supervisor is a subreaper and ends what it adopts).
+#[test]
+fn a_setsid_descendant_does_not_survive_stop() {
+    let s = Svc::new("fb-setsid");
+    let marker = s.dir.path().join("escaped.pid");
+    let script = format!(
+        "setsid sleep 3600 & echo $! > '{}'; exec sleep 3600",
+        marker.display()
+    );
+    ok(&s.run("start", &["--", "sh", "-c", &script]));
+    let mut escaped = 0;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            escaped = std::fs::read_to_string(&marker)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            escaped > 0
+        }),
+        "the command never wrote the escaped PID"
+    );
+    assert!(alive(escaped));
+    ok(&s.run("stop", &[]));
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(escaped)),
+        "the setsid'ed process survived stop:\n{}",
+        s.log()
+    );
+}

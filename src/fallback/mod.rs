@@ -185,7 +185,22 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
             return already_running(g, &pidfile, pid, starting, timeout)
         }
         State::Elsewhere => return Err(pidfile.elsewhere()),
-        _ => {}
+        State::Stale { .. } => {
+            // A crashed daemon's service must not run beside the new one.
+            let ended = end_orphans(g, &pidfile, Duration::from_secs(1))?;
+            if !ended.is_empty() {
+                say(
+                    g,
+                    format!(
+                        "ended {} process(es) the dead {} left: {}",
+                        ended.len(),
+                        g.name,
+                        join_pids(&ended)
+                    ),
+                );
+            }
+        }
+        State::Absent => {}
     }
     let log = paths::open_log(&paths)?;
     let log_start = nix::sys::stat::fstat(&log)
@@ -306,12 +321,22 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
                 return Ok(exit::OK);
             }
             State::Stale { pid } => {
+                let ended = end_orphans(g, &pidfile, timeout)?;
                 pidfile.remove_stale()?;
                 let named = pid.map(|p| format!(" naming pid {p}")).unwrap_or_default();
+                let what = if ended.is_empty() {
+                    "nothing was signalled".to_owned()
+                } else {
+                    format!(
+                        "ended {} process(es) the dead daemon left: {}",
+                        ended.len(),
+                        join_pids(&ended)
+                    )
+                };
                 say(
                     g,
                     format!(
-                        "{} is not running (removed the stale PID file{named}; nothing was signalled)",
+                        "{} is not running (removed the stale PID file{named}; {what})",
                         g.name
                     ),
                 );
@@ -365,6 +390,89 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     pidfile.remove_stale()?;
     say(g, format!("stopped {} (pid {pid})", g.name));
     Ok(exit::OK)
+}
+
+/// Processes a crashed daemon left behind, each proven by a pidfd and its start time:
+/// the service process it published (same PID, same start time), and members of its
+/// process group and session that started after it (the group's ID cannot have been
+/// reused while they are in it). Only to be asked when nobody holds the lock.
+fn orphans(pidfile: &PidFile) -> Vec<PidFd> {
+    let Some(v) = pidfile
+        .published()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let sup = &v["supervisor"];
+    let group = match (
+        sup["pgid"].as_i64(),
+        sup["sid"].as_i64(),
+        sup["start"].as_u64(),
+    ) {
+        (Some(pgid), Some(sid), Some(start)) if pgid > 1 && sid > 1 => Some((pgid, sid, start)),
+        _ => None,
+    };
+    let service = v["service_pid"].as_i64().zip(v["service_start"].as_u64());
+    let me = std::process::id() as i64;
+    let mut out = Vec::new();
+    for (pid, st) in process::all_processes() {
+        let p = i64::from(pid);
+        if st.dead || p == me {
+            continue;
+        }
+        let is_service = service == Some((p, st.start));
+        let in_group = group.is_some_and(|(pgid, sid, start)| {
+            i64::from(st.pgid) == pgid && i64::from(st.sid) == sid && st.start >= start
+        });
+        if is_service || in_group {
+            if let Some(fd) = PidFd::open_proven(Pid::from_raw(pid), st.start) {
+                out.push(fd);
+            }
+        }
+    }
+    out
+}
+
+/// Ends what a crashed daemon left (see [`orphans`]): SIGTERM, SIGKILL after `grace`.
+/// Returns the PIDs it ended.
+fn end_orphans(g: &Global, pidfile: &PidFile, grace: Duration) -> Result<Vec<Pid>> {
+    let list = orphans(pidfile);
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pids: Vec<Pid> = list.iter().map(|f| f.pid()).collect();
+    log::warn!(
+        "{}: the daemon died and left {} process(es) running ({}); ending them",
+        g.name,
+        pids.len(),
+        join_pids(&pids)
+    );
+    for fd in &list {
+        signal_or_fail(fd, Signal::SIGTERM)?;
+    }
+    let deadline = Instant::now() + grace;
+    for fd in &list {
+        if !fd.wait_exit(deadline.saturating_duration_since(Instant::now())) {
+            signal_or_fail(fd, Signal::SIGKILL)?;
+        }
+    }
+    for fd in &list {
+        if !fd.wait_exit(KILL_WAIT) {
+            return Err(Error::generic(format!(
+                "pid {} (left by the dead {}) survived SIGKILL",
+                fd.pid(),
+                g.name
+            )));
+        }
+    }
+    Ok(pids)
+}
+
+fn join_pids(pids: &[Pid]) -> String {
+    pids.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A pidfd on `pid`, once the lock confirms `pid` still holds it (so the handle
@@ -477,6 +585,11 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         State::Absent | State::Elsewhere => (None, None),
     };
     let uptime = since.and_then(|s| SystemTime::now().duration_since(s).ok());
+    // What a crashed daemon left running (`stop` or `start` ends them).
+    let left: Vec<i32> = match (&state, &pidfile) {
+        (State::Stale { .. }, Some(p)) => orphans(p).iter().map(|f| f.pid().as_raw()).collect(),
+        _ => Vec::new(),
+    };
     // What the running daemon published: the service's STATUS= text, restarts.
     let published: serde_json::Value = match (&state, &pidfile) {
         (State::Running { .. }, Some(p)) => p
@@ -510,6 +623,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             "pid_file": paths.pid_file,
             "log_file": paths.log_file,
             "exit_code": code,
+            "orphans": left,
         });
         println!("{v}");
         return Ok(code);
@@ -524,6 +638,14 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
     };
     println!("{} - {what}", g.name);
     println!("  backend:  pidfile");
+    if !left.is_empty() {
+        let pids: Vec<String> = left.iter().map(|p| p.to_string()).collect();
+        println!(
+            "  orphans:  {} process(es) of the dead daemon still run (pid {}); `stop` ends them",
+            left.len(),
+            pids.join(" ")
+        );
+    }
     if let Some(t) = published["status_text"].as_str().filter(|t| !t.is_empty()) {
         println!("  status:   {t}");
     }

@@ -166,6 +166,11 @@ struct Supervisor<'a> {
     reloads: u64,
     /// For lines about notifications from other processes.
     foreign: RateLimit,
+    /// The supervisor's own identity (published: after a crash, `start` and `stop`
+    /// find what it left with it).
+    me: Option<super::process::ProcStat>,
+    /// The service process's start time (its identity, with its PID).
+    child_start: Option<u64>,
 }
 
 /// Runs the service under supervision until it ends; never returns.
@@ -217,6 +222,8 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         reloading: false,
         reloads: 0,
         foreign: RateLimit::new(Duration::from_secs(30), 10),
+        me: super::process::stat_of(std::process::id() as i32),
+        child_start: None,
     };
     if let Err(e) = s.spawn() {
         let (reporter, held) = (&mut s.reporter, &s.held);
@@ -347,6 +354,7 @@ impl Supervisor<'_> {
         drop(child);
         self.say("info", &format!("started the service process (pid {pid})"));
         self.child = Some(pid);
+        self.child_start = super::process::stat_of(pid.as_raw()).map(|s| s.start);
         self.child_ready = false;
         self.watchdog_fired = false;
         self.kill_at = None;
@@ -504,6 +512,13 @@ impl Supervisor<'_> {
             "n_restarts": self.n_restarts,
             "reloads": self.reloads,
             "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
+            "service_start": self.child.and(self.child_start),
+            "supervisor": self.me.map(|m| serde_json::json!({
+                "pid": std::process::id(),
+                "pgid": m.pgid,
+                "sid": m.sid,
+                "start": m.start,
+            })),
         });
         self.held.publish(&v.to_string());
     }
