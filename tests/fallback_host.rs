@@ -1472,3 +1472,28 @@ fn a_setsid_descendant_does_not_survive_stop() {
         s.log()
     );
 }
+
+/// Item 9: from a child PID namespace the daemon holding the lock is invisible
+/// (`F_GETLK` reports pid 0): `status`, `stop` and `start` say so and exit 4.
+#[test]
+fn a_holder_in_another_pid_namespace_is_reported_as_such() {
+    let s = Svc::new("fb-pidns");
+    ok(&s.run("start", &["--interval", "1h"]));
+    let pid = s.pid();
+    for verb in ["status", "stop", "start"] {
+        let inner = s.command(verb, &[]);
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--"])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .stdin(Stdio::null());
+        let out = run_within(c, Duration::from_secs(20), verb);
+        assert_eq!(out.status.code(), Some(4), "{verb}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("another PID namespace"),
+            "{verb}: {out:?}"
+        );
+    }
+    assert!(alive(pid), "the daemon was disturbed");
+    assert_eq!(s.status_code(), 0);
+}
