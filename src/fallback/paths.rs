@@ -380,6 +380,13 @@ pub fn open_log(paths: &Paths) -> Result<OwnedFd> {
         )));
     }
     check_owner(&paths.log_file, &st)?;
+    if st.st_nlink > 1 {
+        return Err(Error::generic(format!(
+            "{} has {} hard links; refusing to use it as the log",
+            paths.log_file.display(),
+            st.st_nlink
+        )));
+    }
     // The daemon's stdout and stderr: blocking writes, as usual.
     nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND))
         .map_err(|e| errno("set flags of", &paths.log_file, e))?;
