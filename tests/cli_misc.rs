@@ -172,30 +172,25 @@ fn printing_verbs_end_quietly_when_the_reader_is_gone() {
 /// when parsed (exit 2), and what `unit` writes into `ExecStart=` parses back.
 #[test]
 fn sub_microsecond_durations_are_usage_errors_and_written_durations_round_trip() {
+    // Its own paths: on a version that accepts the value, start must not touch /run.
+    let t = tempfile::tempdir().unwrap();
+    let pid = t.path().join("d.pid");
+    let pid = pid.to_str().unwrap();
+    let log = t.path().to_str().unwrap();
+    let own = ["--pid-file", pid, "--log-dir", log];
+    let start = ["--name", "d", "--backend", "pidfile", "start"];
     for args in [
-        &[
-            "--name",
-            "d",
-            "start",
-            "--backend",
-            "pidfile",
-            "--interval",
-            "0.0000001",
-        ][..],
-        &[
-            "--name",
-            "d",
-            "start",
-            "--backend",
-            "pidfile",
-            "--ready-timeout",
-            "0.0000001",
-            "--",
-            "true",
-        ],
-        &["--name", "d", "unit", "--interval", "0.0000001"],
-        &["--name", "d", "run", "--interval", "0.0000001"],
+        [&start[..], &own, &["--interval", "0.0000001"]].concat(),
+        [
+            &start[..],
+            &own,
+            &["--ready-timeout", "0.0000001", "--", "true"],
+        ]
+        .concat(),
+        vec!["--name", "d", "unit", "--interval", "0.0000001"],
+        vec!["--name", "d", "run", "--interval", "0.0000001"],
     ] {
+        let args = &args[..];
         let out = mydaemon(args);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
         assert!(

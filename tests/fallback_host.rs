@@ -1381,6 +1381,30 @@ fn group_members(pgid: i32) -> Vec<i32> {
     out
 }
 
+/// SIGKILLs, when dropped, the processes it was given (through pidfds opened at once,
+/// so a reused PID is never hit): nothing a failed test started keeps running.
+struct KillOnDrop(Vec<mydaemon::fallback::process::PidFd>);
+
+impl KillOnDrop {
+    fn new(pids: &[i32]) -> KillOnDrop {
+        KillOnDrop(
+            pids.iter()
+                .filter_map(|p| {
+                    mydaemon::fallback::process::PidFd::open(nix::unistd::Pid::from_raw(*p)).ok()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for fd in &self.0 {
+            let _ = fd.signal(nix::sys::signal::SIGKILL);
+        }
+    }
+}
+
 /// Attack 4a: a command deaf to SIGTERM, whose supervisor was SIGKILLed, is found
 /// (by the published identity) and ended by the next `start`, then by `stop`.
 #[test]
@@ -1401,6 +1425,7 @@ fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
         }),
         "expected the service process and its command to outlive the supervisor: {left:?}"
     );
+    let _reap = KillOnDrop::new(&left);
     let st = s.run("status", &["--json"]);
     assert_eq!(st.status.code(), Some(1), "{st:?}");
     let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
@@ -1432,6 +1457,7 @@ fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
         }),
         "second crash: {left2:?}"
     );
+    let _reap2 = KillOnDrop::new(&left2);
     let out = s.run("stop", &["--timeout", "1s"]);
     ok(&out);
     assert!(text(&out.stdout).contains("ended 2 process(es)"), "{out:?}");
