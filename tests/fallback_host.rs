@@ -1313,8 +1313,8 @@ fn sticky_dir(p: &std::path::Path) {
     std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o1777)).unwrap();
 }
 
-/// Attack 5: FIFOs planted by `nobody` in sticky shared directories, at the log path
-/// and at the state file's temporary name: clear errors or no effect, never a hang.
+/// Attack 5: a FIFO planted by `nobody` at the log path in a sticky shared directory:
+/// `start`, `logs` and `status -n N` answer at once (clear errors), never hang.
 #[test]
 fn attack_fifos_planted_by_another_user_hang_no_verb() {
     let limit = Duration::from_secs(15);
@@ -1331,9 +1331,14 @@ fn attack_fifos_planted_by_another_user_hang_no_verb() {
     assert!(text(&out.stderr).contains("not a regular file"), "{out:?}");
     let out = run_within(s.command("status", &["-n", "5"]), limit, "status -n 5");
     assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
 
-    // At the state file's temporary name (as it was predictable), in a sticky
-    // PID-file directory.
+/// Attack 5, second half: a FIFO planted by `nobody` at the state file's temporary
+/// name (it was predictable) in a sticky PID-file directory must not stall the
+/// supervisor (which then had to be SIGKILLed by `stop`).
+#[test]
+fn attack_a_fifo_at_a_temporary_name_does_not_stall_the_supervisor() {
+    let limit = Duration::from_secs(15);
     let s = Svc::new("fb-att-fifo2");
     open_to_others(&s);
     let run = s.pid_file().parent().unwrap().to_owned();

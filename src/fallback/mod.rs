@@ -364,8 +364,9 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
             format_duration(timeout)
         );
         // The daemon leads its process group: the service process and its
-        // command go with it. (A PID that leads a live group is not reused.)
-        if getpgid(Some(pid)) == Ok(pid) {
+        // command go with it. The group is the daemon's as long as the daemon (our
+        // pidfd) has not exited: a PID that leads a live group is not reused.
+        if !fd.wait_exit(Duration::ZERO) && getpgid(Some(pid)) == Ok(pid) {
             let _ = killpg(pid, Signal::SIGKILL);
         } else {
             let _ = fd.signal(Signal::SIGKILL);
@@ -384,6 +385,9 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
                 format_duration(timeout)
             ),
         );
+        // Had the daemon exited just before the SIGKILL, its group was not killed:
+        // whatever of it remains is ended as after a crash.
+        end_orphans(g, &pidfile, Duration::from_secs(1))?;
         pidfile.remove_stale()?;
         return Ok(exit::OK);
     }
