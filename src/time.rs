@@ -6,7 +6,25 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Parses a duration: a sequence of NUMBER UNIT pairs (`1m30s`, `500ms`, `1.5s`), units
 /// `us`, `ms`, `s`/`sec`, `m`/`min`, `h`, `d`; a bare number is seconds, as in systemd.
+///
+/// The result is rounded to the nearest microsecond (systemd's resolution, and the
+/// finest unit [`format_duration`] writes), so every value parsed is written back
+/// exactly; a duration that is not zero but would round to zero is refused.
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let d = parse_exact(text)?;
+    let micros = d.as_nanos().saturating_add(500) / 1000;
+    if micros == 0 && !d.is_zero() {
+        return Err(format!(
+            "{text:?}: less than a microsecond, which would round to zero (the resolution is 1us)"
+        ));
+    }
+    within_max(
+        Duration::from_micros(micros.min(u64::MAX as u128) as u64),
+        text,
+    )
+}
+
+fn parse_exact(text: &str) -> Result<Duration, String> {
     let s = text.trim();
     if s.is_empty() {
         return Err("empty duration".into());
@@ -86,12 +104,15 @@ pub fn format_uptime(d: Duration) -> String {
     }
 }
 
-/// The duration in a form `parse_duration` reads back (`1m30s`, `500ms`).
+/// The duration in a form `parse_duration` reads back (`1m30s`, `500ms`, `1500us`):
+/// exact for whole microseconds (anything [`parse_duration`] returns); finer parts are
+/// dropped.
 pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis();
-    if ms == 0 {
-        return format!("{}us", d.as_micros());
+    let us = d.as_micros();
+    if !us.is_multiple_of(1000) || us == 0 {
+        return format!("{us}us");
     }
+    let ms = d.as_millis();
     if !ms.is_multiple_of(1000) {
         return format!("{ms}ms");
     }
@@ -207,6 +228,58 @@ mod tests {
             assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{ms}");
         }
         assert_eq!(format_duration(Duration::from_secs(90)), "1m30s");
+    }
+
+    #[test]
+    fn sub_microsecond_durations_are_refused_not_rounded_to_zero() {
+        for text in ["0.0000001", "0.0000004s", "0.0004ms", "0.4us"] {
+            let e = parse_duration(text).unwrap_err();
+            assert!(e.contains("round to zero"), "{text}: {e}");
+            assert!(parse_positive_duration(text).is_err(), "{text}");
+        }
+        assert_eq!(parse_duration("0"), Ok(Duration::ZERO));
+        assert_eq!(parse_duration("0.0000005"), Ok(Duration::from_micros(1)));
+        assert_eq!(parse_duration("1.1"), Ok(Duration::from_millis(1100)));
+        assert_eq!(parse_duration("0.3s"), Ok(Duration::from_millis(300)));
+    }
+
+    #[test]
+    fn every_parsed_duration_is_written_back_exactly() {
+        let texts = [
+            "0.0000015",
+            "1.5ms",
+            "1500us",
+            "1.0000005s",
+            "0.1",
+            "0.3",
+            "1.1",
+            "2.675",
+            "1m0.000001s",
+            "59.999999",
+            "1d1us",
+            "7.25h",
+            "0.000999s",
+            "36000d",
+        ];
+        for text in texts {
+            let d = parse_duration(text).unwrap();
+            let written = format_duration(d);
+            assert_eq!(parse_duration(&written), Ok(d), "{text} -> {written}");
+        }
+        for us in [
+            1u64,
+            999,
+            1001,
+            1500,
+            999_999,
+            1_000_001,
+            90_000_500,
+            86_400_000_001,
+        ] {
+            let d = Duration::from_micros(us);
+            assert_eq!(parse_duration(&format_duration(d)), Ok(d), "{us}us");
+        }
+        assert_eq!(format_duration(Duration::from_micros(1500)), "1500us");
     }
 
     #[test]

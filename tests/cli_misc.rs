@@ -269,3 +269,39 @@ fn help_lists_the_verbs_options_first_then_global_ones_and_every_default() {
         }
     }
 }
+
+/// Item 7 of issue 11: a duration that would be written back as `0us` is refused
+/// when parsed (exit 2), and what `unit` writes into `ExecStart=` parses back.
+#[test]
+fn sub_microsecond_durations_are_usage_errors_and_written_durations_round_trip() {
+    // Its own paths: on a version that accepts the value, start must not touch /run.
+    let t = tempfile::tempdir().unwrap();
+    let pid = t.path().join("d.pid");
+    let pid = pid.to_str().unwrap();
+    let log = t.path().to_str().unwrap();
+    let own = ["--pid-file", pid, "--log-dir", log];
+    let start = ["--name", "d", "--backend", "pidfile", "start"];
+    for args in [
+        [&start[..], &own, &["--interval", "0.0000001"]].concat(),
+        [
+            &start[..],
+            &own,
+            &["--ready-timeout", "0.0000001", "--", "true"],
+        ]
+        .concat(),
+        vec!["--name", "d", "unit", "--interval", "0.0000001"],
+        vec!["--name", "d", "run", "--interval", "0.0000001"],
+    ] {
+        let args = &args[..];
+        let out = mydaemon(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {out:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("round to zero"),
+            "{args:?}: {out:?}"
+        );
+    }
+    let out = mydaemon(&["--name", "d", "unit", "--interval", "1.0015"]);
+    assert!(out.status.success(), "{out:?}");
+    let unit = String::from_utf8(out.stdout).unwrap();
+    assert!(unit.contains("--interval 1001500us"), "{unit}");
+}

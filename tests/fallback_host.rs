@@ -744,8 +744,7 @@ fn start_returns_only_once_the_command_is_ready() {
 
 #[test]
 fn readiness_from_a_process_other_than_the_service_is_ignored() {
-    use std::os::linux::net::SocketAddrExt;
-    use std::os::unix::net::{SocketAddr, UnixDatagram};
+    use std::os::unix::net::UnixDatagram;
     let s = Svc::new("fb-spoof");
     let launcher = s
         .command(
@@ -764,17 +763,8 @@ fn readiness_from_a_process_other_than_the_service_is_ignored() {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    // The supervisor's abstract notify socket is visible to everyone in /proc/net/unix.
-    let mut name = None;
-    assert!(wait_until(Duration::from_secs(5), || {
-        name = std::fs::read_to_string("/proc/net/unix")
-            .unwrap()
-            .split_whitespace()
-            .find(|w| w.starts_with("@mydaemon/fb-spoof/"))
-            .map(|w| w[1..].to_owned());
-        name.is_some()
-    }));
-    let addr = SocketAddr::from_abstract_name(name.unwrap().as_bytes()).unwrap();
+    // Root can reach the supervisor's notify socket; its credentials give it away.
+    let addr = wait_for_notify_socket(&s);
     UnixDatagram::unbound()
         .unwrap()
         .send_to_addr(b"READY=1\n", &addr)
@@ -945,4 +935,592 @@ fn a_long_status_text_is_shown_whole() {
     assert!(status.ends_with("end"), "{v}");
     assert!(status.len() > 3000, "{}", status.len());
     ok(&s.run("stop", &[]));
+}
+
+// ---- Attacks by another local user (`nobody`) on root's daemon (issue 11) ----
+
+/// The unprivileged attacker's uid and gid.
+const NOBODY: u32 = 65534;
+
+/// Makes the service's temporary tree reachable by other users (as `/run` is).
+fn open_to_others(s: &Svc) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(s.dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// A process of user `nobody` that tried to take read locks; it stays (holding
+/// whatever it got) until dropped.
+struct Attacker {
+    pid: nix::unistd::Pid,
+    /// One letter per attempt: `L` locked, `D` denied the lock, `E` could not open.
+    outcome: String,
+}
+
+impl Drop for Attacker {
+    fn drop(&mut self) {
+        let _ = nix::sys::signal::kill(self.pid, nix::sys::signal::SIGKILL);
+        let _ = nix::sys::wait::waitpid(self.pid, None);
+    }
+}
+
+/// Forks a process that becomes `nobody` and tries, for each `(path, start, len)`,
+/// to open the file read-only and take a read lock on those bytes. Only
+/// async-signal-safe calls after the fork (the test harness runs threads).
+fn attacker_locks(targets: &[(PathBuf, i64, i64)]) -> Attacker {
+    use nix::libc;
+    use std::os::unix::ffi::OsStrExt;
+    let paths: Vec<std::ffi::CString> = targets
+        .iter()
+        .map(|(p, _, _)| std::ffi::CString::new(p.as_os_str().as_bytes()).unwrap())
+        .collect();
+    let (r, w) = nix::unistd::pipe().unwrap();
+    // SAFETY: the child makes only raw system calls on memory prepared before the fork.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => unsafe {
+            use std::os::fd::AsRawFd;
+            let w = w.as_raw_fd();
+            let g = NOBODY as libc::gid_t;
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(g) != 0
+                || libc::setuid(NOBODY) != 0
+            {
+                libc::_exit(99);
+            }
+            for (i, (_, start, len)) in targets.iter().enumerate() {
+                let fd = libc::open(paths[i].as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK);
+                let c: &[u8] = if fd < 0 {
+                    b"E"
+                } else {
+                    let mut fl: libc::flock = std::mem::zeroed();
+                    fl.l_type = libc::F_RDLCK as libc::c_short;
+                    fl.l_whence = libc::SEEK_SET as libc::c_short;
+                    fl.l_start = *start as libc::off_t;
+                    fl.l_len = *len as libc::off_t;
+                    if libc::fcntl(fd, libc::F_SETLK, &fl) == 0 {
+                        b"L"
+                    } else {
+                        b"D"
+                    }
+                };
+                libc::write(w, c.as_ptr().cast(), 1);
+            }
+            libc::write(w, b"\n".as_ptr().cast(), 1);
+            loop {
+                libc::pause();
+            }
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            drop(w);
+            let mut a = Attacker {
+                pid: child,
+                outcome: String::new(),
+            };
+            let mut f = std::fs::File::from(r);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let mut byte = [0u8; 1];
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                assert!(!left.is_zero(), "the attacker did not report its locks");
+                let mut fds = [nix::poll::PollFd::new(
+                    std::os::fd::AsFd::as_fd(&f),
+                    nix::poll::PollFlags::POLLIN,
+                )];
+                let ms = left.as_millis().min(60_000) as u16;
+                let _ = nix::poll::poll(&mut fds, ms);
+                use std::io::Read;
+                match f.read(&mut byte) {
+                    Ok(1) if byte[0] == b'\n' => return a,
+                    Ok(1) => a.outcome.push(byte[0] as char),
+                    Ok(_) => panic!("the attacker exited before it reported (setuid failed?)"),
+                    Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                    Err(e) => panic!("reading the attacker's report: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Runs `cmd`; fails the test, naming `what`, if it has not finished within `limit`.
+fn run_within(mut cmd: Command, limit: Duration, what: &str) -> Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + limit;
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what} did not finish within {limit:?} (blocked?): {out:?}");
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+fn lock_file(s: &Svc) -> PathBuf {
+    s.pid_file().with_file_name(format!(".{}.pid.lock", s.name))
+}
+
+/// Attack 1: with a stale PID file, `nobody` read-locks it (and tries the lock
+/// file); `status` must still say dead, `start` must start, `stop` must not signal
+/// the attacker.
+#[test]
+fn attack_another_user_cannot_spoof_liveness() {
+    let s = Svc::new("fb-att-spoof");
+    open_to_others(&s);
+    ok(&s.run("start", &[]));
+    let pid = s.pid();
+    // A crash: the daemon and its service die, the PID file stays.
+    nix::sys::signal::killpg(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap();
+    assert!(
+        wait_until(Duration::from_secs(5), || s.status_code() == 1),
+        "status never said dead after SIGKILL"
+    );
+    let att = attacker_locks(&[(s.pid_file(), 0, 0), (lock_file(&s), 0, 0)]);
+    let st = s.run("status", &["-n", "0"]);
+    assert_eq!(
+        st.status.code(),
+        Some(1),
+        "attacker {}: {st:?}",
+        att.outcome
+    );
+    assert!(!text(&st.stdout).contains(&att.pid.to_string()), "{st:?}");
+    let out = s.run("start", &[]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("started"), "{out:?}");
+    assert_ne!(s.pid(), att.pid.as_raw());
+    ok(&s.run("stop", &[]));
+    assert!(alive(att.pid.as_raw()), "stop signalled the attacker");
+    // The lock file was never opened by the attacker.
+    assert_eq!(&att.outcome[1..], "E", "{}", att.outcome);
+}
+
+/// Attack 2: `nobody` read-locks every byte of a live daemon's PID file; `status`,
+/// `stop` and `start` must still answer at once.
+#[test]
+fn attack_another_users_locks_block_no_verb() {
+    let s = Svc::new("fb-att-dos");
+    open_to_others(&s);
+    ok(&s.run("start", &[]));
+    let pid = s.pid();
+    let att = attacker_locks(&[(s.pid_file(), 1, 0), (lock_file(&s), 0, 0)]);
+    let limit = Duration::from_secs(20);
+    let st = run_within(s.command("status", &["-n", "0"]), limit, "status");
+    assert_eq!(
+        st.status.code(),
+        Some(0),
+        "attacker {}: {st:?}",
+        att.outcome
+    );
+    assert!(
+        text(&st.stdout).contains(&format!("running (pid {pid})")),
+        "{st:?}"
+    );
+    let out = run_within(s.command("start", &[]), limit, "start");
+    ok(&out);
+    assert!(text(&out.stdout).contains("already running"), "{out:?}");
+    let out = run_within(s.command("stop", &[]), limit, "stop");
+    ok(&out);
+    assert!(text(&out.stdout).contains("stopped"), "{out:?}");
+    assert_eq!(s.status_code(), 3);
+    let out = run_within(s.command("start", &[]), limit, "start after stop");
+    ok(&out);
+    assert!(alive(att.pid.as_raw()));
+}
+
+/// The supervisor's notify socket address, as `/proc/net/unix` lists it (a path in the
+/// service's directory, or an abstract `@mydaemon/NAME/…` name on older versions).
+fn notify_socket_of(s: &Svc) -> Option<std::os::unix::net::SocketAddr> {
+    use std::os::linux::net::SocketAddrExt;
+    let dir = s
+        .pid_file()
+        .parent()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
+    let table = std::fs::read_to_string("/proc/net/unix").unwrap();
+    let w = table.split_whitespace().find(|w| {
+        w.starts_with(&format!("@mydaemon/{}/", s.name))
+            || (w.starts_with(&dir) && w.ends_with("/notify"))
+    })?;
+    Some(match w.strip_prefix('@') {
+        Some(abs) => std::os::unix::net::SocketAddr::from_abstract_name(abs.as_bytes()).unwrap(),
+        None => std::os::unix::net::SocketAddr::from_pathname(w).unwrap(),
+    })
+}
+
+fn wait_for_notify_socket(s: &Svc) -> std::os::unix::net::SocketAddr {
+    let mut addr = None;
+    assert!(
+        wait_until(Duration::from_secs(10), || {
+            addr = notify_socket_of(s);
+            addr.is_some()
+        }),
+        "the supervisor's notify socket never appeared in /proc/net/unix"
+    );
+    addr.unwrap()
+}
+
+/// Runs `f` in a forked child that became `nobody`; returns its exit code (`f`'s
+/// value). `f` must make only async-signal-safe calls (the harness runs threads).
+fn as_nobody(f: impl FnOnce() -> i32) -> i32 {
+    use nix::libc;
+    // SAFETY: the child makes only raw system calls before _exit.
+    match unsafe { nix::unistd::fork() }.unwrap() {
+        nix::unistd::ForkResult::Child => unsafe {
+            if libc::setgroups(0, std::ptr::null()) != 0
+                || libc::setgid(NOBODY) != 0
+                || libc::setuid(NOBODY) != 0
+            {
+                libc::_exit(255);
+            }
+            libc::_exit(f());
+        },
+        nix::unistd::ForkResult::Parent { child } => {
+            let deadline = Instant::now() + Duration::from_secs(30);
+            loop {
+                match nix::sys::wait::waitpid(child, Some(nix::sys::wait::WaitPidFlag::WNOHANG))
+                    .unwrap()
+                {
+                    nix::sys::wait::WaitStatus::Exited(_, code) => return code,
+                    nix::sys::wait::WaitStatus::StillAlive => {
+                        if Instant::now() > deadline {
+                            let _ = nix::sys::signal::kill(child, nix::sys::signal::SIGKILL);
+                            let _ = nix::sys::wait::waitpid(child, None);
+                            panic!("the attacker process did not finish within 30s");
+                        }
+                        std::thread::sleep(Duration::from_millis(5));
+                    }
+                    other => panic!("the attacker process ended oddly: {other:?}"),
+                }
+            }
+        }
+    }
+}
+
+/// Attack 3: `nobody` floods the supervisor's notify socket; nothing may reach root's
+/// log beyond a few rate-limited lines.
+#[test]
+fn attack_another_user_cannot_flood_the_log_through_the_notify_socket() {
+    use nix::libc;
+    use std::os::linux::net::SocketAddrExt;
+    let s = Svc::new("fb-att-flood");
+    open_to_others(&s);
+    ok(&s.run("start", &["--interval", "1h"]));
+    let addr = wait_for_notify_socket(&s);
+    // The raw address, built before the fork.
+    // SAFETY: sockaddr_un is plain integers and bytes.
+    let mut sun: libc::sockaddr_un = unsafe { std::mem::zeroed() };
+    sun.sun_family = libc::AF_UNIX as libc::sa_family_t;
+    let bytes: Vec<u8> = match (addr.as_abstract_name(), addr.as_pathname()) {
+        (Some(abs), _) => std::iter::once(0).chain(abs.iter().copied()).collect(),
+        (None, Some(p)) => p.as_os_str().as_encoded_bytes().to_vec(),
+        _ => panic!("unnamed socket"),
+    };
+    for (i, b) in bytes.iter().enumerate() {
+        sun.sun_path[i] = *b as libc::c_char;
+    }
+    // An abstract name is exactly its bytes; a path is NUL-terminated.
+    let nul = usize::from(addr.as_pathname().is_some());
+    let len = (std::mem::size_of::<libc::sa_family_t>() + bytes.len() + nul) as libc::socklen_t;
+    let before = s.log().len();
+    let accepted = as_nobody(|| unsafe {
+        let fd = libc::socket(libc::AF_UNIX, libc::SOCK_DGRAM, 0);
+        if fd < 0 {
+            return 254;
+        }
+        let mut n = 0;
+        let msg = b"STATUS=forged-by-nobody\n";
+        for _ in 0..20_000 {
+            let r = libc::sendto(
+                fd,
+                msg.as_ptr().cast(),
+                msg.len(),
+                libc::MSG_DONTWAIT,
+                (&sun as *const libc::sockaddr_un).cast(),
+                len,
+            );
+            if r > 0 {
+                n += 1;
+            }
+        }
+        n.min(250)
+    });
+    // Whatever was accepted has been read once a datagram of ours is answered: ask
+    // the daemon for its status (the supervisor drains its socket in one go).
+    assert!(wait_until(Duration::from_secs(5), || s.status_code() == 0));
+    let log = s.log();
+    let ignored = log[before..].matches("ignoring a notification").count();
+    assert!(
+        ignored <= 10,
+        "{accepted} datagrams accepted, {ignored} lines logged:\n{}",
+        &log[before..]
+    );
+    assert!(
+        log.len() - before < 4096,
+        "the log grew by {} bytes",
+        log.len() - before
+    );
+    let st = text(&s.run("status", &["--json"]).stdout);
+    assert!(
+        !st.contains("forged"),
+        "the attacker's STATUS= was believed: {st}"
+    );
+    eprintln!("attacker: {accepted} datagrams accepted, {ignored} log lines");
+}
+
+/// Item 6: the longest valid name (255 bytes with `.service`) starts, reports and
+/// stops (the socket and the files next to the PID file derive from a hash).
+#[test]
+fn the_longest_valid_name_starts_and_stops() {
+    let s = Svc::new(&"a".repeat(255 - ".service".len()));
+    let out = s.run("start", &["--interval", "1h"]);
+    ok(&out);
+    assert_eq!(s.status_code(), 0);
+    let out = s.run("stop", &[]);
+    ok(&out);
+    assert_eq!(s.status_code(), 3);
+    let left: Vec<_> = std::fs::read_dir(s.pid_file().parent().unwrap())
+        .unwrap()
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+}
+
+/// `nobody` makes a FIFO at `path` (in a directory it may write to).
+fn nobody_mkfifo(path: &std::path::Path) {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).unwrap();
+    // SAFETY: mkfifo(3) on a NUL-terminated path prepared before the fork.
+    let code = as_nobody(|| unsafe { nix::libc::mkfifo(c.as_ptr(), 0o666) });
+    assert_eq!(
+        code,
+        0,
+        "nobody could not make a FIFO at {}",
+        path.display()
+    );
+}
+
+fn sticky_dir(p: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(p).unwrap();
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(0o1777)).unwrap();
+}
+
+/// Attack 5: a FIFO planted by `nobody` at the log path in a sticky shared directory:
+/// `start`, `logs` and `status -n N` answer at once (clear errors), never hang.
+#[test]
+fn attack_fifos_planted_by_another_user_hang_no_verb() {
+    let limit = Duration::from_secs(15);
+    // At the log path.
+    let s = Svc::new("fb-att-fifo");
+    open_to_others(&s);
+    sticky_dir(&s.log_dir());
+    nobody_mkfifo(&s.log_file());
+    let out = run_within(s.command("start", &["--timeout", "10s"]), limit, "start");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("not a regular file"), "{out:?}");
+    let out = run_within(s.command("logs", &[]), limit, "logs");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("not a regular file"), "{out:?}");
+    let out = run_within(s.command("status", &["-n", "5"]), limit, "status -n 5");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+}
+
+/// Attack 5, second half: a FIFO planted by `nobody` at the state file's temporary
+/// name (it was predictable) in a sticky PID-file directory must not stall the
+/// supervisor (which then had to be SIGKILLed by `stop`).
+#[test]
+fn attack_a_fifo_at_a_temporary_name_does_not_stall_the_supervisor() {
+    let limit = Duration::from_secs(15);
+    let s = Svc::new("fb-att-fifo2");
+    open_to_others(&s);
+    let run = s.pid_file().parent().unwrap().to_owned();
+    sticky_dir(&run);
+    nobody_mkfifo(&run.join(".fb-att-fifo2.pid.state.tmp"));
+    let out = run_within(s.command("start", &["--timeout", "10s"]), limit, "start");
+    ok(&out);
+    let out = run_within(s.command("stop", &["--timeout", "5s"]), limit, "stop");
+    ok(&out);
+    assert!(
+        text(&out.stdout).contains("stopped fb-att-fifo2"),
+        "the supervisor had to be killed: {out:?}"
+    );
+}
+
+/// Item 8: `run --config FIFO` fails at once (it blocked in open(2), deaf to SIGTERM).
+#[test]
+fn run_with_a_fifo_as_config_fails_at_once() {
+    let t = tempfile::tempdir().unwrap();
+    let fifo = t.path().join("conf");
+    nix::unistd::mkfifo(&fifo, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+    let mut c = Command::new(BIN);
+    c.args(["--name", "fb-fifo-conf", "run", "--config"])
+        .arg(&fifo)
+        .stdin(Stdio::null());
+    let out = run_within(c, Duration::from_secs(10), "run --config FIFO");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    assert!(text(&out.stderr).contains("FIFO"), "{out:?}");
+}
+
+/// Live members of process group `pgid`.
+fn group_members(pgid: i32) -> Vec<i32> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else {
+            continue;
+        };
+        if alive(pid)
+            && nix::unistd::getpgid(Some(nix::unistd::Pid::from_raw(pid))).ok()
+                == Some(nix::unistd::Pid::from_raw(pgid))
+        {
+            out.push(pid);
+        }
+    }
+    out
+}
+
+/// SIGKILLs, when dropped, the processes it was given (through pidfds opened at once,
+/// so a reused PID is never hit): nothing a failed test started keeps running.
+struct KillOnDrop(Vec<mydaemon::fallback::process::PidFd>);
+
+impl KillOnDrop {
+    fn new(pids: &[i32]) -> KillOnDrop {
+        KillOnDrop(
+            pids.iter()
+                .filter_map(|p| {
+                    mydaemon::fallback::process::PidFd::open(nix::unistd::Pid::from_raw(*p)).ok()
+                })
+                .collect(),
+        )
+    }
+}
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        for fd in &self.0 {
+            let _ = fd.signal(nix::sys::signal::SIGKILL);
+        }
+    }
+}
+
+/// Attack 4a: a command deaf to SIGTERM, whose supervisor was SIGKILLed, is found
+/// (by the published identity) and ended by the next `start`, then by `stop`.
+#[test]
+fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
+    let s = Svc::new("fb-crash-orphan");
+    let cmd = ["--", "sh", "-c", "trap '' TERM; exec sleep 3600"];
+    ok(&s.run("start", &cmd));
+    let sup = s.pid();
+    let kill9 = |pid: i32| {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap()
+    };
+    kill9(sup);
+    let mut left = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            left = group_members(sup);
+            !alive(sup) && left.len() == 2
+        }),
+        "expected the service process and its command to outlive the supervisor: {left:?}"
+    );
+    let _reap = KillOnDrop::new(&left);
+    let st = s.run("status", &["--json"]);
+    assert_eq!(st.status.code(), Some(1), "{st:?}");
+    let v: serde_json::Value = serde_json::from_slice(&st.stdout).unwrap();
+    let mut orphans: Vec<i32> = v["orphans"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p.as_i64().unwrap() as i32)
+        .collect();
+    orphans.sort();
+    left.sort();
+    assert_eq!(orphans, left, "{st:?}");
+
+    let out = s.run("start", &cmd);
+    ok(&out);
+    assert!(text(&out.stdout).contains("ended 2 process(es)"), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || left.iter().all(|p| !alive(*p))),
+        "the old copy still runs beside the new one: {left:?}"
+    );
+    let sup2 = s.pid();
+    assert_ne!(sup2, sup);
+    kill9(sup2);
+    let mut left2 = Vec::new();
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            left2 = group_members(sup2);
+            !alive(sup2) && left2.len() == 2
+        }),
+        "second crash: {left2:?}"
+    );
+    let _reap2 = KillOnDrop::new(&left2);
+    let out = s.run("stop", &["--timeout", "1s"]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("ended 2 process(es)"), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || left2.iter().all(|p| !alive(*p))),
+        "stop left them running: {left2:?}"
+    );
+    assert_eq!(s.status_code(), 3);
+}
+
+/// Attack 4b: a process that left the service's process group and session (setsid)
+/// does not survive `stop` (the supervisor is a subreaper and ends what it adopts).
+#[test]
+fn a_setsid_descendant_does_not_survive_stop() {
+    let s = Svc::new("fb-setsid");
+    let marker = s.dir.path().join("escaped.pid");
+    let script = format!(
+        "setsid sleep 3600 & echo $! > '{}'; exec sleep 3600",
+        marker.display()
+    );
+    ok(&s.run("start", &["--", "sh", "-c", &script]));
+    let mut escaped = 0;
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            escaped = std::fs::read_to_string(&marker)
+                .ok()
+                .and_then(|t| t.trim().parse().ok())
+                .unwrap_or(0);
+            escaped > 0
+        }),
+        "the command never wrote the escaped PID"
+    );
+    assert!(alive(escaped));
+    ok(&s.run("stop", &[]));
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(escaped)),
+        "the setsid'ed process survived stop:\n{}",
+        s.log()
+    );
+}
+
+/// Item 9: from a child PID namespace the daemon holding the lock is invisible
+/// (`F_GETLK` reports pid 0): `status`, `stop` and `start` say so and exit 4.
+#[test]
+fn a_holder_in_another_pid_namespace_is_reported_as_such() {
+    let s = Svc::new("fb-pidns");
+    ok(&s.run("start", &["--interval", "1h"]));
+    let pid = s.pid();
+    for verb in ["status", "stop", "start"] {
+        let inner = s.command(verb, &[]);
+        let mut c = Command::new("unshare");
+        c.args(["--pid", "--fork", "--"])
+            .arg(inner.get_program())
+            .args(inner.get_args())
+            .stdin(Stdio::null());
+        let out = run_within(c, Duration::from_secs(20), verb);
+        assert_eq!(out.status.code(), Some(4), "{verb}: {out:?}");
+        assert!(
+            text(&out.stderr).contains("another PID namespace"),
+            "{verb}: {out:?}"
+        );
+    }
+    assert!(alive(pid), "the daemon was disturbed");
+    assert_eq!(s.status_code(), 0);
 }

@@ -143,11 +143,15 @@ impl Heartbeat {
     }
 
     /// Reads the configuration file; a missing file means defaults.
+    ///
+    /// Opened `O_NONBLOCK` and checked to be a regular file before it is read: a FIFO
+    /// (or a device) named by `--config` is an error, never an `open(2)` that blocks
+    /// with SIGTERM pending. (Symlinks are followed: the path is the administrator's.)
     fn load_config(&mut self) -> Result<(), String> {
         let Some(path) = &self.config_path else {
             return Ok(());
         };
-        let config = match std::fs::read_to_string(path) {
+        let config = match read_config(path) {
             Ok(text) => Config::parse(&text).map_err(|e| format!("{}: {e}", path.display()))?,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 log::info!(
@@ -197,6 +201,33 @@ impl Heartbeat {
         self.next = Some(next);
         ctx.wake_at(next);
     }
+}
+
+/// Reads a configuration file without ever blocking in `open(2)`; refuses anything
+/// but a regular file.
+fn read_config(path: &std::path::Path) -> std::io::Result<String> {
+    use std::io::Read;
+    use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NONBLOCK | nix::libc::O_NOCTTY)
+        .open(path)?;
+    let ft = f.metadata()?.file_type();
+    if !ft.is_file() {
+        let what = if ft.is_fifo() {
+            "a FIFO"
+        } else if ft.is_socket() {
+            "a socket"
+        } else if ft.is_dir() {
+            "a directory"
+        } else {
+            "a device"
+        };
+        return Err(std::io::Error::other(format!("{what}, not a regular file")));
+    }
+    let mut text = String::new();
+    f.by_ref().take(1 << 20).read_to_string(&mut text)?;
+    Ok(text)
 }
 
 impl Service for Heartbeat {

@@ -26,9 +26,21 @@ fn open_log(paths: &Paths) -> Result<Option<(File, u64, u64)>> {
         Err(e) => return Err(e),
     };
     let name = paths.log_file.file_name().unwrap_or(OsStr::new("log"));
-    match dir.open_file(name, OFlag::O_RDONLY, 0) {
+    // Never blocks (a FIFO planted there); only a regular file of ours is read.
+    match dir.open_file(
+        name,
+        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
+        0,
+    ) {
         Ok(fd) => {
             let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
+            if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+                return Err(Error::generic(format!(
+                    "{} is not a regular file (a FIFO, socket or device?); refusing to read it",
+                    paths.log_file.display()
+                )));
+            }
+            super::paths::check_owner(&paths.log_file, &st)?;
             let fd: OwnedFd = fd;
             Ok(Some((File::from(fd), st.st_ino, st.st_dev)))
         }

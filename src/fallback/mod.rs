@@ -180,8 +180,27 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
         .map_err(|e| Error::generic(format!("cannot find this program's own path: {e}")))?;
     let timeout = pf.timeout.unwrap_or(DEFAULT_START_TIMEOUT);
     let pidfile = PidFile::open(&paths, true)?;
-    if let State::Running { pid, starting, .. } = pidfile.state()? {
-        return already_running(g, &pidfile, pid, starting, timeout);
+    match pidfile.state()? {
+        State::Running { pid, starting, .. } => {
+            return already_running(g, &pidfile, pid, starting, timeout)
+        }
+        State::Elsewhere => return Err(pidfile.elsewhere()),
+        State::Stale { .. } => {
+            // A crashed daemon's service must not run beside the new one.
+            let ended = end_orphans(g, &pidfile, Duration::from_secs(1))?;
+            if !ended.is_empty() {
+                say(
+                    g,
+                    format!(
+                        "ended {} process(es) the dead {} left: {}",
+                        ended.len(),
+                        g.name,
+                        join_pids(&ended)
+                    ),
+                );
+            }
+        }
+        State::Absent => {}
     }
     let log = paths::open_log(&paths)?;
     let log_start = nix::sys::stat::fstat(&log)
@@ -262,6 +281,7 @@ fn already_running(
                 State::Running { starting: true, .. } if Instant::now() < deadline => {
                     std::thread::sleep(Duration::from_millis(10));
                 }
+                State::Elsewhere => return Err(pidfile.elsewhere()),
                 State::Running { .. } => {
                     return Err(Error::generic(format!(
                         "{} (pid {pid}) is starting and was not ready within {}",
@@ -301,18 +321,29 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
                 return Ok(exit::OK);
             }
             State::Stale { pid } => {
+                let ended = end_orphans(g, &pidfile, timeout)?;
                 pidfile.remove_stale()?;
                 let named = pid.map(|p| format!(" naming pid {p}")).unwrap_or_default();
+                let what = if ended.is_empty() {
+                    "nothing was signalled".to_owned()
+                } else {
+                    format!(
+                        "ended {} process(es) the dead daemon left: {}",
+                        ended.len(),
+                        join_pids(&ended)
+                    )
+                };
                 say(
                     g,
                     format!(
-                        "{} is not running (removed the stale PID file{named}; nothing was signalled)",
+                        "{} is not running (removed the stale PID file{named}; {what})",
                         g.name
                     ),
                 );
                 return Ok(exit::OK);
             }
             State::Running { pid, .. } => pid,
+            State::Elsewhere => return Err(pidfile.elsewhere()),
         };
         if let Some(fd) = holder_handle(&pidfile, pid)? {
             target = Some((pid, fd));
@@ -333,8 +364,9 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
             format_duration(timeout)
         );
         // The daemon leads its process group: the service process and its
-        // command go with it. (A PID that leads a live group is not reused.)
-        if getpgid(Some(pid)) == Ok(pid) {
+        // command go with it. The group is the daemon's as long as the daemon (our
+        // pidfd) has not exited: a PID that leads a live group is not reused.
+        if !fd.wait_exit(Duration::ZERO) && getpgid(Some(pid)) == Ok(pid) {
             let _ = killpg(pid, Signal::SIGKILL);
         } else {
             let _ = fd.signal(Signal::SIGKILL);
@@ -353,12 +385,98 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
                 format_duration(timeout)
             ),
         );
+        // Had the daemon exited just before the SIGKILL, its group was not killed:
+        // whatever of it remains is ended as after a crash.
+        end_orphans(g, &pidfile, Duration::from_secs(1))?;
         pidfile.remove_stale()?;
         return Ok(exit::OK);
     }
     pidfile.remove_stale()?;
     say(g, format!("stopped {} (pid {pid})", g.name));
     Ok(exit::OK)
+}
+
+/// Processes a crashed daemon left behind, each proven by a pidfd and its start time:
+/// the service process it published (same PID, same start time), and members of its
+/// process group and session that started after it (the group's ID cannot have been
+/// reused while they are in it). Only to be asked when nobody holds the lock.
+fn orphans(pidfile: &PidFile) -> Vec<PidFd> {
+    let Some(v) = pidfile
+        .published()
+        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+    else {
+        return Vec::new();
+    };
+    let sup = &v["supervisor"];
+    let group = match (
+        sup["pgid"].as_i64(),
+        sup["sid"].as_i64(),
+        sup["start"].as_u64(),
+    ) {
+        (Some(pgid), Some(sid), Some(start)) if pgid > 1 && sid > 1 => Some((pgid, sid, start)),
+        _ => None,
+    };
+    let service = v["service_pid"].as_i64().zip(v["service_start"].as_u64());
+    let me = std::process::id() as i64;
+    let mut out = Vec::new();
+    for (pid, st) in process::all_processes() {
+        let p = i64::from(pid);
+        if st.dead || p == me {
+            continue;
+        }
+        let is_service = service == Some((p, st.start));
+        let in_group = group.is_some_and(|(pgid, sid, start)| {
+            i64::from(st.pgid) == pgid && i64::from(st.sid) == sid && st.start >= start
+        });
+        if is_service || in_group {
+            if let Some(fd) = PidFd::open_proven(Pid::from_raw(pid), st.start) {
+                out.push(fd);
+            }
+        }
+    }
+    out
+}
+
+/// Ends what a crashed daemon left (see [`orphans`]): SIGTERM, SIGKILL after `grace`.
+/// Returns the PIDs it ended.
+fn end_orphans(g: &Global, pidfile: &PidFile, grace: Duration) -> Result<Vec<Pid>> {
+    let list = orphans(pidfile);
+    if list.is_empty() {
+        return Ok(Vec::new());
+    }
+    let pids: Vec<Pid> = list.iter().map(|f| f.pid()).collect();
+    log::warn!(
+        "{}: the daemon died and left {} process(es) running ({}); ending them",
+        g.name,
+        pids.len(),
+        join_pids(&pids)
+    );
+    for fd in &list {
+        signal_or_fail(fd, Signal::SIGTERM)?;
+    }
+    let deadline = Instant::now() + grace;
+    for fd in &list {
+        if !fd.wait_exit(deadline.saturating_duration_since(Instant::now())) {
+            signal_or_fail(fd, Signal::SIGKILL)?;
+        }
+    }
+    for fd in &list {
+        if !fd.wait_exit(KILL_WAIT) {
+            return Err(Error::generic(format!(
+                "pid {} (left by the dead {}) survived SIGKILL",
+                fd.pid(),
+                g.name
+            )));
+        }
+    }
+    Ok(pids)
+}
+
+fn join_pids(pids: &[Pid]) -> String {
+    pids.iter()
+        .map(|p| p.to_string())
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// A pidfd on `pid`, once the lock confirms `pid` still holds it (so the handle
@@ -405,8 +523,10 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let not_running = || Error::not_running(format!("{} is not running", g.name));
     let pidfile = PidFile::open_existing(&paths)?.ok_or_else(not_running)?;
-    let State::Running { pid, .. } = pidfile.state()? else {
-        return Err(not_running());
+    let pid = match pidfile.state()? {
+        State::Running { pid, .. } => pid,
+        State::Elsewhere => return Err(pidfile.elsewhere()),
+        _ => return Err(not_running()),
     };
     let Some(fd) = holder_handle(&pidfile, pid)? else {
         return Err(not_running());
@@ -454,18 +574,26 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         None => State::Absent,
         Some(p) => p.state()?,
     };
+    if let (State::Elsewhere, Some(p)) = (&state, &pidfile) {
+        return Err(p.elsewhere());
+    }
     let (word, code) = match &state {
         State::Running { starting: true, .. } => ("starting", exit::OK),
         State::Running { .. } => ("running", exit::OK),
         State::Stale { .. } => ("dead", exit::GENERIC),
-        State::Absent => ("stopped", exit::NOT_RUNNING_STATUS),
+        State::Absent | State::Elsewhere => ("stopped", exit::NOT_RUNNING_STATUS),
     };
     let (pid, since) = match &state {
         State::Running { pid, since, .. } => (Some(pid.as_raw()), Some(*since)),
         State::Stale { pid } => (*pid, None),
-        State::Absent => (None, None),
+        State::Absent | State::Elsewhere => (None, None),
     };
     let uptime = since.and_then(|s| SystemTime::now().duration_since(s).ok());
+    // What a crashed daemon left running (`stop` or `start` ends them).
+    let left: Vec<i32> = match (&state, &pidfile) {
+        (State::Stale { .. }, Some(p)) => orphans(p).iter().map(|f| f.pid().as_raw()).collect(),
+        _ => Vec::new(),
+    };
     // What the running daemon published: the service's STATUS= text, restarts.
     let published: serde_json::Value = match (&state, &pidfile) {
         (State::Running { .. }, Some(p)) => p
@@ -499,6 +627,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             "pid_file": paths.pid_file,
             "log_file": paths.log_file,
             "exit_code": code,
+            "orphans": left,
         });
         println!("{v}");
         return Ok(code);
@@ -509,10 +638,18 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             format!("dead: the PID file names pid {p}, which does not hold its lock")
         }
         State::Stale { pid: None } => "dead: a PID file without a daemon remains".into(),
-        State::Absent => "not running".into(),
+        State::Absent | State::Elsewhere => "not running".into(),
     };
     println!("{} - {what}", g.name);
     println!("  backend:  pidfile");
+    if !left.is_empty() {
+        let pids: Vec<String> = left.iter().map(|p| p.to_string()).collect();
+        println!(
+            "  orphans:  {} process(es) of the dead daemon still run (pid {}); `stop` ends them",
+            left.len(),
+            pids.join(" ")
+        );
+    }
     if let Some(t) = published["status_text"].as_str().filter(|t| !t.is_empty()) {
         println!("  status:   {t}");
     }

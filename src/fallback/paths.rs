@@ -239,12 +239,87 @@ impl SafeDir {
     pub fn unlink(&self, name: &OsStr) -> nix::Result<()> {
         unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir)
     }
+
+    /// Creates a new file next to `base` with an unpredictable name
+    /// (`.BASE.XXXXXXXXXXXXXXXX.tmp`), `O_EXCL|O_NOFOLLOW`, mode `mode`: nothing
+    /// planted in advance (a FIFO, a symlink) is ever opened.
+    pub fn create_temp(&self, base: &OsStr, mode: u32) -> nix::Result<(OwnedFd, OsString)> {
+        use std::os::unix::ffi::OsStrExt;
+        for _ in 0..16 {
+            let mut name = OsString::from(".");
+            if base.len() > 200 {
+                name.push(format!("{:016x}", name_hash(base.as_bytes())));
+            } else {
+                name.push(base);
+            }
+            name.push(format!(".{:016x}.tmp", random_u64()));
+            match self.open_file(
+                &name,
+                OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NONBLOCK,
+                mode,
+            ) {
+                Ok(fd) => return Ok((fd, name)),
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(Errno::EEXIST)
+    }
+
+    /// Replaces `name` atomically with a file holding `data`, mode `mode` (whatever
+    /// the umask): a fresh temporary file ([`create_temp`](SafeDir::create_temp)),
+    /// written, renamed over `name`.
+    pub fn replace_file(&self, name: &OsStr, data: &[u8], mode: u32) -> nix::Result<()> {
+        let (fd, tmp) = self.create_temp(name, mode)?;
+        let filled = (|| {
+            nix::sys::stat::fchmod(&fd, Mode::from_bits_truncate(mode))?;
+            let mut done = 0;
+            while done < data.len() {
+                match nix::unistd::write(&fd, &data[done..]) {
+                    Ok(0) => return Err(Errno::EIO),
+                    Ok(n) => done += n,
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            self.rename(&tmp, name)
+        })();
+        if filled.is_err() {
+            let _ = self.unlink(&tmp);
+        }
+        filled
+    }
 }
 
 impl AsFd for SafeDir {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.fd.as_fd()
     }
+}
+
+/// FNV-1a, 64 bits: short stable names derived from long ones.
+pub fn name_hash(bytes: &[u8]) -> u64 {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in bytes {
+        h ^= u64::from(*b);
+        h = h.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    h
+}
+
+/// 64 unpredictable bits from the kernel (`getrandom(2)`), for temporary names.
+pub fn random_u64() -> u64 {
+    let mut b = [0u8; 8];
+    // SAFETY: getrandom(2) writes at most `b.len()` bytes into `b`.
+    let n = unsafe { nix::libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
+    if n != b.len() as isize {
+        // Unpredictable enough as a fallback, and O_EXCL still guards the create.
+        let t = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap_or_default();
+        return (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32);
+    }
+    u64::from_ne_bytes(b)
 }
 
 /// Refuses a file or directory owned by someone other than us or root.
@@ -278,7 +353,12 @@ pub fn open_log(paths: &Paths) -> Result<OwnedFd> {
     let fd = dir
         .open_file(
             &name,
-            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOCTTY,
+            // O_NONBLOCK: a FIFO there fails (ENXIO) or is refused below, never waited on.
+            OFlag::O_WRONLY
+                | OFlag::O_APPEND
+                | OFlag::O_CREAT
+                | OFlag::O_NOCTTY
+                | OFlag::O_NONBLOCK,
             0o640,
         )
         .map_err(|e| match e {
@@ -286,16 +366,30 @@ pub fn open_log(paths: &Paths) -> Result<OwnedFd> {
                 "{} is a symlink; refusing to write the log through it",
                 paths.log_file.display()
             )),
+            Errno::ENXIO => Error::generic(format!(
+                "{} is not a regular file (a FIFO?); refusing to use it as the log",
+                paths.log_file.display()
+            )),
             e => errno("open log file", &paths.log_file, e),
         })?;
     let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
     if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
         return Err(Error::generic(format!(
-            "{} is not a regular file",
+            "{} is not a regular file (a FIFO, socket or device?); refusing to use it as the log",
             paths.log_file.display()
         )));
     }
     check_owner(&paths.log_file, &st)?;
+    if st.st_nlink > 1 {
+        return Err(Error::generic(format!(
+            "{} has {} hard links; refusing to use it as the log",
+            paths.log_file.display(),
+            st.st_nlink
+        )));
+    }
+    // The daemon's stdout and stderr: blocking writes, as usual.
+    nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND))
+        .map_err(|e| errno("set flags of", &paths.log_file, e))?;
     Ok(fd)
 }
 

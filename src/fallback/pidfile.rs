@@ -1,35 +1,36 @@
-//! The PID file: written atomically by the daemon and locked for its whole life, so
-//! liveness comes from the kernel, never from a number in a file.
+//! The PID file, and the private lock that says whether the daemon lives.
 //!
-//! # Locks
-//! The daemon holds a POSIX record lock (`fcntl(F_SETLK)`) on byte [`ALIVE`] of the
-//! file for as long as it lives; the kernel drops it when the process dies, however it
-//! dies. A record lock rather than `flock(2)` for two reasons:
-//! - it can be *queried* (`F_GETLK`) without being taken: `status` and `stop` never
-//!   hold it even for an instant, so they cannot make a concurrent `start` believe the
-//!   service is running (a non-blocking `flock` probe could);
-//! - the kernel names the holder's PID, so `stop` signals exactly the process that
-//!   holds the lock, whatever the file says.
+//! # Who can assert liveness
+//! The PID file (`NAME.pid`, mode 0644) is for tools that read it; it carries no lock
+//! and proves nothing. Liveness is a POSIX record lock held by the daemon for its whole
+//! life on a separate *lock file*, `.NAME.pid.lock` next to it, created mode 0600 and
+//! checked to be a regular file with one link owned by us (or root) before any use.
+//! Another user cannot open that file, so cannot take, hold or fake any lock on it:
+//! `F_GETLK` names the daemon or nobody. (On the world-readable PID file, anyone could
+//! take a read lock, which `F_GETLK` then reported as "the daemon".)
 //!
-//! Record locks are not inherited by children and are released when the holder closes
-//! *any* descriptor of the file, so the daemon opens the file exactly once.
+//! The kernel drops the daemon's lock when the process dies, however it dies. A record
+//! lock rather than `flock(2)` because it can be *queried* (`F_GETLK`) without being
+//! taken, and the kernel names the holder's PID (0 when the holder is in another PID
+//! namespace: [`State::Elsewhere`]).
 //!
-//! Two more bytes: [`STARTING`] is held from creation until the service is ready
-//! (another `start` waits for it instead of reporting success too early), and
-//! [`MUTATE`] is taken briefly, blocking, by whoever replaces or removes the file, so
-//! a `start` replacing a stale file and a `stop` cleaning it up never race.
+//! # Bytes
+//! [`ALIVE`] is held by the daemon for its life. [`STARTING`] from creation until the
+//! service is ready. [`MUTATE`] is taken briefly by whoever creates, replaces or
+//! removes the files. No lock is ever awaited with `F_SETLKW`: every attempt is
+//! `F_SETLK`, retried for at most [`LOCK_DEADLINE`], then an error naming the holder.
 //!
-//! # Atomic writes
-//! The daemon writes `PID\n` into a temporary file in the same directory, locks it,
-//! and then renames it over the old (stale) file while holding [`MUTATE`] on the old
-//! one, or links it into place when there was none. Readers never see a partial file,
-//! and a process that locked an inode that has since been replaced notices (the inode
-//! at the path changed) and starts over.
+//! # Replacing and removing
+//! The lock file is removed (with the PID file) only by a holder of [`MUTATE`] when
+//! nobody holds [`ALIVE`] or by the daemon itself on its way out; whoever locks a lock
+//! file checks afterwards that it is still the file at the path, and starts over if not.
+//! The PID file is written into a fresh temporary file (`O_EXCL`, unpredictable name)
+//! and renamed into place: readers never see a partial file.
 
 use std::ffi::{OsStr, OsString};
 use std::io::Read;
 use std::os::fd::{AsFd, OwnedFd};
-use std::time::{Duration, SystemTime};
+use std::time::{Duration, Instant, SystemTime};
 
 use nix::errno::Errno;
 use nix::fcntl::{fcntl, FcntlArg, OFlag};
@@ -44,8 +45,11 @@ use crate::error::{Error, Result};
 pub const ALIVE: i64 = 0;
 /// Byte locked from creation until the service reported ready.
 pub const STARTING: i64 = 1;
-/// Byte locked briefly by whoever replaces or removes the file.
+/// Byte locked briefly by whoever creates, replaces or removes the files.
 pub const MUTATE: i64 = 2;
+/// The longest any lock attempt is retried ([`MUTATE`] is only ever held for the
+/// length of a few system calls by a process of the same user).
+pub const LOCK_DEADLINE: Duration = Duration::from_secs(5);
 
 fn flock_struct(kind: libc::c_int, byte: i64) -> libc::flock {
     // SAFETY: `flock` is a plain C struct of integers; all-zero is a valid value.
@@ -57,19 +61,31 @@ fn flock_struct(kind: libc::c_int, byte: i64) -> libc::flock {
     fl
 }
 
-/// Takes (or, `wait`, waits for) a write lock on `byte`.
-fn lock<F: AsFd>(fd: &F, byte: i64, wait: bool) -> nix::Result<()> {
+/// Tries once to take a write lock on `byte` (`EAGAIN`/`EACCES`: someone holds it).
+fn try_lock<F: AsFd>(fd: &F, byte: i64) -> nix::Result<()> {
     let fl = flock_struct(libc::F_WRLCK, byte);
     loop {
-        let r = if wait {
-            fcntl(fd, FcntlArg::F_SETLKW(&fl))
-        } else {
-            fcntl(fd, FcntlArg::F_SETLK(&fl))
-        };
-        match r {
+        match fcntl(fd, FcntlArg::F_SETLK(&fl)) {
             Ok(_) => return Ok(()),
-            Err(Errno::EINTR) | Err(Errno::EDEADLK) if wait => continue,
+            Err(Errno::EINTR) => continue,
             Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Takes a write lock on `byte`, retrying without ever blocking until [`LOCK_DEADLINE`];
+/// then `ETIMEDOUT`.
+fn lock_deadline<F: AsFd>(fd: &F, byte: i64) -> nix::Result<()> {
+    let deadline = Instant::now() + LOCK_DEADLINE;
+    let mut pause = Duration::from_micros(200);
+    loop {
+        match try_lock(fd, byte) {
+            Err(Errno::EAGAIN | Errno::EACCES) if Instant::now() < deadline => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(Duration::from_millis(20));
+            }
+            Err(Errno::EAGAIN | Errno::EACCES) => return Err(Errno::ETIMEDOUT),
+            other => return other,
         }
     }
 }
@@ -79,25 +95,35 @@ fn unlock<F: AsFd>(fd: &F, byte: i64) -> nix::Result<()> {
     fcntl(fd, FcntlArg::F_SETLK(&fl)).map(drop)
 }
 
-/// The process holding `byte`, if any (asks the kernel; takes nothing).
-fn holder<F: AsFd>(fd: &F, byte: i64) -> nix::Result<Option<Pid>> {
-    let mut fl = flock_struct(libc::F_WRLCK, byte);
-    fcntl(fd, FcntlArg::F_GETLK(&mut fl))?;
-    if fl.l_type == libc::F_UNLCK as libc::c_short {
-        Ok(None)
-    } else {
-        Ok(Some(Pid::from_raw(fl.l_pid)))
-    }
+/// Who holds `byte`, if anyone (asks the kernel; takes nothing).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Holder {
+    Nobody,
+    Pid(Pid),
+    /// A process this PID namespace cannot see (`l_pid` 0).
+    Invisible,
 }
 
-/// What the PID file says, as the kernel's locks decide.
+fn holder<F: AsFd>(fd: &F, byte: i64) -> nix::Result<Holder> {
+    let mut fl = flock_struct(libc::F_WRLCK, byte);
+    fcntl(fd, FcntlArg::F_GETLK(&mut fl))?;
+    Ok(if fl.l_type == libc::F_UNLCK as libc::c_short {
+        Holder::Nobody
+    } else if fl.l_pid <= 0 {
+        Holder::Invisible
+    } else {
+        Holder::Pid(Pid::from_raw(fl.l_pid))
+    })
+}
+
+/// What the files say, as the kernel's locks decide.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum State {
-    /// No PID file: not running.
+    /// No PID file and no lock file: not running.
     Absent,
-    /// A PID file nobody holds: the daemon died without cleaning up.
+    /// Nobody holds the lock: the daemon died without cleaning up.
     Stale {
-        /// The PID the file names, if it parses.
+        /// The PID the PID file names, if it parses.
         pid: Option<i32>,
     },
     /// A live daemon holds the lock.
@@ -106,9 +132,12 @@ pub enum State {
         pid: Pid,
         /// Still starting: not ready yet.
         starting: bool,
-        /// When the daemon wrote the file.
+        /// When the daemon took the lock.
         since: SystemTime,
     },
+    /// The lock is held by a process in another PID namespace (its PID is invisible
+    /// here, so it can be neither named nor signalled).
+    Elsewhere,
 }
 
 /// The PID file of one service.
@@ -118,7 +147,7 @@ pub struct PidFile {
     name: OsString,
 }
 
-/// The daemon's side: the locked file, held until the process ends.
+/// The daemon's side: the locked lock file, held until the process ends.
 #[derive(Debug)]
 pub struct Held {
     fd: OwnedFd,
@@ -129,7 +158,7 @@ pub struct Held {
 /// What [`PidFile::acquire`] found.
 #[derive(Debug)]
 pub enum Acquired {
-    /// We hold the lock; the file names us.
+    /// We hold the lock; the PID file names us.
     Held(Held),
     /// Another live daemon holds it.
     Busy {
@@ -138,6 +167,92 @@ pub enum Acquired {
         /// Whether it is still starting.
         starting: bool,
     },
+}
+
+/// The name of a file kept next to the PID file `name`: `.NAME.SUFFIX`, or, when that
+/// would be longer than a file name may be (a long service name), `.HASH.SUFFIX` with
+/// a hash of `name`.
+pub fn aux_name(name: &OsStr, suffix: &str) -> OsString {
+    use std::os::unix::ffi::OsStrExt;
+    let mut n = OsString::from(".");
+    if name.len() + suffix.len() + 2 > 120 {
+        n.push(format!("{:016x}", super::paths::name_hash(name.as_bytes())));
+    } else {
+        n.push(name);
+    }
+    n.push(".");
+    n.push(suffix);
+    n
+}
+
+/// The name of the lock file kept next to the PID file `name`.
+fn lock_name(name: &OsStr) -> OsString {
+    aux_name(name, "lock")
+}
+
+/// The name of the state file kept next to the PID file `name`.
+fn state_name(name: &OsStr) -> OsString {
+    aux_name(name, "state")
+}
+
+/// The name of the private (0700) directory of the notify socket.
+fn notify_dir_name(name: &OsStr) -> OsString {
+    aux_name(name, "notify")
+}
+
+/// The notify socket's name inside that directory.
+const NOTIFY_SOCKET: &str = "notify";
+
+/// Removes the notify socket and its directory, if there.
+fn remove_notify_dir(dir: &SafeDir, name: &OsStr) {
+    let d = notify_dir_name(name);
+    let mut sock = d.clone();
+    sock.push("/");
+    sock.push(NOTIFY_SOCKET);
+    let _ = dir.unlink(&sock);
+    let _ = nix::unistd::unlinkat(
+        dir.as_fd(),
+        d.as_os_str(),
+        nix::unistd::UnlinkatFlags::RemoveDir,
+    );
+}
+
+/// Opens `name` in `dir` without following a symlink or blocking (a FIFO), and
+/// checks it is a regular file with one link, owned by us or root. `None`: absent.
+pub fn open_regular(
+    dir: &SafeDir,
+    name: &OsStr,
+    flags: OFlag,
+    mode: u32,
+) -> Result<Option<OwnedFd>> {
+    let path = dir.join(name);
+    let fd = match dir.open_file(name, flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY, mode) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => return Ok(None),
+        Err(Errno::ELOOP) => {
+            return Err(Error::generic(format!(
+                "{} is a symlink; refusing to use it",
+                path.display()
+            )))
+        }
+        Err(e) => return Err(errno("open", &path, e)),
+    };
+    let st = fstat(&fd).map_err(|e| errno("stat", &path, e))?;
+    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+        return Err(Error::generic(format!(
+            "{} is not a regular file (a FIFO, socket or device?); refusing to use it",
+            path.display()
+        )));
+    }
+    check_owner(&path, &st)?;
+    if st.st_nlink > 1 {
+        return Err(Error::generic(format!(
+            "{} has {} hard links; refusing to use it",
+            path.display(),
+            st.st_nlink
+        )));
+    }
+    Ok(Some(fd))
 }
 
 impl PidFile {
@@ -169,227 +284,222 @@ impl PidFile {
         self.dir.join(&self.name)
     }
 
+    fn lock_path(&self) -> std::path::PathBuf {
+        self.dir.join(&lock_name(&self.name))
+    }
+
     fn err(&self, action: &str, e: Errno) -> Error {
-        if e == Errno::ELOOP {
+        if e == Errno::ETIMEDOUT {
             return Error::generic(format!(
-                "{} is a symlink; refusing to use it as a PID file",
-                self.path().display()
+                "{} stayed locked for {}s; try again",
+                self.lock_path().display(),
+                LOCK_DEADLINE.as_secs()
             ));
         }
-        errno(action, &self.path(), e)
+        errno(action, &self.lock_path(), e)
     }
 
-    /// Opens the file at the path now; `None` if there is none.
-    fn open_current(&self, write: bool) -> Result<Option<OwnedFd>> {
-        let flags = if write {
-            OFlag::O_RDWR
+    /// Opens the lock file (creating it, mode 0600, when `create`).
+    fn open_lock(&self, create: bool) -> Result<Option<OwnedFd>> {
+        let flags = if create {
+            OFlag::O_RDWR | OFlag::O_CREAT
         } else {
-            OFlag::O_RDONLY
+            OFlag::O_RDWR
         };
-        match self.dir.open_file(&self.name, flags, 0) {
-            Ok(fd) => {
-                let st = fstat(&fd).map_err(|e| self.err("stat", e))?;
-                if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-                    return Err(Error::generic(format!(
-                        "{} is not a regular file",
-                        self.path().display()
-                    )));
-                }
-                check_owner(&self.path(), &st)?;
-                Ok(Some(fd))
+        let fd = open_regular(&self.dir, &lock_name(&self.name), flags, 0o600).map_err(|e| {
+            if e.kind() == crate::error::Kind::Privilege {
+                Error::privilege(format!(
+                    "{}: permission denied; the service's lock belongs to another user",
+                    self.lock_path().display()
+                ))
+            } else {
+                e
             }
-            Err(Errno::ENOENT) => Ok(None),
-            Err(e) => Err(self.err("open", e)),
+        })?;
+        if let Some(fd) = &fd {
+            // Whatever the umask or whoever made it: nobody else may open it.
+            let st = fstat(fd).map_err(|e| self.err("stat", e))?;
+            if st.st_mode & 0o077 != 0 {
+                nix::sys::stat::fchmod(fd, nix::sys::stat::Mode::from_bits_truncate(0o600))
+                    .map_err(|e| self.err("chmod", e))?;
+            }
         }
+        Ok(fd)
     }
 
-    /// Whether `fd` is still the file at the path (not replaced or removed since).
+    /// Whether `fd` is still the lock file at the path (not replaced or removed since).
     fn is_current(&self, fd: &OwnedFd) -> Result<bool> {
         let mine = fstat(fd).map_err(|e| self.err("stat", e))?;
-        match self.dir.stat(&self.name) {
+        match self.dir.stat(&lock_name(&self.name)) {
             Ok(now) => Ok(now.st_dev == mine.st_dev && now.st_ino == mine.st_ino),
             Err(Errno::ENOENT) => Ok(false),
             Err(e) => Err(self.err("stat", e)),
         }
     }
 
+    /// The PID the PID file names (a stale one's, for messages), never blocking.
+    fn named_pid(&self) -> Result<Option<i32>> {
+        let Some(fd) = open_regular(&self.dir, &self.name, OFlag::O_RDONLY, 0)? else {
+            return Ok(None);
+        };
+        let mut buf = [0u8; 64];
+        let n = nix::sys::uio::pread(&fd, &mut buf, 0).unwrap_or(0);
+        Ok(String::from_utf8_lossy(&buf[..n]).trim().parse().ok())
+    }
+
+    fn pid_file_exists(&self) -> bool {
+        self.dir.stat(&self.name).is_ok()
+    }
+
     /// The service's state, from the lock (never taking it).
     pub fn state(&self) -> Result<State> {
         for _ in 0..100 {
-            let Some(fd) = self.open_current(false)? else {
+            let Some(fd) = self.open_lock(false)? else {
+                if self.pid_file_exists() {
+                    return Ok(State::Stale {
+                        pid: self.named_pid()?,
+                    });
+                }
                 return Ok(State::Absent);
             };
             let alive = holder(&fd, ALIVE).map_err(|e| self.err("query the lock on", e))?;
             let starting = holder(&fd, STARTING).map_err(|e| self.err("query the lock on", e))?;
             let st = fstat(&fd).map_err(|e| self.err("stat", e))?;
-            // pread on this descriptor: no second descriptor of the file is opened.
-            let mut buf = [0u8; 64];
-            let n = nix::sys::uio::pread(&fd, &mut buf, 0).unwrap_or(0);
-            let text = String::from_utf8_lossy(&buf[..n]);
             if !self.is_current(&fd)? {
                 continue; // replaced while we looked: look again
             }
             return Ok(match alive {
-                Some(pid) => State::Running {
+                Holder::Pid(pid) => State::Running {
                     pid,
-                    starting: starting.is_some(),
+                    starting: starting != Holder::Nobody,
                     since: SystemTime::UNIX_EPOCH
                         + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32),
                 },
-                None => State::Stale {
-                    pid: text.trim().parse().ok(),
+                Holder::Invisible => State::Elsewhere,
+                Holder::Nobody => State::Stale {
+                    pid: self.named_pid()?,
                 },
             });
         }
         Err(Error::generic(format!(
             "{} keeps changing; try again",
-            self.path().display()
+            self.lock_path().display()
         )))
     }
 
-    /// Writes `pid` into a fresh, locked (ALIVE and STARTING) temporary file.
-    fn fresh(&self, pid: Pid) -> Result<(OwnedFd, OsString)> {
-        let base = self.name.to_string_lossy();
-        for attempt in 0..10 {
-            let tmp: OsString = format!(".{base}.{pid}.{attempt}.tmp").into();
-            let fd = match self.dir.open_file(
-                &tmp,
-                OFlag::O_RDWR | OFlag::O_CREAT | OFlag::O_EXCL,
-                0o644,
-            ) {
-                Ok(fd) => fd,
-                Err(Errno::EEXIST) => {
-                    // Left by a process that died mid-start with our PID: ours now.
-                    let _ = self.dir.unlink(&tmp);
-                    continue;
-                }
-                Err(e) => return Err(self.err("create", e)),
-            };
-            // World-readable whatever the daemon's umask, as PID files are.
-            let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o644));
-            let filled = (|| {
-                // Uncontested: nobody else knows this inode yet.
-                lock(&fd, ALIVE, false).map_err(|e| self.err("lock", e))?;
-                lock(&fd, STARTING, false).map_err(|e| self.err("lock", e))?;
-                // Written through this very descriptor: closing a second one would
-                // drop our record locks.
-                let text = format!("{pid}\n");
-                let n =
-                    nix::unistd::write(&fd, text.as_bytes()).map_err(|e| self.err("write", e))?;
-                if n != text.len() {
-                    return Err(self.err("write", Errno::EIO));
-                }
-                nix::unistd::fdatasync(&fd).map_err(|e| self.err("write", e))
-            })();
-            if let Err(e) = filled {
-                let _ = self.dir.unlink(&tmp); // no half-written file left behind
-                return Err(e);
-            }
-            return Ok((fd, tmp));
-        }
-        Err(Error::generic(format!(
-            "cannot create a temporary file next to {}",
-            self.path().display()
-        )))
+    /// Writes `pid` into the PID file: a fresh temporary file renamed into place.
+    fn write_pid(&self, pid: Pid) -> Result<()> {
+        let text = format!("{pid}\n");
+        self.dir
+            .replace_file(&self.name, text.as_bytes(), 0o644)
+            .map_err(|e| errno("write", &self.path(), e))
     }
 
-    /// Takes the PID file for process `pid` (the caller): the file names it and it
-    /// holds the lock until it exits; or reports the live daemon that holds it.
+    /// Takes the PID file for process `pid` (the caller): it holds the lock until it
+    /// exits and the PID file names it; or reports the live daemon that holds it.
     pub fn acquire(self, pid: Pid) -> Result<Acquired> {
         for _ in 0..100 {
-            match self.open_current(true)? {
-                None => {
-                    let (fd, tmp) = self.fresh(pid)?;
-                    let linked = self.dir.link(&tmp, &self.name);
-                    let _ = self.dir.unlink(&tmp);
-                    match linked {
-                        Ok(()) => return Ok(Acquired::Held(self.held(fd))),
-                        Err(Errno::EEXIST) => continue, // someone was faster: look again
-                        Err(e) => return Err(self.err("create", e)),
-                    }
-                }
-                Some(old) => {
-                    lock(&old, MUTATE, true).map_err(|e| self.err("lock", e))?;
-                    if !self.is_current(&old)? {
-                        continue;
-                    }
-                    if let Some(other) =
-                        holder(&old, ALIVE).map_err(|e| self.err("query the lock on", e))?
-                    {
-                        let starting = holder(&old, STARTING)
-                            .map_err(|e| self.err("query the lock on", e))?
-                            .is_some();
-                        return Ok(Acquired::Busy {
-                            pid: other,
-                            starting,
-                        });
-                    }
-                    // Stale: replace it while holding MUTATE on it.
-                    let (fd, tmp) = self.fresh(pid)?;
-                    if let Err(e) = self.dir.rename(&tmp, &self.name) {
-                        let _ = self.dir.unlink(&tmp);
-                        return Err(self.err("replace", e));
-                    }
-                    drop(old); // releases MUTATE on the old inode
-                    return Ok(Acquired::Held(self.held(fd)));
-                }
+            let Some(fd) = self.open_lock(true)? else {
+                continue;
+            };
+            lock_deadline(&fd, MUTATE).map_err(|e| self.err("lock", e))?;
+            if !self.is_current(&fd)? {
+                continue; // removed or replaced before we locked it
             }
+            match try_lock(&fd, ALIVE) {
+                Ok(()) => {}
+                Err(Errno::EAGAIN | Errno::EACCES) => {
+                    let starting = holder(&fd, STARTING)
+                        .map_err(|e| self.err("query the lock on", e))?
+                        != Holder::Nobody;
+                    match holder(&fd, ALIVE).map_err(|e| self.err("query the lock on", e))? {
+                        Holder::Pid(other) => {
+                            return Ok(Acquired::Busy {
+                                pid: other,
+                                starting,
+                            })
+                        }
+                        Holder::Invisible => {
+                            return Err(elsewhere(&self.lock_path()));
+                        }
+                        Holder::Nobody => continue, // it just died: try again
+                    }
+                }
+                Err(e) => return Err(self.err("lock", e)),
+            }
+            try_lock(&fd, STARTING).map_err(|e| self.err("lock", e))?;
+            // Our PID in the lock file too: its mtime says since when we run.
+            let text = format!("{pid}\n");
+            let _ = nix::unistd::ftruncate(&fd, 0);
+            let _ = nix::sys::uio::pwrite(&fd, text.as_bytes(), 0);
+            self.write_pid(pid)?;
+            let _ = unlock(&fd, MUTATE);
+            return Ok(Acquired::Held(Held {
+                fd,
+                dir: self.dir,
+                name: self.name,
+            }));
         }
         Err(Error::generic(format!(
             "{} keeps changing; try again",
-            self.path().display()
+            self.lock_path().display()
         )))
-    }
-
-    fn held(self, fd: OwnedFd) -> Held {
-        Held {
-            fd,
-            dir: self.dir,
-            name: self.name,
-        }
     }
 
     /// What the running daemon published with [`Held::publish`] (call only while
     /// [`state`](PidFile::state) says it runs; a file of another owner is ignored).
     pub fn published(&self) -> Option<String> {
-        let fd = self
-            .dir
-            .open_file(&state_name(&self.name), OFlag::O_RDONLY, 0)
-            .ok()?;
-        let st = fstat(&fd).ok()?;
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG || check_owner(&self.path(), &st).is_err() {
-            return None;
-        }
+        let fd = open_regular(&self.dir, &state_name(&self.name), OFlag::O_RDONLY, 0)
+            .ok()
+            .flatten()?;
         // Written whole by a rename, so its size is final; a long STATUS= text with
         // escaped control characters can take well over 8 KiB.
         let mut text = String::new();
-        std::fs::File::from(fd).read_to_string(&mut text).ok()?;
+        std::fs::File::from(fd)
+            .take(1 << 20)
+            .read_to_string(&mut text)
+            .ok()?;
         Some(text)
     }
 
-    /// Removes the file if nobody holds it (a stale file); returns whether it did.
+    /// Removes the files if nobody holds the lock (stale files); returns whether it did.
     pub fn remove_stale(&self) -> Result<bool> {
         for _ in 0..100 {
-            let Some(fd) = self.open_current(true)? else {
-                return Ok(false);
+            let Some(fd) = self.open_lock(false)? else {
+                // A PID file without a lock file (nobody could hold it).
+                return match self.dir.unlink(&self.name) {
+                    Ok(()) => {
+                        let _ = self.dir.unlink(&state_name(&self.name));
+                        Ok(true)
+                    }
+                    Err(Errno::ENOENT) => Ok(false),
+                    Err(e) => Err(errno("remove", &self.path(), e)),
+                };
             };
-            lock(&fd, MUTATE, true).map_err(|e| self.err("lock", e))?;
+            lock_deadline(&fd, MUTATE).map_err(|e| self.err("lock", e))?;
             if !self.is_current(&fd)? {
                 continue;
             }
-            if holder(&fd, ALIVE)
-                .map_err(|e| self.err("query the lock on", e))?
-                .is_some()
-            {
+            if holder(&fd, ALIVE).map_err(|e| self.err("query the lock on", e))? != Holder::Nobody {
                 return Ok(false);
             }
-            self.dir
-                .unlink(&self.name)
-                .map_err(|e| self.err("remove", e))?;
+            match self.dir.unlink(&self.name) {
+                Ok(()) | Err(Errno::ENOENT) => {}
+                Err(e) => return Err(errno("remove", &self.path(), e)),
+            }
             let _ = self.dir.unlink(&state_name(&self.name));
+            remove_notify_dir(&self.dir, &self.name);
+            self.dir
+                .unlink(&lock_name(&self.name))
+                .map_err(|e| self.err("remove", e))?;
             return Ok(true);
         }
         Ok(false)
+    }
+
+    /// The error for a lock held from another PID namespace (exit 4).
+    pub fn elsewhere(&self) -> Error {
+        elsewhere(&self.lock_path())
     }
 
     /// The directory's descriptor (kept open across daemonization).
@@ -399,34 +509,66 @@ impl PidFile {
     }
 }
 
-/// The name of the state file kept next to the PID file `name`.
-fn state_name(name: &OsStr) -> OsString {
-    let mut n = OsString::from(".");
-    n.push(name);
-    n.push(".state");
-    n
+/// The error for a lock held from another PID namespace.
+pub fn elsewhere(lock: &std::path::Path) -> Error {
+    Error::privilege(format!(
+        "{} is held by a process in another PID namespace, which cannot be seen or signalled from here",
+        lock.display()
+    ))
+    .with_hint("run the command in the PID namespace the service was started in")
 }
 
 impl Held {
     /// Publishes `text` (the daemon's state for `status`: JSON) next to the PID file,
-    /// atomically (temporary file, rename). Failures are ignored: it is informative.
+    /// atomically (a fresh temporary file with an unpredictable name, renamed).
+    /// Failures are ignored: it is informative.
     pub fn publish(&self, text: &str) {
-        let final_name = state_name(&self.name);
-        let mut tmp = final_name.clone();
-        tmp.push(".tmp");
-        let Ok(fd) = self.dir.open_file(
-            &tmp,
-            OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_TRUNC,
-            0o644,
-        ) else {
-            return;
-        };
-        let _ = nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(0o644));
-        if nix::unistd::write(&fd, text.as_bytes()).ok() == Some(text.len()) {
-            let _ = self.dir.rename(&tmp, &final_name);
-        } else {
-            let _ = self.dir.unlink(&tmp);
+        let _ = self
+            .dir
+            .replace_file(&state_name(&self.name), text.as_bytes(), 0o644);
+    }
+
+    /// The directory for the notify socket: `.NAME.pid.notify` next to the PID file,
+    /// mode 0700, ours (created if missing; anything else there is refused). Returns
+    /// the socket's path in it (any old socket there removed: we hold the lock).
+    pub fn notify_socket_path(&self) -> Result<std::path::PathBuf> {
+        let d = notify_dir_name(&self.name);
+        let path = self.dir.join(&d);
+        match nix::sys::stat::mkdirat(
+            self.dir.as_fd(),
+            d.as_os_str(),
+            nix::sys::stat::Mode::from_bits_truncate(0o700),
+        ) {
+            Ok(()) | Err(Errno::EEXIST) => {}
+            Err(e) => return Err(errno("create directory", &path, e)),
         }
+        let dfd = self
+            .dir
+            .open_file(&d, OFlag::O_DIRECTORY | OFlag::O_RDONLY, 0)
+            .map_err(|e| match e {
+                Errno::ELOOP | Errno::ENOTDIR => Error::generic(format!(
+                    "{} is not a directory; refusing to use it",
+                    path.display()
+                )),
+                e => errno("open directory", &path, e),
+            })?;
+        let st = fstat(&dfd).map_err(|e| errno("stat", &path, e))?;
+        if st.st_uid != nix::unistd::geteuid().as_raw() {
+            return Err(Error::generic(format!(
+                "{} belongs to uid {}; refusing to use it",
+                path.display(),
+                st.st_uid
+            )));
+        }
+        if st.st_mode & 0o077 != 0 {
+            nix::sys::stat::fchmod(&dfd, nix::sys::stat::Mode::from_bits_truncate(0o700))
+                .map_err(|e| errno("chmod", &path, e))?;
+        }
+        let mut sock = d;
+        sock.push("/");
+        sock.push(NOTIFY_SOCKET);
+        let _ = self.dir.unlink(&sock);
+        Ok(self.dir.join(&sock))
     }
 
     /// The service is ready: releases the STARTING byte.
@@ -434,18 +576,20 @@ impl Held {
         let _ = unlock(&self.fd, STARTING);
     }
 
-    /// Removes the PID file (on a clean exit), if it is still ours; the lock goes
-    /// when the process exits.
+    /// Removes the PID file, the state file and the lock file (on a clean exit), if
+    /// the lock file is still ours; the lock goes when the process exits.
     pub fn remove(&self) {
-        if lock(&self.fd, MUTATE, true).is_err() {
+        if lock_deadline(&self.fd, MUTATE).is_err() {
             return;
         }
         let mine = fstat(&self.fd).ok();
-        let now = self.dir.stat(&self.name).ok();
+        let now = self.dir.stat(&lock_name(&self.name)).ok();
         if let (Some(m), Some(n)) = (mine, now) {
             if m.st_dev == n.st_dev && m.st_ino == n.st_ino {
                 let _ = self.dir.unlink(&self.name);
                 let _ = self.dir.unlink(&state_name(&self.name));
+                remove_notify_dir(&self.dir, &self.name);
+                let _ = self.dir.unlink(&lock_name(&self.name));
             }
         }
         let _ = unlock(&self.fd, MUTATE);
@@ -508,7 +652,7 @@ mod tests {
     }
 
     #[test]
-    fn a_symlink_is_refused() {
+    fn a_symlink_is_never_followed() {
         let t = tempfile::tempdir().unwrap();
         let p = paths(t.path());
         let pf = PidFile::open(&p, true).unwrap();
@@ -517,11 +661,44 @@ mod tests {
         std::os::unix::fs::symlink(&victim, &p.pid_file).unwrap();
         let e = pf.state().unwrap_err();
         assert!(e.message().contains("symlink"), "{e}");
-        let e = PidFile::open(&p, false)
-            .unwrap()
-            .acquire(nix::unistd::getpid())
-            .unwrap_err();
+        // The daemon replaces the link itself; the victim is untouched.
+        assert!(matches!(
+            PidFile::open(&p, false)
+                .unwrap()
+                .acquire(nix::unistd::getpid())
+                .unwrap(),
+            Acquired::Held(_)
+        ));
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "42\n");
+        // A symlink as the lock file is refused.
+        let lock = p.pid_dir().join(".t.pid.lock");
+        std::fs::remove_file(&lock).unwrap();
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        let e = pf.state().unwrap_err();
         assert!(e.message().contains("symlink"), "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "42\n");
+    }
+
+    #[test]
+    fn the_lock_file_is_private_and_a_fifo_is_refused() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        let Acquired::Held(held) = PidFile::open(&p, true)
+            .unwrap()
+            .acquire(nix::unistd::getpid())
+            .unwrap()
+        else {
+            panic!("not acquired");
+        };
+        let lock = p.pid_dir().join(".t.pid.lock");
+        let mode = std::fs::metadata(&lock).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+        let pmode = std::fs::metadata(&p.pid_file).unwrap().permissions().mode();
+        assert_eq!(pmode & 0o777, 0o644);
+        held.remove();
+        nix::unistd::mkfifo(&lock, nix::sys::stat::Mode::from_bits_truncate(0o600)).unwrap();
+        let e = PidFile::open(&p, false).unwrap().state().unwrap_err();
+        assert!(e.message().contains("not a regular file"), "{e}");
     }
 }

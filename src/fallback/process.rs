@@ -70,3 +70,70 @@ impl PidFd {
         }
     }
 }
+
+/// What `/proc/PID/stat` says about a process's identity and place.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ProcStat {
+    /// Its parent.
+    pub ppid: i32,
+    /// Its process group.
+    pub pgid: i32,
+    /// Its session.
+    pub sid: i32,
+    /// When it started, in clock ticks since boot: with the PID, a process's identity
+    /// (a reused PID has a later start time).
+    pub start: u64,
+    /// A zombie (or dead) process: nothing to signal.
+    pub dead: bool,
+}
+
+/// Reads `/proc/PID/stat` (`None`: no such process).
+pub fn stat_of(pid: i32) -> Option<ProcStat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name may contain anything, ')' included: the fields follow the last.
+    let rest = &text[text.rfind(')')? + 1..];
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    Some(ProcStat {
+        dead: matches!(f.first(), Some(&"Z") | Some(&"X")),
+        ppid: f.get(1)?.parse().ok()?,
+        pgid: f.get(2)?.parse().ok()?,
+        sid: f.get(3)?.parse().ok()?,
+        start: f.get(19)?.parse().ok()?,
+    })
+}
+
+/// Every process visible in `/proc` with its stat.
+pub fn all_processes() -> Vec<(i32, ProcStat)> {
+    let Ok(dir) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    dir.flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+        .filter_map(|pid| Some((pid, stat_of(pid)?)))
+        .collect()
+}
+
+impl PidFd {
+    /// A handle on `pid` only if it is still the process that started at `start`
+    /// (checked after the handle is open, so the handle names that very process).
+    pub fn open_proven(pid: Pid, start: u64) -> Option<PidFd> {
+        let fd = PidFd::open(pid).ok()?;
+        let st = stat_of(pid.as_raw())?;
+        (st.start == start && !st.dead).then_some(fd)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn own_stat_and_proof() {
+        let me = std::process::id() as i32;
+        let st = stat_of(me).unwrap();
+        assert_eq!(st.pgid, nix::unistd::getpgrp().as_raw());
+        assert!(!st.dead);
+        assert!(PidFd::open_proven(Pid::from_raw(me), st.start).is_some());
+        assert!(PidFd::open_proven(Pid::from_raw(me), st.start + 1).is_none());
+    }
+}

@@ -5,8 +5,12 @@
 //! would run) as its child and gives it a private `$NOTIFY_SOCKET`, so readiness,
 //! `STATUS=` and watchdog pings arrive exactly as under systemd: the built-in
 //! workload, exec mode and its `--ready` probes need no code of their own here.
-//! The socket is abstract and `SO_PASSCRED` is on: only datagrams whose sender is
-//! the current child are believed (systemd's `NotifyAccess=main`).
+//! The socket is a path socket in a 0700 directory next to the PID file (only its
+//! owner, and root, can reach it); only when that path is too long for a socket
+//! address is it an abstract one with a hashed name. `SO_PASSCRED` is on: the
+//! sender's credentials are checked before anything is parsed or logged, and only
+//! datagrams from the current child are believed (systemd's `NotifyAccess=main`).
+//! Lines an outsider can cause are rate-limited, with a count of what was dropped.
 //!
 //! - The first `READY=1` is passed on to the launcher (the readiness pipe, see
 //!   [`super::daemonize`](mod@super::daemonize)). A child that exits before it fails the start, with its
@@ -160,6 +164,13 @@ struct Supervisor<'a> {
     reloading: bool,
     /// Reloads completed (`RELOADING=1` … `READY=1`).
     reloads: u64,
+    /// For lines about notifications from other processes.
+    foreign: RateLimit,
+    /// The supervisor's own identity (published: after a crash, `start` and `stop`
+    /// find what it left with it).
+    me: Option<super::process::ProcStat>,
+    /// The service process's start time (its identity, with its PID).
+    child_start: Option<u64>,
 }
 
 /// Runs the service under supervision until it ends; never returns.
@@ -182,7 +193,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         Ok(s) => s,
         Err(e) => fail(&mut reporter, &held, format!("cannot set up signals: {e}")),
     };
-    let (sock, notify_addr) = match notify_socket(&spec.name) {
+    let (sock, notify_addr) = match notify_socket(&spec.name, &held) {
         Ok(s) => s,
         Err(e) => fail(
             &mut reporter,
@@ -210,6 +221,9 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         n_restarts: 0,
         reloading: false,
         reloads: 0,
+        foreign: RateLimit::new(Duration::from_secs(30), 10),
+        me: super::process::stat_of(std::process::id() as i32),
+        child_start: None,
     };
     if let Err(e) = s.spawn() {
         let (reporter, held) = (&mut s.reporter, &s.held);
@@ -228,18 +242,71 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
     }
 }
 
-/// An abstract datagram socket with `SO_PASSCRED`; returns it and its
-/// `$NOTIFY_SOCKET` form (`@name`).
-fn notify_socket(name: &str) -> std::io::Result<(UnixDatagram, OsString)> {
-    let nanos = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .unwrap_or_default()
-        .subsec_nanos();
-    let abs = format!("mydaemon/{name}/{}/{nanos:08x}", std::process::id());
-    let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(abs.as_bytes())?)?;
+/// The notify socket (`SO_PASSCRED`, non-blocking) and its `$NOTIFY_SOCKET` form: a
+/// path socket in the private directory `held` provides, or, when that path does not
+/// fit a socket address, an abstract name derived from a hash.
+fn notify_socket(name: &str, held: &Held) -> std::io::Result<(UnixDatagram, OsString)> {
+    let path = held
+        .notify_socket_path()
+        .map_err(|e| std::io::Error::other(e.to_string()))?;
+    let (sock, addr) = if path.as_os_str().len() < 108 {
+        let sock = UnixDatagram::bind(&path)?;
+        (sock, path.into_os_string())
+    } else {
+        let abs = format!(
+            "mydaemon/{:016x}/{}/{:016x}",
+            super::paths::name_hash(name.as_bytes()),
+            std::process::id(),
+            super::paths::random_u64()
+        );
+        let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(abs.as_bytes())?)?;
+        (sock, format!("@{abs}").into())
+    };
     sock.set_nonblocking(true)?;
     setsockopt(&sock, sockopt::PassCred, &true)?;
-    Ok((sock, format!("@{abs}").into()))
+    Ok((sock, addr))
+}
+
+/// At most `burst` lines per `interval`; what is dropped is counted and reported
+/// with the next line allowed (as journald does).
+#[derive(Debug)]
+pub struct RateLimit {
+    interval: Duration,
+    burst: u32,
+    begin: Option<Instant>,
+    used: u32,
+    suppressed: u64,
+}
+
+impl RateLimit {
+    /// A limit of `burst` lines per `interval`.
+    pub fn new(interval: Duration, burst: u32) -> RateLimit {
+        RateLimit {
+            interval,
+            burst,
+            begin: None,
+            used: 0,
+            suppressed: 0,
+        }
+    }
+
+    /// Whether a line may be written at `now`; `Some(n)`: yes, and `n` lines were
+    /// suppressed before it (0 if none).
+    pub fn check(&mut self, now: Instant) -> Option<u64> {
+        if self
+            .begin
+            .is_none_or(|b| now.duration_since(b) >= self.interval)
+        {
+            self.begin = Some(now);
+            self.used = 0;
+        }
+        if self.used >= self.burst {
+            self.suppressed += 1;
+            return None;
+        }
+        self.used += 1;
+        Some(std::mem::take(&mut self.suppressed))
+    }
 }
 
 impl Supervisor<'_> {
@@ -287,6 +354,7 @@ impl Supervisor<'_> {
         drop(child);
         self.say("info", &format!("started the service process (pid {pid})"));
         self.child = Some(pid);
+        self.child_start = super::process::stat_of(pid.as_raw()).map(|s| s.start);
         self.child_ready = false;
         self.watchdog_fired = false;
         self.kill_at = None;
@@ -381,17 +449,26 @@ impl Supervisor<'_> {
                     Err(_) => return,
                 }
             };
-            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+            // Credentials first: nothing from anyone else is parsed.
             if sender.is_none() || sender != self.child_pid().map(|p| p.as_raw()) {
-                self.say(
-                    "warn",
-                    &format!(
-                        "ignoring a notification from pid {}, not the service process",
-                        sender.unwrap_or(0)
-                    ),
-                );
+                if let Some(dropped) = self.foreign.check(Instant::now()) {
+                    if dropped > 0 {
+                        self.say(
+                            "warn",
+                            &format!("suppressed {dropped} message(s) about foreign notifications"),
+                        );
+                    }
+                    self.say(
+                        "warn",
+                        &format!(
+                            "ignoring a notification from pid {}, not the service process",
+                            sender.unwrap_or(0)
+                        ),
+                    );
+                }
                 continue;
             }
+            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
             for line in text.lines() {
                 self.on_notify(line);
             }
@@ -435,6 +512,13 @@ impl Supervisor<'_> {
             "n_restarts": self.n_restarts,
             "reloads": self.reloads,
             "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
+            "service_start": self.child.and(self.child_start),
+            "supervisor": self.me.map(|m| serde_json::json!({
+                "pid": std::process::id(),
+                "pgid": m.pgid,
+                "sid": m.sid,
+                "start": m.start,
+            })),
         });
         self.held.publish(&v.to_string());
     }
@@ -642,6 +726,20 @@ mod tests {
         let d: Vec<u128> = (0..6).map(|n| p.delay(n).as_millis()).collect();
         assert_eq!(d, [100, 200, 400, 800, 1000, 1000]);
         assert_eq!(p.delay(1000), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn rate_limit_counts_what_it_suppressed() {
+        let mut r = RateLimit::new(Duration::from_secs(30), 3);
+        let t0 = Instant::now();
+        assert_eq!(r.check(t0), Some(0));
+        assert_eq!(r.check(t0), Some(0));
+        assert_eq!(r.check(t0), Some(0));
+        for _ in 0..1000 {
+            assert_eq!(r.check(t0 + Duration::from_secs(1)), None);
+        }
+        assert_eq!(r.check(t0 + Duration::from_secs(31)), Some(1000));
+        assert_eq!(r.check(t0 + Duration::from_secs(31)), Some(0));
     }
 
     #[test]

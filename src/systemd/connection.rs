@@ -115,15 +115,20 @@ async fn connect_system(root: &Path) -> Result<Systemd, Error> {
     }
 }
 
+/// No bus: for root a plain failure (exit 1); for anyone else a matter of privilege
+/// (exit 4, as `status` must not mistake it for "dead"): root would have reached
+/// systemd through its private socket.
 fn bus_unreachable(e: zbus::Error, which: &str) -> Error {
-    let root = nix::unistd::geteuid().is_root();
-    let err = Error::generic(format!(
-        "cannot reach systemd: {which} is not available ({e})"
-    ));
+    bus_unreachable_for(nix::unistd::geteuid().is_root(), &e.to_string(), which)
+}
+
+fn bus_unreachable_for(root: bool, e: &str, which: &str) -> Error {
+    let text = format!("cannot reach systemd: {which} is not available ({e})");
     if root {
-        err.with_hint("systemd's private socket did not answer either; is systemd running?")
+        Error::generic(text)
+            .with_hint("systemd's private socket did not answer either; is systemd running?")
     } else {
-        err.with_hint(format!(
+        Error::privilege(text).with_hint(format!(
             "only root may use systemd's private socket; {NEEDS_ROOT_HINT}"
         ))
     }
@@ -196,6 +201,16 @@ pub async fn private_connection(path: &Path) -> io::Result<Connection> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn no_bus_as_non_root_is_exit_4_with_the_hint() {
+        let e = super::bus_unreachable_for(false, "ENOENT", "the system bus");
+        assert_eq!(e.exit_code(), crate::error::exit::PRIVILEGE);
+        assert!(e.hint().unwrap().contains("private socket"), "{e:?}");
+        let e = super::bus_unreachable_for(true, "ENOENT", "the system bus");
+        assert_eq!(e.exit_code(), crate::error::exit::GENERIC);
+    }
+
     use super::*;
 
     #[test]
