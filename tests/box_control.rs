@@ -707,3 +707,37 @@ fn sysv_uninstall_purge_removes_the_log() {
         "{out}"
     );
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn logs_follow_prints_new_entries_in_the_same_format() {
+    let bx = TestBox::boot();
+    md_ok(&bx, "--name follow install --systemd --now");
+    bx.sh_ok(&format!(
+        "{BIN} --name follow logs -f -n 100 > /run/follow.out 2>&1 </dev/null & echo started"
+    ));
+    let out = || String::from_utf8_lossy(&bx.read_file("/run/follow.out")).into_owned();
+    // The initial lines are out: logs -f is reading the journal.
+    bx.wait_for(
+        "logs -f to print the start of follow.service",
+        std::time::Duration::from_secs(20),
+        |_| out().contains("Started follow.service"),
+    );
+    assert!(!out().contains("reload complete"), "{}", out());
+    md_ok(&bx, "--name follow reload");
+    bx.wait_for(
+        "logs -f to print the reload that came after its first lines",
+        std::time::Duration::from_secs(20),
+        |_| out().contains("reload complete"),
+    );
+    let text = out();
+    let line = text
+        .lines()
+        .find(|l| l.contains("reload complete"))
+        .unwrap();
+    // 2026-12-01T09:29:07.123Z follow[PID]: reload complete
+    assert!(
+        line.len() > 25 && line.as_bytes()[23] == b'Z' && line[24..].starts_with(" follow["),
+        "not TIME IDENT[PID]: {line:?}"
+    );
+}

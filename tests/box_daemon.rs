@@ -672,6 +672,26 @@ fn exec_mode_journal_lines_carry_the_commands_name_and_mydaemons_own() {
         !short.contains(" web["),
         "nothing tagged with the service's name: {short}"
     );
+
+    // Inside the strict sandbox (read-only /run, AF_UNIX only) the stream opens too.
+    bx.sh_ok(&format!(
+        "{BIN} --name webs install --systemd --now --hardening strict -- /usr/local/bin/greet"
+    ));
+    await_journal(&bx, "webs.service", &["GET / HTTP/1.1"]);
+    let e = journal_json(&bx, "webs.service")
+        .into_iter()
+        .find(|e| {
+            e["MESSAGE"]
+                .as_str()
+                .is_some_and(|m| m.contains("GET / HTTP/1.1"))
+        })
+        .expect("the command's line");
+    assert_eq!(e["SYSLOG_IDENTIFIER"], "greet", "{e}");
+    assert_ne!(
+        e["_PID"].as_str(),
+        Some(prop(&bx, "webs", "MainPID").as_str()),
+        "{e}"
+    );
 }
 
 #[test]
