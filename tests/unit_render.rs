@@ -426,5 +426,5 @@ fn watchdog_takes_a_duration_like_every_other_time_option() {
         "the default is unchanged"
     );
     fails(&["unit", "--watchdog-sec", "10x"], 2, "unknown unit");
-    fails(&["unit", "--watchdog-sec", "0.5us"], 2, "resolution");
+    fails(&["unit", "--watchdog-sec", "0.4us"], 2, "round to zero");
 }
