@@ -1415,8 +1415,22 @@ impl Drop for KillOnDrop {
 #[test]
 fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
     let s = Svc::new("fb-crash-orphan");
-    let cmd = ["--", "sh", "-c", "trap '' TERM; exec sleep 3600"];
+    // The marker says the trap is set (exec mode is ready once the command runs).
+    let marker = s.dir.path().join("deaf");
+    let script = format!(
+        "trap '' TERM; echo > '{}'; exec sleep 3600",
+        marker.display()
+    );
+    let cmd = ["--", "sh", "-c", &script];
+    let deaf = || {
+        assert!(
+            wait_until(Duration::from_secs(10), || marker.exists()),
+            "the command never set its SIGTERM trap"
+        );
+        std::fs::remove_file(&marker).unwrap();
+    };
     ok(&s.run("start", &cmd));
+    deaf();
     let sup = s.pid();
     let kill9 = |pid: i32| {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap()
@@ -1442,7 +1456,11 @@ fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
         .collect();
     orphans.sort();
     left.sort();
-    assert_eq!(orphans, left, "{st:?}");
+    let published = std::fs::read_to_string(
+        s.pid_file()
+            .with_file_name(format!(".{}.pid.state", s.name)),
+    );
+    assert_eq!(orphans, left, "{st:?}\npublished: {published:?}");
 
     let out = s.run("start", &cmd);
     ok(&out);
@@ -1451,6 +1469,7 @@ fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
         wait_until(Duration::from_secs(5), || left.iter().all(|p| !alive(*p))),
         "the old copy still runs beside the new one: {left:?}"
     );
+    deaf();
     let sup2 = s.pid();
     assert_ne!(sup2, sup);
     kill9(sup2);
