@@ -1547,3 +1547,42 @@ fn a_holder_in_another_pid_namespace_is_reported_as_such() {
     assert!(alive(pid), "the daemon was disturbed");
     assert_eq!(s.status_code(), 0);
 }
+
+/// Lines a process other than the service can cause (here root's own, which may
+/// reach the socket) are rate-limited: 300 forged datagrams, at most 10 lines.
+#[test]
+fn notifications_from_other_processes_are_rate_limited_in_the_log() {
+    use std::os::unix::net::UnixDatagram;
+    let s = Svc::new("fb-ratelimit");
+    ok(&s.run("start", &["--interval", "1h"]));
+    let addr = wait_for_notify_socket(&s);
+    let sock = UnixDatagram::unbound().unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sent = 0;
+    while sent < 300 {
+        match sock.send_to_addr(b"STATUS=forged\n", &addr) {
+            Ok(_) => sent += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "the supervisor stopped reading");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    // The socket queues at most 10 (net.unix.max_dgram_qlen): when the last send went
+    // through, the supervisor had read at least 290 of them.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            s.log().matches("ignoring a notification").count() >= 10
+        }),
+        "the supervisor logged fewer than 10 lines for {sent} forged datagrams"
+    );
+    let st = text(&s.run("status", &["--json"]).stdout);
+    assert!(
+        !st.contains("forged"),
+        "a forged STATUS= was believed: {st}"
+    );
+    let n = s.log().matches("ignoring a notification").count();
+    assert!(n <= 10, "{n} lines for {sent} forged datagrams");
+}
