@@ -971,6 +971,11 @@ impl Drop for Attacker {
 /// to open the file read-only and take a read lock on those bytes. Only
 /// async-signal-safe calls after the fork (the test harness runs threads).
 fn attacker_locks(targets: &[(PathBuf, i64, i64)]) -> Attacker {
+    lockers(targets, Some(NOBODY))
+}
+
+/// Like [`attacker_locks`], as `uid` (`None`: stays root).
+fn lockers(targets: &[(PathBuf, i64, i64)], uid: Option<u32>) -> Attacker {
     use nix::libc;
     use std::os::unix::ffi::OsStrExt;
     let paths: Vec<std::ffi::CString> = targets
@@ -983,12 +988,13 @@ fn attacker_locks(targets: &[(PathBuf, i64, i64)]) -> Attacker {
         nix::unistd::ForkResult::Child => unsafe {
             use std::os::fd::AsRawFd;
             let w = w.as_raw_fd();
-            let g = NOBODY as libc::gid_t;
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(g) != 0
-                || libc::setuid(NOBODY) != 0
-            {
-                libc::_exit(99);
+            if let Some(uid) = uid {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(uid as libc::gid_t) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    libc::_exit(99);
+                }
             }
             for (i, (_, start, len)) in targets.iter().enumerate() {
                 let fd = libc::open(paths[i].as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK);
@@ -1585,4 +1591,45 @@ fn notifications_from_other_processes_are_rate_limited_in_the_log() {
     );
     let n = s.log().matches("ignoring a notification").count();
     assert!(n <= 10, "{n} lines for {sent} forged datagrams");
+}
+
+/// A daemon of the previous version locked the PID file itself (no lock file): it is
+/// still seen running and stopped — but the same lock taken by `nobody` is not
+/// believed.
+#[test]
+fn a_daemon_of_the_previous_version_is_still_seen_and_stopped() {
+    let s = Svc::new("fb-legacy");
+    open_to_others(&s);
+    let run = s.pid_file().parent().unwrap().to_owned();
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(s.pid_file(), "0\n").unwrap();
+    {
+        // Another user's lock, with the file naming that user's process: not believed.
+        let att = attacker_locks(&[(s.pid_file(), 0, 0)]);
+        assert_eq!(att.outcome, "L");
+        std::fs::write(s.pid_file(), format!("{}\n", att.pid)).unwrap();
+        let st = s.run("status", &["-n", "0"]);
+        assert_eq!(st.status.code(), Some(1), "{st:?}");
+    }
+    // The old daemon held byte 0 (alive) once ready.
+    let old = lockers(&[(s.pid_file(), 0, 1)], None);
+    assert_eq!(old.outcome, "L");
+    std::fs::write(s.pid_file(), format!("{}\n", old.pid)).unwrap();
+    let st = s.run("status", &["-n", "0"]);
+    assert_eq!(st.status.code(), Some(0), "{st:?}");
+    assert!(
+        text(&st.stdout).contains(&format!("running (pid {})", old.pid)),
+        "{st:?}"
+    );
+    let out = s.run("start", &[]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("already running"), "{out:?}");
+    let out = s.run("stop", &["--timeout", "5s"]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("stopped"), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(old.pid.as_raw())),
+        "the old daemon survived stop"
+    );
+    assert_eq!(s.status_code(), 3);
 }
