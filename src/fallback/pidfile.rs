@@ -526,6 +526,9 @@ impl PidFile {
             }
             let _ = self.dir.unlink(&state_name(&self.name));
             remove_notify_dir(&self.dir, &self.name);
+            // Temporary files a killed daemon may have left mid-write.
+            self.dir.remove_temps(&self.name);
+            self.dir.remove_temps(&state_name(&self.name));
             self.dir
                 .unlink(&lock_name(&self.name))
                 .map_err(|e| self.err("remove", e))?;
@@ -714,6 +717,27 @@ mod tests {
         let e = pf.state().unwrap_err();
         assert!(e.message().contains("symlink"), "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "42\n");
+    }
+
+    #[test]
+    fn stale_files_go_with_the_temporaries_a_killed_daemon_left() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        let pf = PidFile::open(&p, true).unwrap();
+        let dir = p.pid_dir();
+        std::fs::write(&p.pid_file, "1\n").unwrap();
+        std::fs::write(dir.join(".t.pid.lock"), "1\n").unwrap();
+        std::fs::write(dir.join("..t.pid.state.0123456789abcdef.tmp"), "{").unwrap();
+        std::fs::write(dir.join(".t.pid.fedcba9876543210.tmp"), "1").unwrap();
+        std::fs::write(dir.join("keep.tmp"), "").unwrap();
+        std::fs::write(dir.join(".t.pid.notes.tmp"), "").unwrap();
+        assert!(pf.remove_stale().unwrap());
+        let mut left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".t.pid.notes.tmp", "keep.tmp"]);
     }
 
     #[test]
