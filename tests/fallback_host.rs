@@ -967,6 +967,11 @@ impl Drop for Attacker {
 /// to open the file read-only and take a read lock on those bytes. Only
 /// async-signal-safe calls after the fork (the test harness runs threads).
 fn attacker_locks(targets: &[(PathBuf, i64, i64)]) -> Attacker {
+    lockers(targets, Some(NOBODY))
+}
+
+/// Like [`attacker_locks`], as `uid` (`None`: stays root).
+fn lockers(targets: &[(PathBuf, i64, i64)], uid: Option<u32>) -> Attacker {
     use nix::libc;
     use std::os::unix::ffi::OsStrExt;
     let paths: Vec<std::ffi::CString> = targets
@@ -979,12 +984,13 @@ fn attacker_locks(targets: &[(PathBuf, i64, i64)]) -> Attacker {
         nix::unistd::ForkResult::Child => unsafe {
             use std::os::fd::AsRawFd;
             let w = w.as_raw_fd();
-            let g = NOBODY as libc::gid_t;
-            if libc::setgroups(0, std::ptr::null()) != 0
-                || libc::setgid(g) != 0
-                || libc::setuid(NOBODY) != 0
-            {
-                libc::_exit(99);
+            if let Some(uid) = uid {
+                if libc::setgroups(0, std::ptr::null()) != 0
+                    || libc::setgid(uid as libc::gid_t) != 0
+                    || libc::setuid(uid) != 0
+                {
+                    libc::_exit(99);
+                }
             }
             for (i, (_, start, len)) in targets.iter().enumerate() {
                 let fd = libc::open(paths[i].as_ptr(), libc::O_RDONLY | libc::O_NONBLOCK);
@@ -1411,8 +1417,22 @@ impl Drop for KillOnDrop {
 #[test]
 fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
     let s = Svc::new("fb-crash-orphan");
-    let cmd = ["--", "sh", "-c", "trap '' TERM; exec sleep 3600"];
+    // The marker says the trap is set (exec mode is ready once the command runs).
+    let marker = s.dir.path().join("deaf");
+    let script = format!(
+        "trap '' TERM; echo > '{}'; exec sleep 3600",
+        marker.display()
+    );
+    let cmd = ["--", "sh", "-c", &script];
+    let deaf = || {
+        assert!(
+            wait_until(Duration::from_secs(10), || marker.exists()),
+            "the command never set its SIGTERM trap"
+        );
+        std::fs::remove_file(&marker).unwrap();
+    };
     ok(&s.run("start", &cmd));
+    deaf();
     let sup = s.pid();
     let kill9 = |pid: i32| {
         nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL).unwrap()
@@ -1438,7 +1458,11 @@ fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
         .collect();
     orphans.sort();
     left.sort();
-    assert_eq!(orphans, left, "{st:?}");
+    let published = std::fs::read_to_string(
+        s.pid_file()
+            .with_file_name(format!(".{}.pid.state", s.name)),
+    );
+    assert_eq!(orphans, left, "{st:?}\npublished: {published:?}");
 
     let out = s.run("start", &cmd);
     ok(&out);
@@ -1447,6 +1471,7 @@ fn what_a_sigkilled_supervisor_left_is_ended_by_the_next_start_and_stop() {
         wait_until(Duration::from_secs(5), || left.iter().all(|p| !alive(*p))),
         "the old copy still runs beside the new one: {left:?}"
     );
+    deaf();
     let sup2 = s.pid();
     assert_ne!(sup2, sup);
     kill9(sup2);
@@ -1523,4 +1548,84 @@ fn a_holder_in_another_pid_namespace_is_reported_as_such() {
     }
     assert!(alive(pid), "the daemon was disturbed");
     assert_eq!(s.status_code(), 0);
+}
+
+/// Lines a process other than the service can cause (here root's own, which may
+/// reach the socket) are rate-limited: 300 forged datagrams, at most 10 lines.
+#[test]
+fn notifications_from_other_processes_are_rate_limited_in_the_log() {
+    use std::os::unix::net::UnixDatagram;
+    let s = Svc::new("fb-ratelimit");
+    ok(&s.run("start", &["--interval", "1h"]));
+    let addr = wait_for_notify_socket(&s);
+    let sock = UnixDatagram::unbound().unwrap();
+    sock.set_nonblocking(true).unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let mut sent = 0;
+    while sent < 300 {
+        match sock.send_to_addr(b"STATUS=forged\n", &addr) {
+            Ok(_) => sent += 1,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                assert!(Instant::now() < deadline, "the supervisor stopped reading");
+                std::thread::sleep(Duration::from_millis(1));
+            }
+            Err(e) => panic!("send: {e}"),
+        }
+    }
+    // The socket queues at most 10 (net.unix.max_dgram_qlen): when the last send went
+    // through, the supervisor had read at least 290 of them.
+    assert!(
+        wait_until(Duration::from_secs(5), || {
+            s.log().matches("ignoring a notification").count() >= 10
+        }),
+        "the supervisor logged fewer than 10 lines for {sent} forged datagrams"
+    );
+    let st = text(&s.run("status", &["--json"]).stdout);
+    assert!(
+        !st.contains("forged"),
+        "a forged STATUS= was believed: {st}"
+    );
+    let n = s.log().matches("ignoring a notification").count();
+    assert!(n <= 10, "{n} lines for {sent} forged datagrams");
+}
+
+/// A daemon of the previous version locked the PID file itself (no lock file): it is
+/// still seen running and stopped — but the same lock taken by `nobody` is not
+/// believed.
+#[test]
+fn a_daemon_of_the_previous_version_is_still_seen_and_stopped() {
+    let s = Svc::new("fb-legacy");
+    open_to_others(&s);
+    let run = s.pid_file().parent().unwrap().to_owned();
+    std::fs::create_dir_all(&run).unwrap();
+    std::fs::write(s.pid_file(), "0\n").unwrap();
+    {
+        // Another user's lock, with the file naming that user's process: not believed.
+        let att = attacker_locks(&[(s.pid_file(), 0, 0)]);
+        assert_eq!(att.outcome, "L");
+        std::fs::write(s.pid_file(), format!("{}\n", att.pid)).unwrap();
+        let st = s.run("status", &["-n", "0"]);
+        assert_eq!(st.status.code(), Some(1), "{st:?}");
+    }
+    // The old daemon held byte 0 (alive) once ready.
+    let old = lockers(&[(s.pid_file(), 0, 1)], None);
+    assert_eq!(old.outcome, "L");
+    std::fs::write(s.pid_file(), format!("{}\n", old.pid)).unwrap();
+    let st = s.run("status", &["-n", "0"]);
+    assert_eq!(st.status.code(), Some(0), "{st:?}");
+    assert!(
+        text(&st.stdout).contains(&format!("running (pid {})", old.pid)),
+        "{st:?}"
+    );
+    let out = s.run("start", &[]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("already running"), "{out:?}");
+    let out = s.run("stop", &["--timeout", "5s"]);
+    ok(&out);
+    assert!(text(&out.stdout).contains("stopped"), "{out:?}");
+    assert!(
+        wait_until(Duration::from_secs(5), || !alive(old.pid.as_raw())),
+        "the old daemon survived stop"
+    );
+    assert_eq!(s.status_code(), 3);
 }

@@ -266,6 +266,42 @@ impl SafeDir {
         Err(Errno::EEXIST)
     }
 
+    /// Removes temporary files [`create_temp`](SafeDir::create_temp) made for `base`
+    /// that a killed process left behind (only regular files of ours).
+    pub fn remove_temps(&self, base: &OsStr) {
+        use std::os::unix::ffi::OsStrExt;
+        let mut prefix = OsString::from(".");
+        if base.len() > 200 {
+            prefix.push(format!("{:016x}", name_hash(base.as_bytes())));
+        } else {
+            prefix.push(base);
+        }
+        prefix.push(".");
+        let Ok(entries) = std::fs::read_dir(&self.path) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let b = name.as_bytes();
+            let Some(rest) = b.strip_prefix(prefix.as_bytes()) else {
+                continue;
+            };
+            let is_temp = rest.len() == 20
+                && rest.ends_with(b".tmp")
+                && rest[..16].iter().all(u8::is_ascii_hexdigit);
+            if !is_temp {
+                continue;
+            }
+            if let Ok(st) = self.stat(&name) {
+                if st.st_mode & nix::libc::S_IFMT == nix::libc::S_IFREG
+                    && st.st_uid == geteuid().as_raw()
+                {
+                    let _ = self.unlink(&name);
+                }
+            }
+        }
+    }
+
     /// Replaces `name` atomically with a file holding `data`, mode `mode` (whatever
     /// the umask): a fresh temporary file ([`create_temp`](SafeDir::create_temp)),
     /// written, renamed over `name`.

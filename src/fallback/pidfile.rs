@@ -14,6 +14,11 @@
 //! taken, and the kernel names the holder's PID (0 when the holder is in another PID
 //! namespace: [`State::Elsewhere`]).
 //!
+//! A daemon of an earlier version locked the PID file itself; while one runs (there
+//! is no lock file), its lock is believed only if the holder is the PID the file names
+//! and runs as the file's owner, so an upgrade neither starts a second copy nor lets
+//! another user's lock count.
+//!
 //! # Bytes
 //! [`ALIVE`] is held by the daemon for its life. [`STARTING`] from creation until the
 //! service is ready. [`MUTATE`] is taken briefly by whoever creates, replaces or
@@ -347,6 +352,35 @@ impl PidFile {
         Ok(String::from_utf8_lossy(&buf[..n]).trim().parse().ok())
     }
 
+    /// A daemon of an earlier version, which locked the PID file itself (there is no
+    /// lock file): believed only if the holder is the PID the file names and runs as
+    /// the file's owner (us or root), since anyone who can read the file can lock it.
+    fn legacy_holder(&self) -> Result<Option<State>> {
+        use std::os::unix::fs::MetadataExt;
+        let Some(fd) = open_regular(&self.dir, &self.name, OFlag::O_RDONLY, 0)? else {
+            return Ok(None);
+        };
+        let Holder::Pid(pid) = holder(&fd, ALIVE).map_err(|e| self.err("query the lock on", e))?
+        else {
+            return Ok(None);
+        };
+        let st = fstat(&fd).map_err(|e| self.err("stat", e))?;
+        let mut buf = [0u8; 64];
+        let n = nix::sys::uio::pread(&fd, &mut buf, 0).unwrap_or(0);
+        let named: Option<i32> = String::from_utf8_lossy(&buf[..n]).trim().parse().ok();
+        let owner = std::fs::metadata(format!("/proc/{pid}")).map(|m| m.uid());
+        if named != Some(pid.as_raw()) || owner.ok() != Some(st.st_uid) {
+            return Ok(None);
+        }
+        let starting = holder(&fd, STARTING).map_err(|e| self.err("query the lock on", e))?;
+        Ok(Some(State::Running {
+            pid,
+            starting: starting != Holder::Nobody,
+            since: SystemTime::UNIX_EPOCH
+                + Duration::new(st.st_mtime.max(0) as u64, st.st_mtime_nsec as u32),
+        }))
+    }
+
     fn pid_file_exists(&self) -> bool {
         self.dir.stat(&self.name).is_ok()
     }
@@ -356,6 +390,9 @@ impl PidFile {
         for _ in 0..100 {
             let Some(fd) = self.open_lock(false)? else {
                 if self.pid_file_exists() {
+                    if let Some(running) = self.legacy_holder()? {
+                        return Ok(running);
+                    }
                     return Ok(State::Stale {
                         pid: self.named_pid()?,
                     });
@@ -489,6 +526,9 @@ impl PidFile {
             }
             let _ = self.dir.unlink(&state_name(&self.name));
             remove_notify_dir(&self.dir, &self.name);
+            // Temporary files a killed daemon may have left mid-write.
+            self.dir.remove_temps(&self.name);
+            self.dir.remove_temps(&state_name(&self.name));
             self.dir
                 .unlink(&lock_name(&self.name))
                 .map_err(|e| self.err("remove", e))?;
@@ -677,6 +717,27 @@ mod tests {
         let e = pf.state().unwrap_err();
         assert!(e.message().contains("symlink"), "{e}");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "42\n");
+    }
+
+    #[test]
+    fn stale_files_go_with_the_temporaries_a_killed_daemon_left() {
+        let t = tempfile::tempdir().unwrap();
+        let p = paths(t.path());
+        let pf = PidFile::open(&p, true).unwrap();
+        let dir = p.pid_dir();
+        std::fs::write(&p.pid_file, "1\n").unwrap();
+        std::fs::write(dir.join(".t.pid.lock"), "1\n").unwrap();
+        std::fs::write(dir.join("..t.pid.state.0123456789abcdef.tmp"), "{").unwrap();
+        std::fs::write(dir.join(".t.pid.fedcba9876543210.tmp"), "1").unwrap();
+        std::fs::write(dir.join("keep.tmp"), "").unwrap();
+        std::fs::write(dir.join(".t.pid.notes.tmp"), "").unwrap();
+        assert!(pf.remove_stale().unwrap());
+        let mut left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".t.pid.notes.tmp", "keep.tmp"]);
     }
 
     #[test]

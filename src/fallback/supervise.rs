@@ -177,8 +177,9 @@ struct Supervisor<'a> {
 pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporter) -> ! {
     let fail = |reporter: &mut Reporter, held: &Held, msg: String| -> ! {
         say(&spec.name, "error", &msg);
-        reporter.failed(&msg);
+        // Files first: once the launcher hears, `status` must find them gone.
         held.remove();
+        reporter.failed(&msg);
         std::process::exit(1)
     };
     // Orphans of the service become our children, so none outlives its incarnation.
@@ -469,7 +470,10 @@ impl Supervisor<'_> {
                 continue;
             }
             let text = String::from_utf8_lossy(&buf[..len]).into_owned();
-            for line in text.lines() {
+            // READY=1 last: the launcher returns on it, and `status` must then show
+            // the STATUS= that came in the same datagram (sd_notify puts READY first).
+            let (ready, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| *l == "READY=1");
+            for line in rest.into_iter().chain(ready) {
                 self.on_notify(line);
             }
         }
@@ -549,6 +553,7 @@ impl Supervisor<'_> {
         if self.stopping {
             self.say("info", &format!("the service process {how}; stopped"));
             if self.reporter.pending() {
+                self.held.remove();
                 self.reporter.failed(&format!(
                     "stopped before it was ready (the service process {how})"
                 ));
@@ -561,6 +566,8 @@ impl Supervisor<'_> {
                 msg.push_str(&format!(" (its status: {})", self.last_status));
             }
             self.say("error", &msg);
+            // Files first: once the launcher hears, `status` must find them gone.
+            self.held.remove();
             self.reporter.failed(&msg);
             self.finish(1, true);
         }
