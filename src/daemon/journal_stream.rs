@@ -55,15 +55,36 @@ fn parse_journal_stream(s: &str) -> Option<(u64, u64)> {
     Some((dev.parse().ok()?, ino.parse().ok()?))
 }
 
-/// The stream header systemd sends (`src/core/execute.c`): identifier, unit ID (empty:
-/// journald takes the unit from the cgroup), priority 6 (info), `<N>` prefixes parsed,
-/// and no forwarding to syslog, kmsg or console. `None` for an identifier the line-based
-/// header cannot carry.
-pub fn header(identifier: &str) -> Option<String> {
-    if identifier.is_empty() || identifier.contains(['\n', '\0']) {
+/// The stream header systemd sends (`src/core/execute.c`): identifier, unit ID,
+/// priority 6 (info), `<N>` prefixes parsed, and no forwarding to syslog, kmsg or
+/// console. `None` for an identifier the line-based header cannot carry.
+///
+/// The unit ID is our own unit ([`own_unit`]; empty when unknown). journald takes the
+/// unit from the writer's cgroup, and falls back to this ID (honoured from root only)
+/// when the writer is gone before journald reads the stream: without it, the last words
+/// of a command that fails at once would not be the unit's (`journalctl -u` misses them).
+pub fn header(identifier: &str, unit: &str) -> Option<String> {
+    if identifier.is_empty() || identifier.contains(['\n', '\0']) || unit.contains(['\n', '\0']) {
         return None;
     }
-    Some(format!("{identifier}\n\n6\n1\n0\n0\n0\n"))
+    Some(format!("{identifier}\n{unit}\n6\n1\n0\n0\n0\n"))
+}
+
+/// The unit this process runs in, from its cgroup (`0::/system.slice/web.service` →
+/// `web.service`); empty outside a unit's cgroup.
+pub fn own_unit() -> String {
+    std::fs::read_to_string("/proc/self/cgroup")
+        .ok()
+        .and_then(|text| unit_of_cgroup(&text))
+        .unwrap_or_default()
+}
+
+/// The unit named by the last component of the cgroup-v2 line of `/proc/PID/cgroup`.
+fn unit_of_cgroup(text: &str) -> Option<String> {
+    let path = text.lines().find_map(|l| l.strip_prefix("0::"))?;
+    let last = path.rsplit('/').next()?;
+    let (_, suffix) = last.rsplit_once('.')?;
+    matches!(suffix, "service" | "scope" | "socket").then(|| last.to_string())
 }
 
 /// The identifier for `program`: its file name, as systemd's default `SyslogIdentifier=`.
@@ -76,7 +97,7 @@ pub fn identifier_of(program: &str) -> String {
 
 /// Opens a journal stream tagged `identifier` on `socket`; the write end for a child.
 pub fn open(socket: &Path, identifier: &str) -> std::io::Result<UnixStream> {
-    let header = header(identifier).ok_or_else(|| {
+    let header = header(identifier, &own_unit()).ok_or_else(|| {
         std::io::Error::new(
             std::io::ErrorKind::InvalidInput,
             format!("{identifier:?} cannot be a journal identifier"),
@@ -96,9 +117,28 @@ mod tests {
 
     #[test]
     fn header_is_what_systemd_sends() {
-        assert_eq!(header("my-server").unwrap(), "my-server\n\n6\n1\n0\n0\n0\n");
-        assert_eq!(header("a\nb"), None);
-        assert_eq!(header(""), None);
+        assert_eq!(
+            header("my-server", "web.service").unwrap(),
+            "my-server\nweb.service\n6\n1\n0\n0\n0\n"
+        );
+        assert_eq!(
+            header("my-server", "").unwrap(),
+            "my-server\n\n6\n1\n0\n0\n0\n"
+        );
+        assert_eq!(header("a\nb", ""), None);
+        assert_eq!(header("", ""), None);
+        assert_eq!(header("x", "a\nb"), None);
+        assert_eq!(
+            unit_of_cgroup("0::/system.slice/web.service\n").as_deref(),
+            Some("web.service")
+        );
+        assert_eq!(
+            unit_of_cgroup("1:name=systemd:/x\n0::/user.slice/user-1000.slice/user@1000.service/app.slice/a.service\n")
+                .as_deref(),
+            Some("a.service")
+        );
+        assert_eq!(unit_of_cgroup("0::/\n"), None);
+        assert_eq!(unit_of_cgroup("0::/init.scope/x\n"), None);
         assert_eq!(identifier_of("/usr/bin/my-server"), "my-server");
         assert_eq!(identifier_of("greet"), "greet");
         assert_eq!(parse_journal_stream("8:1234"), Some((8, 1234)));
@@ -121,7 +161,8 @@ mod tests {
         assert!(out.success());
         let mut got = String::new();
         peer.read_to_string(&mut got).unwrap();
-        assert_eq!(got, "greet\n\n6\n1\n0\n0\n0\nout\nerr\n");
+        let unit = own_unit();
+        assert_eq!(got, format!("greet\n{unit}\n6\n1\n0\n0\n0\nout\nerr\n"));
     }
 
     #[test]
