@@ -48,19 +48,15 @@ pub fn timeit(bx: &TestBox, rounds: usize, spec: &serde_json::Value) -> Figures 
     }
 }
 
-/// Prints `WHAT: SUBJECT x ms, REFERENCE y ms, ratio r (target <= t)`, flagging a
-/// ratio above the target.
+/// Prints `WHAT: SUBJECT x ms, REFERENCE y ms, ratio r (target <= t) PASS|MISS`. A miss
+/// is reported, not asserted: the figures depend on the machine and its load.
 pub fn report(what: &str, subject: &str, reference: &str, f: &Figures, target: f64) {
     println!(
-        "{what}: {subject} {:.2} ms, {reference} {:.2} ms, ratio {:.2} (target <= {target}){}",
+        "{what}: {subject} {:.2} ms, {reference} {:.2} ms, ratio {:.2} (target <= {target}) {}",
         f.subject * 1e3,
         f.reference * 1e3,
         f.ratio,
-        if f.ratio <= target {
-            ""
-        } else {
-            "  ABOVE TARGET"
-        }
+        if f.ratio <= target { "PASS" } else { "MISS" }
     );
 }
 

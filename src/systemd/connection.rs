@@ -188,6 +188,20 @@ async fn connect_user() -> Result<Systemd, Error> {
     }
 }
 
+/// The private socket [`connect`] would try first for `scope`, if any: the system
+/// manager's for root (when systemd runs), the user's own manager's for `--user`.
+pub fn private_socket_for(scope: Scope) -> Option<PathBuf> {
+    if bus_forced() {
+        return None;
+    }
+    match scope {
+        Scope::System => (nix::unistd::geteuid().is_root()
+            && crate::backend::systemd_booted(Path::new("/")))
+        .then(|| PathBuf::from(SYSTEM_PRIVATE_SOCKET)),
+        Scope::User => Some(user_private_socket()),
+    }
+}
+
 /// A peer-to-peer connection over a private socket at `path`.
 pub async fn private_connection(path: &Path) -> io::Result<Connection> {
     let socket = PrivateSocket::connect(path)?;

@@ -5,8 +5,8 @@
 //! is about 10 000 generated lines (every interface of every unit type) to compile on every
 //! clean build, and its unit and service proxies read properties one call each (or fill a
 //! cache with a `GetAll` per interface plus a `PropertiesChanged` subscription). `status`
-//! instead sends the two `GetAll` calls it needs at once (see [`unit_properties`]) and reads
-//! the few properties it shows from the map. The signatures below are exercised against a
+//! instead sends the calls it needs at once (see [`status_properties`], and
+//! [`unit_properties`] on a bus) and reads the few properties it shows from the map. The signatures below are exercised against a
 //! real systemd by the box tests (`tests/box_control.rs`).
 
 use std::collections::HashMap;
@@ -131,6 +131,41 @@ pub async fn unit_properties(
     let mut props = unit;
     props.extend(typed);
     Ok(props)
+}
+
+/// The properties `status` shows (see `UnitStatus::from_properties`) of the unit type's
+/// interface (`...Service` for a service; a type without one of them answers an error for
+/// it, and it is left out).
+pub const STATUS_TYPE_PROPERTIES: &[&str] = &[
+    "MainPID",
+    "MemoryCurrent",
+    "TasksCurrent",
+    "StatusText",
+    "NRestarts",
+    "Result",
+    "WatchdogUSec",
+    "ExecMainCode",
+    "ExecMainStatus",
+    "ExecStart",
+];
+
+/// The calls `status` makes for unit `name`, as (interface, `None`) for a `GetAll` and
+/// (interface, `Some(property)`) for a `Get`: one `GetAll` of
+/// `org.freedesktop.systemd1.Unit` first (its failure means the unit cannot be read), then
+/// a `Get` of each of [`STATUS_TYPE_PROPERTIES`].
+///
+/// Measured in the test box over the private socket (medians of 41 interleaved runs of
+/// `status -n 0`, one process each): this 3.86 ms against 4.08 ms for a `Get` of each of
+/// the 22 properties (each call costs about 21 µs in systemd: 1 call 3.57 ms, 44 calls
+/// 4.48 ms); in another run, `GetAll` of `...Unit` and of `...Service` took 5.57 ms
+/// against 4.85 ms for the 22 `Get`s (the `Service` reply is about 16 KiB, most of it
+/// properties `status` never shows).
+pub fn status_properties(name: &str) -> Vec<(&'static str, Option<&'static str>)> {
+    let mut calls = vec![("org.freedesktop.systemd1.Unit", None)];
+    if let Some(iface) = type_interface(name) {
+        calls.extend(STATUS_TYPE_PROPERTIES.iter().map(|p| (iface, Some(*p))));
+    }
+    calls
 }
 
 /// The D-Bus interface of the unit type of `name` (`x.service` → `...systemd1.Service`).

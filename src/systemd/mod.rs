@@ -4,6 +4,7 @@
 //!
 //! - [`connection`]: private socket as root, else the system bus; `--user`: the user's;
 //! - [`private_socket`]: the read half that makes zbus accept systemd's private socket;
+//! - [`direct`]: `status`'s properties in one blocking exchange on a private socket;
 //! - [`manager`]: the Manager calls (hand-written `#[proxy]`; why, see there);
 //! - [`job`]: start/stop/restart/reload, waiting race-free for `JobRemoved`;
 //! - [`status`]: a unit's state from one `GetAll`, exit statuses in words;
@@ -13,6 +14,7 @@
 
 pub mod clean;
 pub mod connection;
+pub mod direct;
 pub mod errors;
 pub mod job;
 pub mod journal;
@@ -36,6 +38,33 @@ pub fn scope(user: bool) -> Scope {
     } else {
         Scope::System
     }
+}
+
+/// Reads the status of `unit` for `status`: over the private socket in one blocking
+/// exchange when there is one ([`direct`]), else over a zbus connection.
+pub fn read_status(scope: Scope, unit: &str) -> Result<UnitStatus, Error> {
+    if let Some(socket) = connection::private_socket_for(scope) {
+        let what = format!("reading the state of {unit}");
+        let props = manager::status_properties(unit);
+        match direct::unit_properties(&socket, unit, &props, connection::METHOD_TIMEOUT) {
+            Ok(Ok(props)) => {
+                log::debug!("read the state of {unit} through {}", socket.display());
+                return Ok(UnitStatus::from_properties(unit, &props));
+            }
+            Ok(Err((name, desc))) => {
+                return Err(errors::from_name(
+                    &name,
+                    &desc,
+                    &what,
+                    unit,
+                    &errors::invocation(scope, unit),
+                ))
+            }
+            Err(e) => log::debug!("{}: {e}; trying a zbus connection", socket.display()),
+        }
+    }
+    let sd = connect(scope)?;
+    unit_status(&sd, unit)
 }
 
 /// Reads the status of `unit`.
@@ -113,8 +142,7 @@ struct StatusJson<'a> {
 /// `status`: prints the unit's state (text or one JSON object) and `lines` journal lines;
 /// returns 0 running, 3 not running, 4 unknown unit.
 pub fn print_status(scope: Scope, unit: &str, lines: usize, json: bool) -> Result<u8, Error> {
-    let sd = connect(scope)?;
-    let st = unit_status(&sd, unit)?;
+    let st = read_status(scope, unit)?;
     let journal = if st.not_found() {
         Vec::new()
     } else {

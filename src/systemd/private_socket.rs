@@ -37,7 +37,7 @@ fn align(pos: usize, to: usize) -> usize {
     pos.div_ceil(to) * to
 }
 
-fn read_u32(bytes: &[u8], pos: usize, big_endian: bool) -> Option<u32> {
+pub(crate) fn read_u32(bytes: &[u8], pos: usize, big_endian: bool) -> Option<u32> {
     let b: [u8; 4] = bytes.get(pos..pos + 4)?.try_into().ok()?;
     Some(if big_endian {
         u32::from_be_bytes(b)
@@ -71,7 +71,7 @@ pub fn message_len(head: &[u8]) -> Option<usize> {
 
 /// The end (exclusive) of the value of basic type `sig` that starts at or after `pos`, or
 /// `None` for a type this module does not walk (containers) or a value past the end.
-fn value_end(bytes: &[u8], pos: usize, sig: u8, big_endian: bool) -> Option<usize> {
+pub(crate) fn value_end(bytes: &[u8], pos: usize, sig: u8, big_endian: bool) -> Option<usize> {
     let end = match sig {
         b'y' => pos + 1,
         b'n' | b'q' => align(pos, 2) + 2,
