@@ -16,6 +16,7 @@ pub mod info;
 pub mod install;
 pub mod logs;
 pub mod man;
+pub mod reload_wait;
 pub mod run;
 pub mod status;
 pub mod uninstall;
@@ -80,6 +81,9 @@ pub enum Command {
     Restart(control::StartArgs),
     /// Ask the service to reload its configuration (SIGHUP).
     Reload(control::JobArgs),
+    /// Send SIGHUP to PID and wait until the service has reloaded (ExecReload=).
+    #[command(hide = true)]
+    ReloadWait(reload_wait::Args),
     /// Show the service's state; exit 0 running, 3 not running, 4 unknown.
     Status(status::Args),
     /// Enable the service to start at boot (or login, with --user).
@@ -138,6 +142,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Stop(a) => control::stop(g, a),
         Command::Restart(a) => control::restart(g, a),
         Command::Reload(a) => control::reload(g, a),
+        Command::ReloadWait(a) => reload_wait::exec(g, a),
         Command::Status(a) => status::exec(g, a),
         Command::Enable(a) => enable::enable(g, a),
         Command::Disable(a) => enable::disable(g, a),

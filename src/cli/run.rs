@@ -40,6 +40,11 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "command")]
     pub ready_timeout: Option<Duration>,
 
+    /// Exec mode with --ready notify: a reload (SIGHUP passed on) that the command has
+    /// not confirmed with READY=1 within this time failed [default: 90s].
+    #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "command")]
+    pub reload_timeout: Option<Duration>,
+
     /// Exec mode: health probe, tcp:HOST:PORT (an IP address is best, see --ready),
     /// unix:PATH or exec:CMD; watchdog pings go out only while it passes, so systemd
     /// restarts a hung command.
@@ -97,6 +102,9 @@ impl RunArgs {
         if let Some(d) = self.ready_timeout {
             opt("--ready-timeout", format_duration(d).into());
         }
+        if let Some(d) = self.reload_timeout {
+            opt("--reload-timeout", format_duration(d).into());
+        }
         if let Some(h) = &self.health {
             opt("--health", h.to_string().into());
         }
@@ -130,6 +138,7 @@ impl RunArgs {
             health: self.health.clone(),
             health_interval,
             health_timeout: self.health_timeout.unwrap_or(d.health_timeout),
+            reload_timeout: self.reload_timeout.unwrap_or(d.reload_timeout),
             ..d
         })
     }
@@ -218,6 +227,8 @@ mod tests {
                 "exec:test -e /x",
                 "--ready-timeout",
                 "500ms",
+                "--reload-timeout",
+                "2s",
                 "--health",
                 "unix:/run/s",
                 "--health-interval",

@@ -49,6 +49,9 @@ pub struct ExecOptions {
     /// After mydaemon itself stops the command (readiness timed out): time between
     /// SIGTERM and SIGKILL.
     pub kill_grace: Duration,
+    /// With `--ready notify`: a reload (SIGHUP passed on) the command has not
+    /// confirmed with `READY=1` within this time failed.
+    pub reload_timeout: Duration,
 }
 
 impl Default for ExecOptions {
@@ -61,6 +64,7 @@ impl Default for ExecOptions {
             health_interval: Duration::from_secs(10),
             health_timeout: Duration::from_secs(5),
             kill_grace: KILL_GRACE,
+            reload_timeout: super::reload::DEFAULT_RELOAD_TIMEOUT,
         }
     }
 }
@@ -90,6 +94,8 @@ pub struct ExecService {
     /// The exit to use instead of the command's (readiness timed out).
     forced_exit: Option<Exit>,
     kill_at: Option<Instant>,
+    /// A reload passed on, awaiting the command's `READY=1` until then.
+    reload_deadline: Option<Instant>,
 }
 
 impl ExecService {
@@ -113,6 +119,7 @@ impl ExecService {
             stop_requested: false,
             forced_exit: None,
             kill_at: None,
+            reload_deadline: None,
         }
     }
 
@@ -203,6 +210,9 @@ impl ExecService {
         self.health_check = None;
         let exit = exit_of(status);
         let how = describe(status);
+        if self.reload_deadline.take().is_some() {
+            ctx.reload_failed(format!("{} {how} while reloading", self.program()));
+        }
         if self.stop_requested {
             log::info!(mydaemon_event = "child-exit", mydaemon_pid = pid; "{} (pid {pid}) {how}", self.program());
         } else if status.success() {
@@ -234,6 +244,16 @@ impl ExecService {
                         log::info!("{} reports ready", self.program());
                         ctx.ready();
                     }
+                    // The reload mydaemon announced (RELOADING=1 went out on SIGHUP)
+                    // is over when the command says READY=1 again; neither line is
+                    // passed on, or systemd would see a second, unasked reload.
+                    Some(("READY", "1")) => {
+                        if self.reload_deadline.take().is_some() {
+                            log::info!("{} reports it has reloaded", self.program());
+                            ctx.reloaded();
+                        }
+                    }
+                    Some(("RELOADING", "1")) => {}
                     Some(("STATUS", text)) => ctx.set_status(text),
                     Some(("WATCHDOG", "1")) => {
                         if !self.child_pings {
@@ -385,6 +405,7 @@ impl ExecService {
             self.health_check.as_ref().and_then(Check::deadline),
             self.next_health.filter(|_| self.health_check.is_none()),
             self.kill_at,
+            self.reload_deadline,
         ];
         for t in candidates.into_iter().flatten() {
             ctx.wake_at(t);
@@ -461,6 +482,15 @@ impl Service for ExecService {
         } else if ctx.is_ready() {
             self.ready_deadline = None;
         }
+        if self.reload_deadline.is_some_and(|d| d <= now) {
+            self.reload_deadline = None;
+            let why = format!(
+                "{} sent no READY=1 within {} of SIGHUP",
+                self.program(),
+                format_duration(self.opts.reload_timeout)
+            );
+            ctx.reload_failed(why);
+        }
         self.probe_readiness(ctx, now);
         self.check_health(ctx, now);
         if self.kill_at.is_some_and(|t| t <= now) {
@@ -478,7 +508,16 @@ impl Service for ExecService {
 
     fn reload(&mut self, ctx: &mut Context) -> ServiceResult {
         log::info!("forwarding SIGHUP to {}", self.program());
+        if self.child.is_none() {
+            return Err(format!("{} is not running", self.program()).into());
+        }
         self.send(Signal::SIGHUP);
+        // With notify, reloaded means the command said READY=1 again; otherwise it
+        // means the signal was delivered.
+        if self.opts.ready == Readiness::Notify {
+            ctx.reload_pending();
+            self.reload_deadline = Some(Instant::now() + self.opts.reload_timeout);
+        }
         self.schedule(ctx);
         Ok(())
     }

@@ -52,6 +52,7 @@ pub mod journal_stream;
 pub mod log;
 pub mod probe;
 pub mod relay;
+pub mod reload;
 pub mod runner;
 pub mod service;
 pub mod signals;

@@ -149,19 +149,17 @@ fn on_signal<S: Service + ?Sized>(
             service.stop(ctx, r)
         }
         Signal::SIGHUP if ctx.ready && !ctx.stopping => {
-            log::info!(mydaemon_event = "reloading"; "received SIGHUP: reloading");
-            ctx.notifier.reloading();
-            ctx.status_sent = "reloading".into();
-            match service.reload(ctx) {
-                Ok(()) => log::info!(mydaemon_event = "reloaded"; "reload complete"),
-                Err(e) => {
-                    log::error!(mydaemon_event = "reload-failed"; "reload failed, keeping the previous configuration: {e}")
-                }
-            }
-            let status = ctx.status.clone();
-            ctx.notifier.ready(Some(&status));
-            ctx.status_sent = status;
+            super::reload::on_hup(ctx, service, r);
             Ok(())
+        }
+        Signal::SIGHUP => {
+            let why = if ctx.stopping {
+                "stopping"
+            } else {
+                "not ready yet"
+            };
+            super::reload::refuse(r.sender, r.value, why);
+            service.signal(ctx, r)
         }
         _ => service.signal(ctx, r),
     }
@@ -170,6 +168,7 @@ fn on_signal<S: Service + ?Sized>(
 /// Sends `READY=1` once the service is ready (not once it is stopping), and `STATUS=`
 /// when it changed.
 fn flush(ctx: &mut Context) {
+    super::reload::finish(ctx);
     if ctx.ready && !ctx.ready_sent && !ctx.stopping {
         ctx.ready_sent = true;
         log::info!(mydaemon_event = "ready"; "ready after {} ms", ctx.uptime().as_millis());

@@ -44,8 +44,12 @@ pub trait Service {
     fn run(&mut self, ctx: &mut Context) -> ServiceResult;
 
     /// SIGHUP after the service is ready: re-read the configuration. The runner has
-    /// sent `RELOADING=1` and sends `READY=1` afterwards. An error is logged and the
-    /// service keeps running with what it had.
+    /// sent `RELOADING=1`; `READY=1` goes out when the reload is over: when this
+    /// returns `Ok`, or — if you called [`Context::reload_pending`] here — when you
+    /// later call [`Context::reloaded`] or [`Context::reload_failed`] (from `run`, say).
+    /// An error fails the reload: the service keeps running with what it had, its
+    /// `STATUS=` says `reload failed: …`, and `mydaemon reload` exits non-zero with
+    /// those words.
     fn reload(&mut self, _ctx: &mut Context) -> ServiceResult {
         log::info!("reload requested; nothing to reload");
         Ok(())
@@ -137,6 +141,7 @@ pub struct Context {
     pub(super) exit: Option<Exit>,
     pub(super) watchdog: Option<Duration>,
     pub(super) watchdog_delegated: bool,
+    pub(super) reload: super::reload::Reload,
 }
 
 impl Context {
@@ -154,6 +159,7 @@ impl Context {
             exit: None,
             watchdog,
             watchdog_delegated: false,
+            reload: super::reload::Reload::default(),
         }
     }
 
@@ -218,6 +224,37 @@ impl Context {
     /// Ends the service with `exit` after this callback returns.
     pub fn exit(&mut self, exit: Exit) {
         self.exit = Some(exit);
+    }
+
+    /// In [`Service::reload`]: the reload finishes later, when [`reloaded`] or
+    /// [`reload_failed`] is called; `READY=1` waits until then.
+    ///
+    /// [`reloaded`]: Context::reloaded
+    /// [`reload_failed`]: Context::reload_failed
+    pub fn reload_pending(&mut self) {
+        if let super::reload::Phase::Running { pending } = &mut self.reload.phase {
+            *pending = true;
+        }
+    }
+
+    /// The pending reload is done: `READY=1` goes out after this callback returns.
+    pub fn reloaded(&mut self) {
+        if let super::reload::Phase::Running { .. } = self.reload.phase {
+            self.reload.phase = super::reload::Phase::Done(Ok(()));
+        }
+    }
+
+    /// The pending reload failed because of `why`: `READY=1` goes out after this
+    /// callback with `STATUS=reload failed: WHY`, and whoever asked is told.
+    pub fn reload_failed(&mut self, why: impl Into<String>) {
+        if let super::reload::Phase::Running { .. } = self.reload.phase {
+            self.reload.phase = super::reload::Phase::Done(Err(why.into()));
+        }
+    }
+
+    /// Whether a reload is under way (`RELOADING=1` sent, not yet over).
+    pub fn is_reloading(&self) -> bool {
+        matches!(self.reload.phase, super::reload::Phase::Running { .. })
     }
 
     /// The notifier, to send what the runner does not (relayed messages, say).

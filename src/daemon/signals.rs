@@ -23,6 +23,8 @@ pub const HANDLED: [Signal; 6] = [
 
 /// `si_code` of a signal the kernel sent (a terminal's ^C, for instance).
 const SI_KERNEL: i32 = 0x80;
+/// `si_code` of a signal sent with `sigqueue(3)`.
+const SI_QUEUE: i32 = -1;
 
 /// One signal read from the signalfd.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -34,6 +36,8 @@ pub struct Received {
     pub from_kernel: bool,
     /// The sending process (0 for the kernel).
     pub sender: i32,
+    /// The value sent with `sigqueue(3)`, if it was sent that way.
+    pub value: Option<u64>,
 }
 
 /// The blocked signals and the signalfd that reads them; restores the previous mask
@@ -70,6 +74,7 @@ impl Signals {
                 signal,
                 from_kernel: info.ssi_code == SI_KERNEL,
                 sender: info.ssi_pid as i32,
+                value: (info.ssi_code == SI_QUEUE).then_some(info.ssi_ptr),
             });
         }
         Ok(out)

@@ -45,6 +45,9 @@ use crate::time::{format_duration, format_uptime, parse_duration, rfc3339};
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `start` waits for readiness, by default (systemd's `TimeoutStartSec=`).
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long `reload` waits for the service's answer, by default: longer than the
+/// service's own reload timeout, after which it reports a failure itself.
+pub const DEFAULT_RELOAD_WAIT: Duration = Duration::from_secs(100);
 /// How long `stop` waits for the process group after SIGKILL.
 const KILL_WAIT: Duration = Duration::from_secs(5);
 /// The watchdog given to a service with `--health` when `--watchdog-sec` is not set.
@@ -518,7 +521,8 @@ pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs)
 }
 
 /// `reload`: SIGHUP to the daemon, which passes it on to the service; returns once
-/// the service reports it reloaded (or after `--timeout`, 10s, with an error).
+/// the service reports it reloaded, fails with the service's words when it reports
+/// the reload failed (or after `--timeout`, 100s, with an error).
 pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let not_running = || Error::not_running(format!("{} is not running", g.name));
@@ -532,18 +536,22 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
         return Err(not_running());
     };
     // As systemd does for a notify service: done when the service, having sent
-    // RELOADING=1, is READY=1 again (the supervisor counts completed reloads).
-    let reloads = |p: &PidFile| -> Option<u64> {
-        let v: serde_json::Value = serde_json::from_str(&p.published()?).ok()?;
-        v["reloads"].as_u64()
-    };
-    let before = reloads(&pidfile);
+    // RELOADING=1, is READY=1 again (the supervisor counts completed reloads and
+    // publishes how the last one ended).
+    let published =
+        |p: &PidFile| -> Option<serde_json::Value> { serde_json::from_str(&p.published()?).ok() };
+    let before = published(&pidfile).and_then(|v| v["reloads"].as_u64());
     signal_or_fail(&fd, Signal::SIGHUP)?;
     if let Some(before) = before {
-        let timeout = pf.timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
+        let timeout = pf.timeout.unwrap_or(DEFAULT_RELOAD_WAIT);
         let deadline = Instant::now() + timeout;
         loop {
-            if reloads(&pidfile).is_some_and(|n| n > before) {
+            if let Some(v) = published(&pidfile).filter(|v| v["reloads"].as_u64() > Some(before)) {
+                if v["last_reload"] == "failed" {
+                    let words = v["status_text"].as_str().unwrap_or("reload failed");
+                    return Err(Error::generic(format!("{} (pid {pid}): {words}", g.name))
+                        .with_hint(format!("see `mydaemon --name {} logs`", g.name)));
+                }
                 break;
             }
             if fd.wait_exit(Duration::ZERO) {
@@ -621,6 +629,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             "service_pid": published["service_pid"],
             "n_restarts": published["n_restarts"],
             "reloads": published["reloads"],
+            "last_reload": published["last_reload"],
             "watchdog_usec": published["watchdog_usec"],
             "since": since.map(rfc3339),
             "uptime_sec": uptime.map(|u| u.as_secs()),

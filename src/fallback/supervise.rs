@@ -164,6 +164,8 @@ struct Supervisor<'a> {
     reloading: bool,
     /// Reloads completed (`RELOADING=1` … `READY=1`).
     reloads: u64,
+    /// How the last reload ended (`ok`, `failed`), as the service process said.
+    last_reload: Option<String>,
     /// For lines about notifications from other processes.
     foreign: RateLimit,
     /// The supervisor's own identity (published: after a crash, `start` and `stop`
@@ -222,6 +224,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         n_restarts: 0,
         reloading: false,
         reloads: 0,
+        last_reload: None,
         foreign: RateLimit::new(Duration::from_secs(30), 10),
         me: super::process::stat_of(std::process::id() as i32),
         child_start: None,
@@ -482,6 +485,9 @@ impl Supervisor<'_> {
     fn on_notify(&mut self, line: &str) {
         match line.split_once('=') {
             Some(("RELOADING", "1")) => self.reloading = true,
+            Some((crate::daemon::reload::RESULT_KEY, how)) => {
+                self.last_reload = Some(how.to_owned())
+            }
             Some(("READY", "1")) => {
                 self.child_ready = true;
                 self.last_ping = Instant::now();
@@ -515,6 +521,7 @@ impl Supervisor<'_> {
             "service_pid": self.child.map(|p| p.as_raw()),
             "n_restarts": self.n_restarts,
             "reloads": self.reloads,
+            "last_reload": self.last_reload,
             "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
             "service_start": self.child.and(self.child_start),
             "supervisor": self.me.map(|m| serde_json::json!({

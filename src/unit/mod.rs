@@ -81,8 +81,6 @@ pub const START_LIMIT_INTERVAL_SEC: u64 = 60;
 pub const START_LIMIT_BURST: u32 = 5;
 /// systemd's `LONG_LINE_MAX`: longer unit file lines are refused.
 pub const LONG_LINE_MAX: usize = 1024 * 1024;
-/// The program `ExecReload=` runs to send SIGHUP to the main process.
-pub const KILL: &str = "/bin/kill";
 
 /// Everything a generated service unit says.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -316,7 +314,12 @@ impl ServiceSpec {
             "ExecStart",
             &quote::exec_line(&argv[0], &argv[1..])?,
         );
-        line_to(&mut u, "ExecReload", &format!("{KILL} -HUP $MAINPID"));
+        // Returns when the service has reloaded (systemd 252 has no notify-reload).
+        line_to(
+            &mut u,
+            "ExecReload",
+            &format!("{} reload-wait $MAINPID", quote::exec_arg(&argv[0])?),
+        );
         line_to(&mut u, "Restart", self.restart.as_str());
         line_to(&mut u, "RestartSec", &RESTART_SEC.to_string());
         line_to(&mut u, "TimeoutStopSec", &TIMEOUT_STOP_SEC.to_string());
@@ -428,7 +431,10 @@ mod tests {
             values(&u, "ExecStart"),
             ["/usr/local/bin/mydaemon run --name mydaemon"]
         );
-        assert_eq!(values(&u, "ExecReload"), ["/bin/kill -HUP $MAINPID"]);
+        assert_eq!(
+            values(&u, "ExecReload"),
+            ["/usr/local/bin/mydaemon reload-wait $MAINPID"]
+        );
         assert_eq!(values(&u, "Restart"), ["on-failure"]);
         assert!(values(&u, "KillMode").is_empty(), "no child to spare: {u}");
         assert_eq!(values(&u, "WatchdogSec"), ["30"]);

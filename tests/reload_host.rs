@@ -1,0 +1,174 @@
+//! Host tests of reloads that mean reloaded (issue 12), PID-file backend: `reload`
+//! returns when the service has reloaded, and fails with its words when it failed.
+
+mod support;
+use std::path::PathBuf;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+use support::BoundedOutput;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
+
+/// A command that is READY=1 at once and, on each SIGHUP, sends its own RELOADING=1,
+/// works for `argv[1]` seconds, then READY=1 (it never reports a failure itself).
+pub const SLOW_RELOADER: &str = r#"
+import os, signal, socket, sys, time
+delay = float(sys.argv[1])
+addr = os.environ['NOTIFY_SOCKET']
+if addr.startswith('@'): addr = '\0' + addr[1:]
+s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+def notify(m): s.sendto(m.encode(), addr)
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
+notify('READY=1\nSTATUS=serving')
+n = 0
+while True:
+    signal.sigwait({signal.SIGHUP})
+    n += 1
+    notify('RELOADING=1')
+    print('reload %d: working for %s s' % (n, delay), flush=True)
+    time.sleep(delay)
+    notify('READY=1\nSTATUS=reloaded %d' % n)
+"#;
+
+struct Svc {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Svc {
+    fn new(name: &str) -> Svc {
+        Svc {
+            dir: tempfile::tempdir().unwrap(),
+            name: name.to_owned(),
+        }
+    }
+    fn run(&self, verb: &str, extra: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["--name", &self.name, "--backend", "pidfile", verb])
+            .arg("--pid-file")
+            .arg(
+                self.dir
+                    .path()
+                    .join("run")
+                    .join(format!("{}.pid", self.name)),
+            )
+            .arg("--log-dir")
+            .arg(self.dir.path().join("log"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .bounded_output()
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join("log")
+                .join(format!("{}.log", self.name)),
+        )
+        .unwrap_or_default()
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.run("status", &["--json"]).stdout).unwrap()
+    }
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = self.run("stop", &["--timeout", "2s"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn reload_returns_only_when_the_command_has_reloaded() {
+    let s = Svc::new("rl-slow");
+    ok(&s.run(
+        "start",
+        &[
+            "--ready",
+            "notify",
+            "--",
+            "python3",
+            "-c",
+            SLOW_RELOADER,
+            "2",
+        ],
+    ));
+    let t = Instant::now();
+    let out = s.run("reload", &[]);
+    let took = t.elapsed();
+    ok(&out);
+    eprintln!("reload took {} ms", took.as_millis());
+    assert!(took >= Duration::from_secs(2), "returned after {took:?}");
+    assert!(took < Duration::from_secs(10), "returned after {took:?}");
+    let v = s.json();
+    assert_eq!(v["reloads"], 1, "{v}");
+    assert_eq!(v["status_text"], "reloaded 1", "{v}");
+    // The command's own RELOADING=1 … READY=1 were not passed on as a second reload.
+    let log = s.log();
+    assert_eq!(log.matches("reload complete").count(), 1, "{log}");
+}
+
+#[test]
+fn a_reload_the_command_never_confirms_fails_after_the_reload_timeout() {
+    let s = Svc::new("rl-timeout");
+    // 60 s of work against a 1 s reload timeout.
+    ok(&s.run(
+        "start",
+        &[
+            "--ready",
+            "notify",
+            "--reload-timeout",
+            "1s",
+            "--",
+            "python3",
+            "-c",
+            SLOW_RELOADER,
+            "60",
+        ],
+    ));
+    let t = Instant::now();
+    let out = s.run("reload", &[]);
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains("reload failed: ") && err.contains("python3 sent no READY=1 within 1s"),
+        "{err}"
+    );
+    assert!(took >= Duration::from_secs(1), "returned after {took:?}");
+    assert_eq!(s.json()["last_reload"], "failed");
+}
+
+#[test]
+fn the_built_in_workload_reports_a_broken_config_as_a_failed_reload() {
+    let s = Svc::new("rl-config");
+    let conf: PathBuf = s.dir.path().join("hb.conf");
+    std::fs::write(&conf, "INTERVAL=1s\n").unwrap();
+    ok(&s.run("start", &["--config", conf.to_str().unwrap()]));
+    ok(&s.run("reload", &[]));
+    std::fs::write(&conf, "INTERVAL=soon\n").unwrap();
+    let out = s.run("reload", &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(err.contains("reload failed: "), "{err}");
+    assert!(err.contains("hb.conf: line 1"), "{err}");
+    // Still running, on the previous configuration; a fixed file reloads again.
+    std::fs::write(&conf, "INTERVAL=2s\n").unwrap();
+    ok(&s.run("reload", &[]));
+    assert_eq!(s.json()["last_reload"], "ok");
+}
