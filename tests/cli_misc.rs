@@ -191,6 +191,7 @@ const NO_DEFAULT: &[&str] = &[
     "--wants",    // repeatable
     "--root",     // this system rather than an image tree
     "--out-dir",  // prints instead of writing files
+    "--listen",   // repeatable, no sockets by default
 ];
 
 #[test]

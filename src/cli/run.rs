@@ -60,6 +60,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "health")]
     pub health_timeout: Option<Duration>,
 
+    /// Socket activation: an address the service listens on (repeatable):
+    /// tcp:[HOST:]PORT, tcp6:…, udp:[HOST:]PORT, udp6:…, unix:PATH, each with an
+    /// optional ,name=NAME (its LISTEN_FDNAMES entry). Under systemd, NAME.socket binds
+    /// them; the PID-file backend binds them itself and keeps them across restarts.
+    /// The command gets them at fds 3, 4, … with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID.
+    #[arg(long, value_name = "ADDR", value_parser = crate::unit::socket::parse_listen)]
+    pub listen: Vec<crate::unit::socket::ListenAddr>,
+
     /// The command to run instead of the built-in workload.
     #[arg(last = true, value_name = "CMD ARGS")]
     pub command: Vec<String>,
@@ -114,6 +122,9 @@ impl RunArgs {
         if let Some(d) = self.health_timeout {
             opt("--health-timeout", format_duration(d).into());
         }
+        for l in &self.listen {
+            opt("--listen", l.to_string().into());
+        }
         if !self.command.is_empty() {
             out.push("--".into());
             out.extend(self.command.iter().map(Into::into));
@@ -159,7 +170,23 @@ pub fn exec(g: &Global, a: &RunArgs) -> Result<u8> {
         identifier,
         crate::daemon::log::level(g.quiet, g.verbose),
     );
-    let runner = Runner::new(&g.name);
+    let mut runner = Runner::new(&g.name);
+    if !a.listen.is_empty() {
+        // Passed by systemd (NAME.socket) or the PID-file supervisor, named after the
+        // --listen options; or, run by hand, bound here.
+        let listeners = match crate::daemon::listen::Listeners::from_env() {
+            Some(mut l) => {
+                l.name_after(&a.listen, &g.name);
+                l
+            }
+            None => crate::daemon::listen::Listeners::bind(&a.listen, &g.name)
+                .map_err(Error::generic)?,
+        };
+        for l in listeners.iter() {
+            log::info!("listening socket {}", l.describe());
+        }
+        runner = runner.with_listeners(listeners);
+    }
     let result = match a.exec_options(crate::notify::watchdog_interval()) {
         Some(opts) => runner.run(&mut ExecService::new(opts)),
         None => {
@@ -235,6 +262,10 @@ mod tests {
                 "2s",
                 "--health-timeout",
                 "1s",
+                "--listen",
+                "tcp:127.0.0.1:8080,name=web",
+                "--listen",
+                "unix:/run/x.sock",
                 "--",
                 "srv",
                 "--flag",

@@ -185,6 +185,14 @@ impl ExecService {
         c
     }
 
+    /// The command, ready to spawn: with the service's listening sockets handed on
+    /// (last: that hook ends in exec).
+    fn command_with_sockets(&self, ctx: &Context) -> std::io::Result<Command> {
+        let mut c = self.command(ctx);
+        super::listen::hand_on(&mut c, ctx.listeners())?;
+        Ok(c)
+    }
+
     /// Reaps the command if it ended; decides how mydaemon exits.
     fn reap(&mut self, ctx: &mut Context) {
         let Some(child) = self.child.as_mut() else {
@@ -429,8 +437,8 @@ impl Service for ExecService {
         }
         self.started = Instant::now();
         let child = self
-            .command(ctx)
-            .spawn()
+            .command_with_sockets(ctx)
+            .and_then(|mut c| c.spawn())
             .map_err(|e| format!("cannot run {}: {e}", self.program()))?;
         let pid = child.id();
         log::info!(mydaemon_event = "child-start", mydaemon_pid = pid; "started {} (pid {pid})", self.opts.command.iter().map(|w| crate::unit::quote::shell_word(w)).collect::<Vec<_>>().join(" "));

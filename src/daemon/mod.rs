@@ -49,6 +49,7 @@
 pub mod builtin;
 pub mod exec;
 pub mod journal_stream;
+pub mod listen;
 pub mod log;
 pub mod probe;
 pub mod relay;

@@ -155,14 +155,20 @@ pub fn request(pid: Pid, timeout: Duration) -> Result<Outcome, String> {
     }
 }
 
-/// `sigqueue(pid, SIGHUP, REQUEST_VALUE)`, which nix does not wrap.
+/// `sigqueue(pid, SIGHUP, REQUEST_VALUE)`.
 fn queue_hup(pid: Pid) -> nix::Result<()> {
+    queue_signal(pid, Signal::SIGHUP, REQUEST_VALUE)
+}
+
+/// `sigqueue(3)`, which nix does not wrap: `sig` with `value` (the receiver's
+/// signalfd reads it as [`Received::value`](super::Received::value)).
+pub fn queue_signal(pid: Pid, sig: Signal, value: u64) -> nix::Result<()> {
     let value = nix::libc::sigval {
-        sival_ptr: REQUEST_VALUE as usize as *mut nix::libc::c_void,
+        sival_ptr: value as usize as *mut nix::libc::c_void,
     };
     // SAFETY: sigqueue(3) takes a PID, a signal number and a value passed by copy (the
     // pointer is never dereferenced: it carries the number); no memory is shared.
-    let r = unsafe { nix::libc::sigqueue(pid.as_raw(), nix::libc::SIGHUP, value) };
+    let r = unsafe { nix::libc::sigqueue(pid.as_raw(), sig as nix::libc::c_int, value) };
     nix::errno::Errno::result(r).map(drop)
 }
 

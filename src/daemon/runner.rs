@@ -27,6 +27,7 @@ pub struct Runner {
     name: String,
     notifier: Notifier,
     watchdog: Option<Duration>,
+    listeners: Option<super::listen::Listeners>,
 }
 
 impl Runner {
@@ -37,7 +38,15 @@ impl Runner {
             name: name.to_owned(),
             notifier: Notifier::from_env(),
             watchdog: crate::notify::watchdog_interval(),
+            listeners: None,
         }
+    }
+
+    /// The listening sockets the service gets ([`Context::listeners`]); by default
+    /// those passed to this process (`LISTEN_FDS` with `LISTEN_PID` ours).
+    pub fn with_listeners(mut self, listeners: super::listen::Listeners) -> Runner {
+        self.listeners = Some(listeners);
+        self
     }
 
     /// Overrides where notifications go (tests, or a manager other than systemd).
@@ -60,6 +69,10 @@ impl Runner {
     pub fn run<S: Service + ?Sized>(self, service: &mut S) -> Result<Exit, BoxError> {
         let signals = Signals::install().map_err(|e| format!("cannot set up signals: {e}"))?;
         let mut ctx = Context::new(&self.name, self.notifier, self.watchdog);
+        ctx.listeners = self
+            .listeners
+            .or_else(super::listen::Listeners::from_env)
+            .unwrap_or_default();
         let mut dog = self.watchdog.map(Watchdog::new);
         ctx.set_status("starting");
         if let Err(e) = service.start(&mut ctx) {

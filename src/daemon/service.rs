@@ -142,6 +142,7 @@ pub struct Context {
     pub(super) watchdog: Option<Duration>,
     pub(super) watchdog_delegated: bool,
     pub(super) reload: super::reload::Reload,
+    pub(super) listeners: super::listen::Listeners,
 }
 
 impl Context {
@@ -160,6 +161,7 @@ impl Context {
             watchdog,
             watchdog_delegated: false,
             reload: super::reload::Reload::default(),
+            listeners: super::listen::Listeners::none(),
         }
     }
 
@@ -255,6 +257,13 @@ impl Context {
     /// Whether a reload is under way (`RELOADING=1` sent, not yet over).
     pub fn is_reloading(&self) -> bool {
         matches!(self.reload.phase, super::reload::Phase::Running { .. })
+    }
+
+    /// The listening sockets passed to the service (socket activation: systemd's
+    /// `LISTEN_FDS`, or those the PID-file backend bound), in `--listen` order; see
+    /// [`Listener::tcp_listener`](super::listen::Listener::tcp_listener) and friends.
+    pub fn listeners(&self) -> &super::listen::Listeners {
+        &self.listeners
     }
 
     /// The notifier, to send what the runner does not (relayed messages, say).

@@ -14,6 +14,7 @@
 //! - `install --sysv`: [`sysv`] writes the LSB init script.
 
 pub mod daemonize;
+pub mod inplace;
 pub mod logfile;
 pub mod paths;
 pub mod pidfile;
@@ -213,6 +214,7 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
         name: g.name.clone(),
         program,
         args,
+        listen: run.listen.clone(),
     };
     let policy = sup.policy(run);
     let keep = [pidfile.dir_fd()];
@@ -515,6 +517,10 @@ fn signal_or_fail(fd: &PidFd, sig: Signal) -> Result<()> {
 
 /// `restart`: stop, then start.
 pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
+    // With sockets, the supervisor keeps them and replaces only the service process.
+    if let Some(code) = inplace::try_restart(g, pf)? {
+        return Ok(code);
+    }
     // `--timeout` bounds each half, as its help says.
     stop(g, pf)?;
     start(g, run, pf, sup)

@@ -104,6 +104,9 @@ pub struct Spec {
     pub program: PathBuf,
     /// Its arguments.
     pub args: Vec<OsString>,
+    /// Sockets to bind before the first start and hand on to every incarnation
+    /// (`--listen`): clients queue in the kernel while the service restarts.
+    pub listen: Vec<crate::unit::socket::ListenAddr>,
 }
 
 /// Whether systemd's `Restart=on-failure` would restart after `status`.
@@ -173,6 +176,10 @@ struct Supervisor<'a> {
     me: Option<super::process::ProcStat>,
     /// The service process's start time (its identity, with its PID).
     child_start: Option<u64>,
+    /// The listening sockets, bound once, kept open for the supervisor's life.
+    listeners: crate::daemon::listen::Listeners,
+    /// `restart` asked for a new service process (its sockets stay open here).
+    restart_now: bool,
 }
 
 /// Runs the service under supervision until it ends; never returns.
@@ -204,6 +211,10 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
             format!("cannot create the notify socket: {e}"),
         ),
     };
+    let listeners = match crate::daemon::listen::Listeners::bind(&spec.listen, &spec.name) {
+        Ok(l) => l,
+        Err(e) => fail(&mut reporter, &held, e),
+    };
     let mut s = Supervisor {
         spec,
         policy,
@@ -228,6 +239,8 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         foreign: RateLimit::new(Duration::from_secs(30), 10),
         me: super::process::stat_of(std::process::id() as i32),
         child_start: None,
+        listeners,
+        restart_now: false,
     };
     if let Err(e) = s.spawn() {
         let (reporter, held) = (&mut s.reporter, &s.held);
@@ -237,7 +250,11 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         s.wait(&signals);
         if let Ok(list) = signals.drain() {
             for r in list {
-                s.on_signal(r.signal);
+                if r.signal == Signal::SIGHUP && r.value == Some(super::inplace::RESTART_VALUE) {
+                    s.restart_in_place();
+                } else {
+                    s.on_signal(r.signal);
+                }
             }
         }
         s.read_notify();
@@ -350,6 +367,8 @@ impl Supervisor<'_> {
         // An empty signal mask for the child; and if the supervisor dies (SIGKILL),
         // the service is told to stop rather than left running unsupervised.
         prepare_child(&mut cmd, Some(Signal::SIGTERM));
+        crate::daemon::listen::hand_on(&mut cmd, &self.listeners)
+            .map_err(|e| format!("cannot run {}: {e}", self.spec.program.display()))?;
         let child = cmd
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.spec.program.display()))?;
@@ -399,6 +418,26 @@ impl Supervisor<'_> {
                 self.say("error", &format!("poll: {e}"));
                 std::thread::sleep(Duration::from_millis(100));
             }
+        }
+    }
+
+    /// `restart` with sockets: stop the service process (SIGTERM, SIGKILL after the
+    /// grace) and start the next one as soon as it has exited; the sockets stay open,
+    /// so connections wait in the kernel meanwhile.
+    fn restart_in_place(&mut self) {
+        if self.stopping {
+            return;
+        }
+        self.say(
+            "info",
+            "restart requested: a new service process, the sockets stay open",
+        );
+        if self.child.is_some() {
+            self.restart_now = true;
+            self.send(Signal::SIGTERM);
+            self.kill_at = Some(Instant::now() + self.policy.kill_grace);
+        } else {
+            self.restart_at = Some(Instant::now());
         }
     }
 
@@ -489,7 +528,10 @@ impl Supervisor<'_> {
                 self.last_reload = Some(how.to_owned())
             }
             Some(("READY", "1")) => {
-                self.child_ready = true;
+                if !self.child_ready {
+                    self.child_ready = true;
+                    self.publish();
+                }
                 self.last_ping = Instant::now();
                 if self.reloading {
                     self.reloading = false;
@@ -519,7 +561,9 @@ impl Supervisor<'_> {
         let v = serde_json::json!({
             "status_text": self.last_status,
             "service_pid": self.child.map(|p| p.as_raw()),
+            "service_ready": self.child_ready,
             "n_restarts": self.n_restarts,
+            "listeners": self.listeners.iter().map(|l| l.describe()).collect::<Vec<_>>(),
             "reloads": self.reloads,
             "last_reload": self.last_reload,
             "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
@@ -557,6 +601,18 @@ impl Supervisor<'_> {
         self.kill_at = None;
         self.clean_leftovers();
         let how = describe(status);
+        if std::mem::take(&mut self.restart_now) && !self.stopping {
+            self.say(
+                "info",
+                &format!("the service process {how}; starting it again"),
+            );
+            self.n_restarts += 1;
+            if let Err(e) = self.spawn() {
+                self.say("error", &format!("{e}; giving up"));
+                self.finish(1, false);
+            }
+            return;
+        }
         if self.stopping {
             self.say("info", &format!("the service process {how}; stopped"));
             if self.reporter.pending() {

@@ -11,6 +11,7 @@ pub mod command;
 pub mod hardening;
 pub mod name;
 pub mod quote;
+pub mod socket;
 
 use std::fmt::Write as _;
 

@@ -1,0 +1,221 @@
+//! Host tests of socket activation without systemd (issue 12), PID-file backend: the
+//! supervisor binds `--listen` addresses itself, hands them on at fd 3 with
+//! `LISTEN_PID` the server's own PID, and keeps them open across restarts, so a client
+//! connecting in a loop loses no connection while the service restarts.
+
+mod support;
+use std::io::Read;
+use std::net::TcpStream;
+use std::process::{Command, Output, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use support::BoundedOutput;
+
+const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
+
+/// A server that only serves from fd 3 (refusing to run if `LISTEN_PID` is not its
+/// own PID), answering each connection with its PID; on SIGTERM it finishes the
+/// connection at hand and exits.
+pub const FD3_SERVER: &str = r#"
+import os, signal, socket, sys
+if os.environ.get('LISTEN_PID') != str(os.getpid()) or os.environ.get('LISTEN_FDS') != '1':
+    sys.exit('not for me: LISTEN_PID=%s LISTEN_FDS=%s' % (os.environ.get('LISTEN_PID'), os.environ.get('LISTEN_FDS')))
+s = socket.socket(fileno=3)
+s.settimeout(0.02)
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+print('serving %s from fd 3' % os.environ.get('LISTEN_FDNAMES'), flush=True)
+while not stop:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.settimeout(None)
+    c.sendall(b'%d\n' % os.getpid())
+    c.close()
+"#;
+
+struct Svc {
+    dir: tempfile::TempDir,
+    name: String,
+}
+
+impl Svc {
+    fn new(name: &str) -> Svc {
+        Svc {
+            dir: tempfile::tempdir().unwrap(),
+            name: name.to_owned(),
+        }
+    }
+    fn run(&self, verb: &str, extra: &[&str]) -> Output {
+        Command::new(BIN)
+            .args(["--name", &self.name, "--backend", "pidfile", verb])
+            .arg("--pid-file")
+            .arg(
+                self.dir
+                    .path()
+                    .join("run")
+                    .join(format!("{}.pid", self.name)),
+            )
+            .arg("--log-dir")
+            .arg(self.dir.path().join("log"))
+            .args(extra)
+            .stdin(Stdio::null())
+            .bounded_output()
+    }
+    fn log(&self) -> String {
+        std::fs::read_to_string(
+            self.dir
+                .path()
+                .join("log")
+                .join(format!("{}.log", self.name)),
+        )
+        .unwrap_or_default()
+    }
+}
+
+impl Drop for Svc {
+    fn drop(&mut self) {
+        let _ = self.run("stop", &["--timeout", "2s"]);
+    }
+}
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+#[track_caller]
+fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
+
+/// A free TCP port on 127.0.0.1 (bound and released: a race with other tests is
+/// possible but the port is then refused loudly by `start`).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// One connection: the server's answer (its PID), or what went wrong.
+fn ask(port: u16) -> Result<u32, String> {
+    let mut c = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut s = String::new();
+    c.read_to_string(&mut s).map_err(|e| format!("read: {e}"))?;
+    s.trim().parse().map_err(|_| format!("answer {s:?}"))
+}
+
+/// What the client loop saw: answers (server PIDs) and failures.
+#[derive(Default)]
+struct Seen {
+    answers: Vec<u32>,
+    failures: Vec<String>,
+}
+
+/// Connects every 5 ms on a thread until told to stop.
+fn client_loop(
+    port: u16,
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Seen>>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(Ordering::Relaxed) {
+            let r = ask(port);
+            let mut s = seen.lock().unwrap();
+            match r {
+                Ok(pid) => s.answers.push(pid),
+                Err(e) => s.failures.push(e),
+            }
+            drop(s);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    })
+}
+
+#[test]
+fn restarts_under_a_client_loop_drop_no_connection() {
+    let s = Svc::new("sk-restart");
+    let port = free_port();
+    let listen = format!("tcp:127.0.0.1:{port},name=web");
+    // A negative check first: with the service stopped, the client sees refusals.
+    assert!(ask(port).is_err_and(|e| e.contains("refused")));
+    ok(&s.run(
+        "start",
+        &[
+            "--listen",
+            &listen,
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            FD3_SERVER,
+        ],
+    ));
+    let first = ask(port).unwrap();
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let client = client_loop(port, stop.clone(), seen.clone());
+    let t = Instant::now();
+    for i in 0..20 {
+        let before: std::collections::BTreeSet<u32> =
+            seen.lock().unwrap().answers.iter().copied().collect();
+        let out = s.run("restart", &[]);
+        ok(&out);
+        assert!(
+            text(&out.stdout).contains("sockets kept open"),
+            "restart {i}: {out:?}"
+        );
+        // The loop goes on until the new server has answered the client.
+        support::wait_for(
+            &format!("an answer from the server started by restart {i}"),
+            Duration::from_secs(20),
+            || {
+                seen.lock()
+                    .unwrap()
+                    .answers
+                    .iter()
+                    .any(|p| !before.contains(p) && *p != first)
+            },
+        );
+    }
+    let took = t.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    client.join().unwrap();
+    let seen = seen.lock().unwrap();
+    // The first server (asked before the loop began) and one per restart.
+    let servers: std::collections::BTreeSet<u32> = seen
+        .answers
+        .iter()
+        .copied()
+        .chain(std::iter::once(first))
+        .collect();
+    eprintln!(
+        "20 restarts in {} ms: {} connections, {} failed, {} server processes answered",
+        took.as_millis(),
+        seen.answers.len(),
+        seen.failures.len(),
+        servers.len()
+    );
+    assert!(
+        seen.failures.is_empty(),
+        "failed connections: {:?}",
+        seen.failures
+    );
+    assert_eq!(servers.len(), 21, "answered by {servers:?}");
+    let st: serde_json::Value =
+        serde_json::from_slice(&s.run("status", &["--json"]).stdout).unwrap();
+    assert_eq!(st["n_restarts"], 20, "{st}");
+    assert!(s.log().contains("serving web from fd 3"), "{}", s.log());
+}
