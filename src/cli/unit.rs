@@ -65,6 +65,10 @@ pub struct UnitOptions {
 /// Options of `unit`.
 #[derive(clap::Args, Debug, Clone)]
 pub struct Args {
+    /// Print NAME.socket, the socket unit `install` writes beside NAME.service when
+    /// there are --listen addresses, instead of the service unit.
+    #[arg(long)]
+    pub socket: bool,
     /// Unit settings.
     #[command(flatten, next_help_heading = "Unit settings")]
     pub unit: UnitOptions,
@@ -139,6 +143,7 @@ pub fn build_spec(g: &Global, o: &UnitOptions) -> Result<ServiceSpec> {
     spec.after = o.after.clone();
     spec.wants = o.wants.clone();
     spec.run_options = run_options(&o.run)?;
+    spec.listen = o.run.listen.clone();
     if let Some((cmd, args)) = o.run.command.split_first() {
         let mut c = vec![command::resolve_program(cmd)?];
         c.extend(args.iter().cloned());
@@ -317,7 +322,14 @@ pub fn regenerate_args(g: &Global, o: &UnitOptions, verb: &str, r: &Resolved) ->
 
 /// Prints the unit.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    let text = build_spec(g, &a.unit)?.render()?;
+    let spec = build_spec(g, &a.unit)?;
+    let text = if a.socket {
+        spec.render_socket()?.ok_or_else(|| {
+            Error::usage("--socket prints the socket unit of a service with --listen ADDR")
+        })?
+    } else {
+        spec.render()?
+    };
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

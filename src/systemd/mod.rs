@@ -20,6 +20,7 @@ pub mod job;
 pub mod journal;
 pub mod manager;
 pub mod private_socket;
+pub mod socket_status;
 pub mod status;
 
 use std::time::SystemTime;
@@ -137,6 +138,8 @@ struct StatusJson<'a> {
     backend: &'static str,
     scope: &'static str,
     journal: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    socket: Option<socket_status::SocketStatus>,
 }
 
 /// `status`: prints the unit's state (text or one JSON object) and `lines` journal lines;
@@ -148,6 +151,7 @@ pub fn print_status(scope: Scope, unit: &str, lines: usize, json: bool) -> Resul
     } else {
         journal::last_lines(scope, unit, lines, false)
     };
+    let socket = socket_status::read(scope, unit, st.running());
     if json {
         let obj = StatusJson {
             status: &st,
@@ -157,6 +161,7 @@ pub fn print_status(scope: Scope, unit: &str, lines: usize, json: bool) -> Resul
                 Scope::User => "user",
             },
             journal,
+            socket,
         };
         let text = serde_json::to_string(&obj)
             .map_err(|e| Error::generic(format!("cannot encode the status as JSON: {e}")))?;
@@ -169,6 +174,9 @@ pub fn print_status(scope: Scope, unit: &str, lines: usize, json: bool) -> Resul
         );
     } else {
         let mut out = st.render(SystemTime::now());
+        if let Some(s) = &socket {
+            out.push_str(&s.render());
+        }
         if !journal.is_empty() {
             out.push('\n');
             for l in &journal {

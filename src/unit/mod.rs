@@ -125,6 +125,9 @@ pub struct ServiceSpec {
     /// The `mydaemon` arguments that regenerate this unit, for the header comment
     /// (`["unit", ...]`).
     pub regenerate: Vec<String>,
+    /// Socket activation (`--listen`): the addresses of `NAME.socket`, which the
+    /// service then requires (see [`socket`]).
+    pub listen: Vec<socket::ListenAddr>,
 }
 
 impl ServiceSpec {
@@ -149,7 +152,30 @@ impl ServiceSpec {
             hardening: Level::Strict,
             home: HomeAccess::NotNeeded,
             regenerate: vec!["unit".to_string()],
+            listen: Vec::new(),
         }
+    }
+
+    /// `NAME.socket`, the socket unit of a service with `--listen` addresses.
+    pub fn socket_name(&self) -> String {
+        format!("{}.socket", self.name)
+    }
+
+    /// The text of `NAME.socket`, if the service listens (`--listen`).
+    pub fn render_socket(&self) -> Result<Option<String>> {
+        if self.listen.is_empty() {
+            return Ok(None);
+        }
+        let description = match &self.description {
+            Some(d) => quote::single_line("--description", d)?,
+            None => quote::single_line("--name", &self.default_description())?,
+        };
+        Ok(Some(socket::render(
+            &self.name,
+            &description,
+            &self.listen,
+            self.user_manager,
+        )))
     }
 
     /// The unit file name, `NAME.service`.
@@ -293,6 +319,13 @@ impl ServiceSpec {
         };
         line_to(&mut u, "Description", &description);
         line_to(&mut u, "Documentation", "man:mydaemon(1)");
+        if !self.listen.is_empty() {
+            // Socket-activated: systemd holds the sockets in NAME.socket; the service
+            // is started by the first connection, and a restart keeps the sockets.
+            let sock = self.socket_name();
+            line_to(&mut u, "Requires", &sock);
+            line_to(&mut u, "After", &sock);
+        }
         if !self.after.is_empty() {
             line_to(&mut u, "After", &self.after.join(" "));
         }

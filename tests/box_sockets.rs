@@ -1,0 +1,151 @@
+//! Socket activation under a real systemd (issue 12): `NAME.socket` holds the port, the
+//! first connection starts the service, `mydaemon run` hands the socket on at fd 3
+//! with the server's own `LISTEN_PID`, and restarts under a client loop lose no
+//! connection. Without root these tests print SKIP (or fail under
+//! `MYDAEMON_REQUIRE_BOX=1`).
+
+mod testbox;
+
+use std::process::Stdio;
+use std::time::{Duration, Instant};
+
+use testbox::{wait_within, TestBox, BIN};
+
+/// Serves only from fd 3 (refusing to run unless `LISTEN_PID` is its own PID),
+/// answering each connection with its PID; on SIGTERM it finishes the connection at
+/// hand and exits.
+const FD3_SERVER: &str = r#"#!/usr/bin/python3
+import os, signal, socket, sys
+if os.environ.get('LISTEN_PID') != str(os.getpid()) or os.environ.get('LISTEN_FDS') != '1':
+    sys.exit('not for me: LISTEN_PID=%s LISTEN_FDS=%s' % (os.environ.get('LISTEN_PID'), os.environ.get('LISTEN_FDS')))
+s = socket.socket(fileno=3)
+s.settimeout(0.02)
+stop = False
+def on_term(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, on_term)
+print('serving %s from fd 3' % os.environ.get('LISTEN_FDNAMES'), flush=True)
+while not stop:
+    try:
+        c, _ = s.accept()
+    except socket.timeout:
+        continue
+    c.settimeout(None)
+    c.sendall(b'%d\n' % os.getpid())
+    c.close()
+"#;
+
+/// Connects every 5 ms until /run/stop-client exists; keeps the number of distinct
+/// servers that answered in /run/client-servers; prints a JSON summary at the end.
+const CLIENT: &str = r#"
+import json, os, socket, sys, time
+port = int(sys.argv[1])
+ok, failed, servers = 0, [], set()
+while not os.path.exists('/run/stop-client'):
+    try:
+        c = socket.create_connection(('127.0.0.1', port), timeout=10)
+        c.settimeout(10)
+        data = b''
+        while True:
+            b = c.recv(100)
+            if not b:
+                break
+            data += b
+        c.close()
+        servers.add(int(data))
+        ok += 1
+        with open('/run/client-servers.tmp', 'w') as f:
+            f.write(str(len(servers)))
+        os.rename('/run/client-servers.tmp', '/run/client-servers')
+    except Exception as e:
+        failed.append(repr(e))
+    time.sleep(0.005)
+print(json.dumps({'ok': ok, 'failed': failed, 'servers': len(servers)}), flush=True)
+"#;
+
+fn servers_seen(bx: &TestBox) -> usize {
+    String::from_utf8_lossy(&bx.sh("cat /run/client-servers 2>/dev/null").stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0)
+}
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn first_connection_starts_the_service_and_restarts_drop_no_connection() {
+    let bx = TestBox::boot();
+    bx.sh_ok("ip link set lo up");
+    bx.write_file("/usr/local/bin/fd3-server", FD3_SERVER.as_bytes());
+    bx.sh_ok("chmod 755 /usr/local/bin/fd3-server");
+    let opts = "--listen tcp:127.0.0.1:8080,name=web -- /usr/local/bin/fd3-server";
+    bx.sh_ok(&format!(
+        "{BIN} --name web unit {opts} > /etc/systemd/system/web.service && \
+         {BIN} --name web unit --socket {opts} > /etc/systemd/system/web.socket && \
+         mkdir -p /etc/systemd/system/web.service.d && \
+         printf '[Unit]\nStartLimitIntervalSec=0\n' > /etc/systemd/system/web.service.d/limit.conf && \
+         systemctl daemon-reload && systemctl start web.socket"
+    ));
+    // (The drop-in lifts the generated start limit, 5 in 60 s, for the 20 restarts.)
+    // Waiting: the socket listens, the service does not run yet.
+    let out = bx.sh(&format!("{BIN} --name web status -n 0"));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert_eq!(out.status.code(), Some(3), "{text}");
+    assert!(text.contains("Listen: Stream 127.0.0.1:8080"), "{text}");
+    assert!(text.contains("starts on the first connection"), "{text}");
+    let out = bx.sh(&format!("{BIN} --name web status --json -n 0"));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["socket"]["waiting"], true, "{v}");
+    assert_eq!(v["socket"]["listen"][0], "Stream 127.0.0.1:8080", "{v}");
+
+    // The client loop; its first connection starts the service.
+    let mut client = bx
+        .command(&["/usr/bin/python3", "-c", CLIENT, "8080"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    bx.wait_for("the first answer", Duration::from_secs(20), |bx| {
+        servers_seen(bx) >= 1
+    });
+    assert_eq!(
+        bx.sh_ok("systemctl is-active web.service").trim(),
+        "active",
+        "started by the first connection"
+    );
+    let journal = bx.journal("web.service");
+    assert!(journal.contains("serving web from fd 3"), "{journal}");
+
+    // 20 restarts, each waited for until the new server has answered the client.
+    let t = Instant::now();
+    for i in 0..20 {
+        let verb = if i % 2 == 0 {
+            format!("{BIN} --name web restart")
+        } else {
+            "systemctl restart web.service".to_owned()
+        };
+        bx.sh_ok(&verb);
+        bx.wait_for(
+            &format!("an answer from the server of restart {i}"),
+            Duration::from_secs(20),
+            |bx| servers_seen(bx) >= i + 2,
+        );
+    }
+    let took = t.elapsed();
+    bx.sh_ok("touch /run/stop-client");
+    let status = wait_within(&mut client, Duration::from_secs(30), "the client loop");
+    let mut out = String::new();
+    std::io::Read::read_to_string(client.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(status.success(), "client: {status} {out}");
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    eprintln!(
+        "20 restarts in {} ms: {} connections, {} failed, {} servers answered",
+        took.as_millis(),
+        v["ok"],
+        v["failed"].as_array().map_or(0, Vec::len),
+        v["servers"]
+    );
+    assert_eq!(v["failed"], serde_json::json!([]), "{v}");
+    assert_eq!(v["servers"], 21, "{v}");
+}
