@@ -149,3 +149,65 @@ fn first_connection_starts_the_service_and_restarts_drop_no_connection() {
     assert_eq!(v["failed"], serde_json::json!([]), "{v}");
     assert_eq!(v["servers"], 21, "{v}");
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn install_writes_enables_and_starts_the_socket_and_uninstall_removes_both() {
+    let bx = TestBox::boot();
+    bx.sh_ok("ip link set lo up");
+    bx.write_file("/usr/local/bin/fd3-server", FD3_SERVER.as_bytes());
+    bx.sh_ok("chmod 755 /usr/local/bin/fd3-server");
+    let ask = "/usr/bin/python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', 8081), timeout=10); \
+               s.settimeout(10); print(s.recv(100).decode().strip())\"";
+    // Negative check first: nothing listens yet.
+    assert!(
+        !bx.sh(ask).status.success(),
+        "something listens on 8081 already"
+    );
+    let out = bx.sh_ok(&format!(
+        "{BIN} --name lazy install --listen tcp:127.0.0.1:8081 -- /usr/local/bin/fd3-server"
+    ));
+    assert!(out.contains("lazy.socket listens"), "{out}");
+    assert_eq!(
+        bx.sh_ok(
+            "systemctl is-enabled lazy.socket; systemctl is-active lazy.socket; \
+                  systemctl is-active lazy.service || true"
+        ),
+        "enabled\nactive\ninactive\n"
+    );
+    let unit = String::from_utf8(bx.read_file("/etc/systemd/system/lazy.service")).unwrap();
+    assert!(unit.contains("Requires=lazy.socket\n"), "{unit}");
+    assert!(unit.contains("--listen tcp:127.0.0.1:8081"), "{unit}");
+    // The first connection starts the service, which answers from fd 3.
+    let pid = bx.sh_ok(ask);
+    assert_eq!(
+        pid.trim(),
+        bx.sh_ok("systemctl show -p MainPID --value lazy.service | xargs -I{} cat /proc/{}/task/{}/children")
+            .trim(),
+        "the answer comes from the command mydaemon runs"
+    );
+    let out = bx.sh(&format!("{BIN} --name lazy status -n 0"));
+    assert_eq!(out.status.code(), Some(0));
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(text.contains("lazy.socket active (running)"), "{text}");
+    // uninstall: both units stopped, disabled, removed; the port closed.
+    let out = bx.sh_ok(&format!("{BIN} --name lazy uninstall"));
+    assert!(
+        out.contains("removed /etc/systemd/system/lazy.socket"),
+        "{out}"
+    );
+    assert!(
+        out.contains("removed /etc/systemd/system/lazy.service"),
+        "{out}"
+    );
+    assert!(
+        !bx.sh(ask).status.success(),
+        "8081 still answers after uninstall"
+    );
+    assert_eq!(
+        bx.sh("systemctl is-active lazy.socket lazy.service")
+            .status
+            .code(),
+        Some(3)
+    );
+}

@@ -124,16 +124,20 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         Written::Replaced => say(format!("replaced {}", path.display())),
         Written::Unchanged => say(format!("{} is up to date", path.display())),
     }
+    // Socket activation: NAME.socket beside it, enabled instead of the service.
+    let socket = crate::systemd::socket_unit::write(&dir, &spec, a.force, &say)
+        .map_err(|e| privilege_hint(e, "install"))?;
+    let (enable_name, wanted_by) = crate::systemd::socket_unit::enabled_unit(&spec);
 
     // Offline (an image tree, or no running manager): the enable symlinks, as
     // `systemctl enable` makes them without a manager.
     let live = !matches!(scope, Scope::Root(_)) && manager_running(g);
     if !live {
         let target = match scope {
-            Scope::Root(_) => Path::new(install::SYSTEM_UNIT_DIR).join(&unit_name),
-            _ => path.clone(),
+            Scope::Root(_) => Path::new(install::SYSTEM_UNIT_DIR).join(&enable_name),
+            _ => dir.join(&enable_name),
         };
-        let links = match install::enable_links(&dir, &unit_name, &target, &[spec.wanted_by()]) {
+        let links = match install::enable_links(&dir, &enable_name, &target, &[wanted_by]) {
             Ok(l) => l,
             Err(e) => {
                 // Leave no half-installed unit behind.
@@ -171,8 +175,9 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     // the job (for Type=notify: until READY=1); a unit that fails to start stays.
     let scope = crate::systemd::scope(g.user);
     let enabled = crate::systemd::connect(scope).and_then(|sd| {
-        crate::systemd::enable_with(&sd, &unit_name, false, how != Written::Unchanged, g.quiet)
-            .map(|_| sd)
+        let changed =
+            how != Written::Unchanged || socket.as_ref().is_some_and(|s| s.1 != Written::Unchanged);
+        crate::systemd::enable_with(&sd, &enable_name, false, changed, g.quiet).map(|_| sd)
     });
     let sd = match enabled {
         Ok(sd) => sd,
@@ -187,6 +192,13 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
             return Err(e);
         }
     };
+    if let Some((_, written)) = &socket {
+        crate::systemd::socket_unit::start(&sd, &spec, *written == Written::Replaced)?;
+        say(format!(
+            "{} listens; {unit_name} starts on the first connection",
+            spec.socket_name()
+        ));
+    }
     if a.now {
         return crate::systemd::control_with(&sd, &unit_name, crate::systemd::Verb::Start, false);
     }

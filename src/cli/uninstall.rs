@@ -60,6 +60,9 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     }
     let systemd = if live && removable {
         let sd = crate::systemd::connect(crate::systemd::scope(g.user))?;
+        if let Some(socket) = crate::systemd::socket_unit::installed(&dir, &unit_name, a.force) {
+            crate::systemd::socket_unit::stop_disable(&sd, &socket, g.quiet)?;
+        }
         crate::systemd::uninstall_stop_disable(&sd, &unit_name, g.quiet)?;
         if a.purge {
             // While the unit is still loaded: systemd knows its directories.
@@ -80,6 +83,10 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         None
     };
 
+    if let Some(socket) = crate::systemd::socket_unit::installed(&dir, &unit_name, a.force) {
+        crate::systemd::socket_unit::remove(&dir, &socket, a.force, g.quiet)
+            .map_err(|e| privilege_hint(e, "uninstall"))?;
+    }
     let removed = install::remove_unit(&dir, &unit_name, a.force)
         .map_err(|e| privilege_hint(e, "uninstall"))?;
     if !g.quiet {

@@ -21,6 +21,7 @@ pub mod journal;
 pub mod manager;
 pub mod private_socket;
 pub mod socket_status;
+pub mod socket_unit;
 pub mod status;
 
 use std::time::SystemTime;
