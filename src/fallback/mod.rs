@@ -633,6 +633,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             "main_pid": if code == exit::OK { pid.unwrap_or(0) } else { 0 },
             "status_text": published["status_text"],
             "service_pid": published["service_pid"],
+            "listeners": published["listeners"],
             "n_restarts": published["n_restarts"],
             "reloads": published["reloads"],
             "last_reload": published["last_reload"],
@@ -667,6 +668,16 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
     }
     if let Some(t) = published["status_text"].as_str().filter(|t| !t.is_empty()) {
         println!("  status:   {t}");
+    }
+    for (i, l) in published["listeners"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|l| l.as_str())
+        .enumerate()
+    {
+        let key = if i == 0 { "listen:" } else { "" };
+        println!("  {key:<9} {l} (held by the supervisor across restarts)");
     }
     if let Some(p) = published["service_pid"].as_i64() {
         let restarts = published["n_restarts"].as_u64().unwrap_or(0);
