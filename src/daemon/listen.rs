@@ -442,4 +442,35 @@ mod tests {
         assert_eq!(f[2], "2");
         assert_eq!(f[3], "ctl:web");
     }
+
+    /// A library service finds its sockets in the context, by name, as std types.
+    #[test]
+    fn a_service_gets_the_sockets_through_its_context() {
+        use crate::daemon::{Context, Exit, Runner, Service, ServiceResult};
+        struct Uses(Option<String>);
+        impl Service for Uses {
+            fn start(&mut self, ctx: &mut Context) -> ServiceResult {
+                let l = ctx.listeners().named("ctl").ok_or("no socket named ctl")?;
+                let path = l.unix_listener()?.local_addr()?;
+                self.0 = path.as_pathname().map(|p| p.display().to_string());
+                ctx.exit(Exit::Code(0));
+                Ok(())
+            }
+            fn run(&mut self, _ctx: &mut Context) -> ServiceResult {
+                Ok(())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("ctl.sock");
+        let addrs = vec![format!("unix:{},name=ctl", sock.display()).parse().unwrap()];
+        let mut svc = Uses(None);
+        let exit = Runner::new("uses")
+            .with_notifier(crate::notify::Notifier::to_socket(None))
+            .with_watchdog(None)
+            .with_listeners(Listeners::bind(&addrs, "uses").unwrap())
+            .run(&mut svc)
+            .unwrap();
+        assert_eq!(exit, Exit::Code(0));
+        assert_eq!(svc.0.as_deref(), Some(sock.to_str().unwrap()));
+    }
 }
