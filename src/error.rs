@@ -170,6 +170,18 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Turns a permission failure into the hint to run `verb` as root (or with `--user`);
+/// nothing was written.
+pub fn privilege_hint(e: Error, verb: &str) -> Error {
+    if e.kind() == Kind::Privilege {
+        e.with_hint(format!(
+            "needs root: try `sudo mydaemon {verb}`, or `--user` for a per-user service"
+        ))
+    } else {
+        e
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

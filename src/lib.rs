@@ -16,6 +16,7 @@ pub mod fallback;
 pub mod install;
 pub mod logging;
 pub mod notify;
+pub mod spec;
 pub mod systemd;
 pub mod time;
 pub mod unit;

@@ -25,7 +25,7 @@ pub struct StartArgs {
     pub control: JobArgs,
     /// What to run (PID-file backend only; systemd takes it from the unit).
     #[command(flatten, next_help_heading = "What to run (PID-file backend)")]
-    pub run: crate::cli::run::RunArgs,
+    pub run: crate::daemon::options::RunArgs,
     /// Restart policy (PID-file backend only; systemd takes it from the unit).
     #[command(flatten)]
     pub supervise: crate::fallback::SuperviseArgs,
@@ -35,7 +35,9 @@ pub struct StartArgs {
 pub fn start(g: &Global, a: &StartArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Start, a.control.no_block),
-        Backend::Pidfile => crate::fallback::start(g, &a.run, &a.control.pidfile, &a.supervise),
+        Backend::Pidfile => {
+            crate::fallback::start(&g.target(), &a.run, &a.control.pidfile, &a.supervise)
+        }
     }
 }
 
@@ -43,7 +45,7 @@ pub fn start(g: &Global, a: &StartArgs) -> Result<u8> {
 pub fn stop(g: &Global, a: &JobArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Stop, a.no_block),
-        Backend::Pidfile => crate::fallback::stop(g, &a.pidfile),
+        Backend::Pidfile => crate::fallback::stop(&g.target(), &a.pidfile),
     }
 }
 
@@ -51,7 +53,9 @@ pub fn stop(g: &Global, a: &JobArgs) -> Result<u8> {
 pub fn restart(g: &Global, a: &StartArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Restart, a.control.no_block),
-        Backend::Pidfile => crate::fallback::restart(g, &a.run, &a.control.pidfile, &a.supervise),
+        Backend::Pidfile => {
+            crate::fallback::restart(&g.target(), &a.run, &a.control.pidfile, &a.supervise)
+        }
     }
 }
 
@@ -59,7 +63,7 @@ pub fn restart(g: &Global, a: &StartArgs) -> Result<u8> {
 pub fn reload(g: &Global, a: &JobArgs) -> Result<u8> {
     match Backend::resolve(g.backend) {
         Backend::Systemd => systemd_job(g, Verb::Reload, a.no_block),
-        Backend::Pidfile => crate::fallback::reload(g, &a.pidfile),
+        Backend::Pidfile => crate::fallback::reload(&g.target(), &a.pidfile),
     }
 }
 

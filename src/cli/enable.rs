@@ -45,7 +45,7 @@ pub fn enable(g: &Global, a: &Args) -> Result<u8> {
             a.now,
             g.quiet,
         ),
-        Backend::Pidfile => sysv::enable(g, a.root.as_deref(), a.now),
+        Backend::Pidfile => sysv::enable(&g.target(), a.root.as_deref(), a.now),
     }
 }
 
@@ -58,6 +58,6 @@ pub fn disable(g: &Global, a: &Args) -> Result<u8> {
             a.now,
             g.quiet,
         ),
-        Backend::Pidfile => sysv::disable(g, a.root.as_deref(), a.now),
+        Backend::Pidfile => sysv::disable(&g.target(), a.root.as_deref(), a.now),
     }
 }

@@ -7,11 +7,11 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::backend::{systemd_booted, Backend, BackendChoice};
-use crate::cli::unit::{build_spec, check_runnable_here, UnitOptions};
+use crate::backend::{manager_running, wants_systemd};
 use crate::cli::Global;
-use crate::error::{Error, Kind, Result};
+use crate::error::{privilege_hint, Error, Result};
 use crate::install::{self, Scope, Written};
+use crate::spec::{build_spec, check_runnable_here, UnitOptions};
 
 /// Options of `install`.
 #[derive(clap::Args, Debug, Clone)]
@@ -38,73 +38,22 @@ pub struct Args {
     pub unit: UnitOptions,
 }
 
-/// The scope `--user`/`--root` select; `--root` with `--user` is refused.
-pub fn scope(g: &Global, root: Option<&Path>) -> Result<Scope> {
-    match (root, g.user) {
-        (Some(_), true) => Err(Error::usage(
-            "--root installs a system unit into an image; it cannot be combined with --user",
-        )),
-        (Some(r), false) => {
-            if !r.is_dir() {
-                return Err(Error::usage(format!(
-                    "--root {}: no such directory",
-                    r.display()
-                )));
-            }
-            Ok(Scope::Root(r.to_path_buf()))
-        }
-        (None, true) => Ok(Scope::User),
-        (None, false) => Ok(Scope::System),
-    }
-}
-
-/// Turns a permission failure into the install-specific hint; nothing was written.
-pub fn privilege_hint(e: Error, verb: &str) -> Error {
-    if e.kind() == Kind::Privilege {
-        e.with_hint(format!(
-            "needs root: try `sudo mydaemon {verb}`, or `--user` for a per-user service"
-        ))
-    } else {
-        e
-    }
-}
-
-/// Whether `install`/`uninstall` deal in systemd units: `--systemd`, `--root`, `--user`,
-/// `--backend systemd`, or (auto) a running systemd; otherwise the init.d script.
-pub fn wants_systemd(g: &Global, systemd: bool, sysv: bool, root: bool) -> bool {
-    if systemd || root {
-        return true;
-    }
-    if sysv {
-        return false;
-    }
-    match g.backend {
-        BackendChoice::Auto => g.user || Backend::resolve(g.backend) == Backend::Systemd,
-        BackendChoice::Systemd => true,
-        BackendChoice::Pidfile => false,
-    }
-}
-
-/// Whether the service manager `g` addresses is running here (the system one, or with
-/// `--user` the user's, found by its private socket).
-pub fn manager_running(g: &Global) -> bool {
-    if g.user {
-        crate::systemd::connection::user_private_socket().exists()
-    } else {
-        systemd_booted(Path::new("/"))
-    }
-}
-
 /// Installs the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    if a.sysv || !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
-        return crate::fallback::sysv::install(g, &a.unit, a.root.as_deref(), a.force, a.now);
+    if a.sysv || !wants_systemd(g.backend, g.user, a.systemd, a.sysv, a.root.is_some()) {
+        return crate::fallback::sysv::install(
+            &g.target(),
+            &a.unit,
+            a.root.as_deref(),
+            a.force,
+            a.now,
+        );
     }
 
     // Everything that can be refused is refused before anything is written.
-    let spec = build_spec(g, &a.unit)?;
+    let spec = build_spec(&g.target(), &a.unit)?;
     let text = spec.render()?;
-    let scope = scope(g, a.root.as_deref())?;
+    let scope = Scope::select(g.user, a.root.as_deref())?;
     if !matches!(scope, Scope::Root(_)) {
         // For this system (not an image): what the unit names must exist here.
         check_runnable_here(&spec)?;
@@ -127,7 +76,7 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
 
     // Offline (an image tree, or no running manager): the enable symlinks, as
     // `systemctl enable` makes them without a manager.
-    let live = !matches!(scope, Scope::Root(_)) && manager_running(g);
+    let live = !matches!(scope, Scope::Root(_)) && manager_running(g.user);
     if !live {
         let target = match scope {
             Scope::Root(_) => Path::new(install::SYSTEM_UNIT_DIR).join(&unit_name),

@@ -33,7 +33,7 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
             a.since.as_deref(),
         ),
         Backend::Pidfile => {
-            crate::fallback::logs(g, &a.paths, a.lines, a.follow, a.since.as_deref())
+            crate::fallback::logs(&g.target(), &a.paths, a.lines, a.follow, a.since.as_deref())
         }
     }
 }

@@ -27,6 +27,6 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
             a.lines,
             a.json,
         ),
-        Backend::Pidfile => crate::fallback::status(g, &a.paths, a.json, a.lines),
+        Backend::Pidfile => crate::fallback::status(&g.target(), &a.paths, a.json, a.lines),
     }
 }

@@ -6,9 +6,9 @@
 
 use std::path::PathBuf;
 
-use crate::cli::install::{manager_running, privilege_hint, scope, wants_systemd};
+use crate::backend::{manager_running, wants_systemd};
 use crate::cli::Global;
-use crate::error::{Error, Result};
+use crate::error::{privilege_hint, Error, Result};
 use crate::install::{self, Scope};
 
 /// Options of `uninstall`.
@@ -37,10 +37,10 @@ pub struct Args {
 
 /// Uninstalls the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    if a.sysv || !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
-        return crate::fallback::sysv::uninstall(g, a.root.as_deref(), a.force, a.purge);
+    if a.sysv || !wants_systemd(g.backend, g.user, a.systemd, a.sysv, a.root.is_some()) {
+        return crate::fallback::sysv::uninstall(&g.target(), a.root.as_deref(), a.force, a.purge);
     }
-    let scope = scope(g, a.root.as_deref())?;
+    let scope = Scope::select(g.user, a.root.as_deref())?;
     let dir = install::unit_dir(&scope)?;
     let unit_name = g.unit_name();
 
@@ -48,7 +48,7 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     // Before removing files on a live system: StopUnit waiting for the job, then
     // DisableUnitFiles; after removal, Reload. Only for a unit that will be removed:
     // a missing or foreign one is refused below without touching the running service.
-    let live = !matches!(scope, Scope::Root(_)) && manager_running(g);
+    let live = !matches!(scope, Scope::Root(_)) && manager_running(g.user);
     let removable = std::fs::read(dir.join(&unit_name))
         .map(|c| a.force || install::is_generated(&c))
         .unwrap_or(false);

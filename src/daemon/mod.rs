@@ -50,6 +50,7 @@ pub mod builtin;
 pub mod exec;
 pub mod journal_stream;
 pub mod log;
+pub mod options;
 pub mod probe;
 pub mod relay;
 pub mod runner;

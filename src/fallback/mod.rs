@@ -35,8 +35,8 @@ use self::paths::{PathArgs, Paths};
 use self::pidfile::{Acquired, PidFile, State};
 use self::process::PidFd;
 use self::supervise::{Policy, Spec};
-use crate::cli::run::RunArgs;
-use crate::cli::Global;
+use crate::backend::Target;
+use crate::daemon::options::RunArgs;
 use crate::daemon::probe::{Probe, Readiness};
 use crate::error::{exit, Error, Result};
 use crate::time::{format_duration, format_uptime, parse_duration, rfc3339};
@@ -110,7 +110,7 @@ impl SuperviseArgs {
     }
 }
 
-fn say(g: &Global, text: impl AsRef<str>) {
+fn say(g: &Target, text: impl AsRef<str>) {
     if !g.quiet {
         println!("{}", text.as_ref());
     }
@@ -132,7 +132,7 @@ fn absolute_probe(p: &Probe) -> Result<Probe> {
 /// runs in `/`: relative paths are made absolute, `CMD` is resolved now so that a
 /// missing program is reported before anything starts). The options themselves are
 /// written back by [`RunArgs::to_args`], which round-trips through clap.
-pub fn run_argv(g: &Global, a: &RunArgs) -> Result<Vec<OsString>> {
+pub fn run_argv(g: &Target, a: &RunArgs) -> Result<Vec<OsString>> {
     let mut a = a.clone();
     if let Some(c) = &a.config {
         a.config = Some(absolute(c)?);
@@ -172,7 +172,7 @@ fn log_excerpt(paths: &Paths, offset: u64) -> String {
 }
 
 /// `start`: daemonize the service and wait until it is ready.
-pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
+pub fn start(g: &Target, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
     run.check()?;
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let args = run_argv(g, run)?;
@@ -265,7 +265,7 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
 /// Another daemon holds the PID file: success once it is ready (LSB: starting a
 /// running service succeeds); failure if it dies while starting.
 fn already_running(
-    g: &Global,
+    g: &Target,
     pidfile: &PidFile,
     pid: Pid,
     starting: bool,
@@ -304,7 +304,7 @@ fn already_running(
 
 /// `stop`: SIGTERM, wait up to `--timeout`, then SIGKILL to the process group;
 /// no PID file is left behind. Stopping a stopped service succeeds.
-pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
+pub fn stop(g: &Target, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let timeout = pf.timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
     let Some(pidfile) = PidFile::open_existing(&paths)? else {
@@ -439,7 +439,7 @@ fn orphans(pidfile: &PidFile) -> Vec<PidFd> {
 
 /// Ends what a crashed daemon left (see [`orphans`]): SIGTERM, SIGKILL after `grace`.
 /// Returns the PIDs it ended.
-fn end_orphans(g: &Global, pidfile: &PidFile, grace: Duration) -> Result<Vec<Pid>> {
+fn end_orphans(g: &Target, pidfile: &PidFile, grace: Duration) -> Result<Vec<Pid>> {
     let list = orphans(pidfile);
     if list.is_empty() {
         return Ok(Vec::new());
@@ -511,7 +511,7 @@ fn signal_or_fail(fd: &PidFd, sig: Signal) -> Result<()> {
 }
 
 /// `restart`: stop, then start.
-pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
+pub fn restart(g: &Target, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
     // `--timeout` bounds each half, as its help says.
     stop(g, pf)?;
     start(g, run, pf, sup)
@@ -519,7 +519,7 @@ pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs)
 
 /// `reload`: SIGHUP to the daemon, which passes it on to the service; returns once
 /// the service reports it reloaded (or after `--timeout`, 10s, with an error).
-pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
+pub fn reload(g: &Target, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let not_running = || Error::not_running(format!("{} is not running", g.name));
     let pidfile = PidFile::open_existing(&paths)?.ok_or_else(not_running)?;
@@ -567,7 +567,7 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
 }
 
 /// `status`: 0 running (or starting), 1 dead with a stale PID file, 3 stopped.
-pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8> {
+pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8> {
     let paths = Paths::resolve(&g.name, pa)?;
     let pidfile = PidFile::open_existing(&paths)?;
     let state = match &pidfile {
@@ -677,7 +677,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
 
 /// `logs [-f] [-n N]`: the log file's last lines, then (with `-f`) what follows.
 pub fn logs(
-    g: &Global,
+    g: &Target,
     pa: &PathArgs,
     lines: usize,
     follow: bool,
@@ -694,46 +694,6 @@ pub fn logs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[test]
-    fn run_argv_is_absolute_and_parses_back() {
-        let cli = crate::cli::Cli::try_parse_from([
-            "mydaemon",
-            "-v",
-            "--name",
-            "svc",
-            "start",
-            "--ready",
-            "unix:rel/sock",
-            "--",
-            "sh",
-            "-c",
-            "exit 0",
-        ])
-        .unwrap();
-        let crate::cli::Command::Start(a) = &cli.command else {
-            panic!("not start");
-        };
-        let argv = run_argv(&cli.global, &a.run).unwrap();
-        let again = crate::cli::Cli::try_parse_from(
-            std::iter::once(OsString::from("mydaemon")).chain(argv.iter().cloned()),
-        )
-        .unwrap();
-        assert_eq!(again.global.name, "svc");
-        assert_eq!(again.global.verbose, 1);
-        let crate::cli::Command::Run(r) = &again.command else {
-            panic!("not run: {argv:?}");
-        };
-        let cwd = std::env::current_dir().unwrap();
-        assert_eq!(
-            r.ready,
-            Some(Readiness::Probe(Probe::Unix(cwd.join("rel/sock"))))
-        );
-        assert!(Path::new(&r.command[0]).is_absolute(), "{:?}", r.command);
-        assert!(r.command[0].ends_with("/sh"));
-        assert_eq!(r.command[1..], ["-c", "exit 0"]);
-    }
 
     #[test]
     fn health_implies_a_watchdog() {
