@@ -1,6 +1,13 @@
-//! Which service manager answers the control verbs: systemd, or the PID-file fallback.
+//! The service-manager interface: [`ServiceManager`], the verbs both backends (systemd
+//! over D-Bus, [`crate::systemd::SystemdManager`]; the PID-file fallback,
+//! [`crate::fallback::PidfileManager`]) implement, over plain types ([`Target`], the unit
+//! settings, [`InstallOptions`]...). Which backend answers is decided once, by the
+//! caller ([`Backend::resolve`]).
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
+
+use crate::error::Result;
+use crate::spec::UnitOptions;
 
 /// The `--backend` option.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -96,12 +103,61 @@ pub fn wants_systemd(
     }
 }
 
-/// Whether the service manager addressed is running here (the system one, or with
-/// `user` the user's, found by its private socket).
-pub fn manager_running(user: bool) -> bool {
-    if user {
-        crate::systemd::connection::user_private_socket().exists()
-    } else {
-        systemd_booted(Path::new("/"))
-    }
+/// How `install` writes the service.
+#[derive(Debug, Clone, Default)]
+pub struct InstallOptions {
+    /// An image tree to install into instead of this system.
+    pub root: Option<PathBuf>,
+    /// Replace a file mydaemon did not generate.
+    pub force: bool,
+    /// Start the service once it is installed.
+    pub now: bool,
+}
+
+/// How `uninstall` removes the service.
+#[derive(Debug, Clone, Default)]
+pub struct UninstallOptions {
+    /// An image tree to remove from instead of this system.
+    pub root: Option<PathBuf>,
+    /// Remove a file mydaemon did not generate.
+    pub force: bool,
+    /// Also remove what the service left (state, logs).
+    pub purge: bool,
+}
+
+/// What `logs` shows.
+#[derive(Debug, Clone, Default)]
+pub struct LogQuery {
+    /// How many lines.
+    pub lines: usize,
+    /// Keep printing new lines.
+    pub follow: bool,
+    /// Only lines since this time (the backend's syntax).
+    pub since: Option<String>,
+}
+
+/// The verbs a service manager answers. Each returns the process exit code on success
+/// (LSB codes for `status`); failures are [`Error`](crate::Error)s with their own code.
+pub trait ServiceManager {
+    /// Writes the service from the unit settings, enables it, and with `now` starts it.
+    fn install(&self, t: &Target, unit: &UnitOptions, how: &InstallOptions) -> Result<u8>;
+    /// Stops, disables and removes the service.
+    fn uninstall(&self, t: &Target, how: &UninstallOptions) -> Result<u8>;
+    /// Starts the service and waits until it is ready.
+    fn start(&self, t: &Target) -> Result<u8>;
+    /// Stops the service and waits until it has stopped.
+    fn stop(&self, t: &Target) -> Result<u8>;
+    /// Restarts the service and waits until it is ready again.
+    fn restart(&self, t: &Target) -> Result<u8>;
+    /// Asks the service to reload its configuration.
+    fn reload(&self, t: &Target) -> Result<u8>;
+    /// Prints the state (with `lines` log lines, or one JSON object); 0 running,
+    /// 3 not running, 4 unknown.
+    fn status(&self, t: &Target, lines: usize, json: bool) -> Result<u8>;
+    /// Enables the service at boot (with `root`: in that image tree); `now` also starts it.
+    fn enable(&self, t: &Target, root: Option<&Path>, now: bool) -> Result<u8>;
+    /// Disables the service (with `root`: in that image tree); `now` also stops it.
+    fn disable(&self, t: &Target, root: Option<&Path>, now: bool) -> Result<u8>;
+    /// Prints the service's log.
+    fn logs(&self, t: &Target, q: &LogQuery) -> Result<u8>;
 }

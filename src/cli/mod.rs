@@ -6,8 +6,10 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::backend::BackendChoice;
+use crate::backend::{Backend, BackendChoice, ServiceManager};
 use crate::error::Result;
+use crate::fallback::PidfileManager;
+use crate::systemd::SystemdManager;
 
 pub mod completions;
 pub mod control;
@@ -104,6 +106,21 @@ pub enum Command {
     Completions(completions::Args),
     /// Print the man page (or write all of them into a directory).
     Man(man::Args),
+}
+
+/// The backend that answers: chosen once per command line, from `--backend` (or, for
+/// `install`/`uninstall`/`enable`/`disable`, from what their own flags imply). The
+/// options each backend keeps come with it.
+pub fn manager(
+    g: &Global,
+    forced: Option<Backend>,
+    systemd: SystemdManager,
+    pidfile: impl FnOnce() -> PidfileManager,
+) -> Box<dyn ServiceManager> {
+    match forced.unwrap_or_else(|| Backend::resolve(g.backend)) {
+        Backend::Systemd => Box::new(systemd),
+        Backend::Pidfile => Box::new(pidfile()),
+    }
 }
 
 /// Runs the parsed command line; returns the process exit code.

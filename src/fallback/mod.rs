@@ -18,6 +18,7 @@ pub mod logfile;
 pub mod paths;
 pub mod pidfile;
 pub mod process;
+mod service_manager;
 pub mod since;
 pub mod supervise;
 pub mod sysv;
@@ -29,6 +30,8 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{getpgid, getpid, Pid};
 use serde_json::json;
+
+pub use self::service_manager::PidfileManager;
 
 use self::daemonize::{daemonize, Report};
 use self::paths::{PathArgs, Paths};
