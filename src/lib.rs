@@ -8,6 +8,8 @@
 //! - [`fallback`] daemonizes with a locked PID file where systemd is absent;
 //! - [`cli`] is the command line on top of them.
 
+#![deny(unsafe_code)]
+
 pub mod backend;
 pub mod cli;
 pub mod daemon;
@@ -17,6 +19,8 @@ pub mod install;
 pub mod logging;
 pub mod notify;
 pub mod spec;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod systemd;
 pub mod time;
 pub mod unit;

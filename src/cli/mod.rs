@@ -142,13 +142,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             | Command::Completions(_)
             | Command::Man(_)
     ) {
-        // SAFETY: restoring a default disposition, before any thread exists.
-        let _ = unsafe {
-            nix::sys::signal::signal(
-                nix::sys::signal::Signal::SIGPIPE,
-                nix::sys::signal::SigHandler::SigDfl,
-            )
-        };
+        let _ = crate::sys::default_disposition(nix::sys::signal::Signal::SIGPIPE);
     }
     if !matches!(
         cli.command,

@@ -6,7 +6,7 @@
 //!   ([`pidfile`]) and [`supervise`]s `mydaemon run …`, the same service process
 //!   systemd would run, speaking the notify protocol to it. The launcher exits 0 once
 //!   the service sent `READY=1`, or prints the daemon's own error and exits 1.
-//! - `stop`, `reload`: the lock names the daemon; a [`process::PidFd`] signals exactly
+//! - `stop`, `reload`: the lock names the daemon; a [`PidFd`] signals exactly
 //!   that process. `stop` waits for it to exit (SIGKILL to its process group after
 //!   `--timeout`) and leaves no PID file behind.
 //! - `status`: the lock decides (0 running, 1 dead with a stale PID file, 3 stopped).
@@ -17,7 +17,6 @@ pub mod daemonize;
 pub mod logfile;
 pub mod paths;
 pub mod pidfile;
-pub mod process;
 mod service_manager;
 pub mod since;
 pub mod supervise;
@@ -36,12 +35,12 @@ pub use self::service_manager::PidfileManager;
 use self::daemonize::{daemonize, Report};
 use self::paths::{PathArgs, Paths};
 use self::pidfile::{Acquired, PidFile, State};
-use self::process::PidFd;
 use self::supervise::{Policy, Spec};
 use crate::backend::Target;
 use crate::daemon::options::RunArgs;
 use crate::daemon::probe::{Probe, Readiness};
 use crate::error::{exit, Error, Result};
+use crate::sys::PidFd;
 use crate::time::{format_duration, format_uptime, parse_duration, rfc3339};
 
 /// How long `stop` waits after SIGTERM before SIGKILL, by default.
@@ -422,7 +421,7 @@ fn orphans(pidfile: &PidFile) -> Vec<PidFd> {
     let service = v["service_pid"].as_i64().zip(v["service_start"].as_u64());
     let me = std::process::id() as i64;
     let mut out = Vec::new();
-    for (pid, st) in process::all_processes() {
+    for (pid, st) in crate::sys::all_processes() {
         let p = i64::from(pid);
         if st.dead || p == me {
             continue;

@@ -51,8 +51,8 @@ use nix::unistd::Pid;
 
 use super::daemonize::Reporter;
 use super::pidfile::Held;
-use crate::daemon::exec::describe;
 use crate::daemon::signals::{prepare_child, Signals};
+use crate::sys::describe;
 use crate::time::{format_duration, rfc3339};
 
 /// When and how often to restart.
@@ -168,7 +168,7 @@ struct Supervisor<'a> {
     foreign: RateLimit,
     /// The supervisor's own identity (published: after a crash, `start` and `stop`
     /// find what it left with it).
-    me: Option<super::process::ProcStat>,
+    me: Option<crate::sys::ProcStat>,
     /// The service process's start time (its identity, with its PID).
     child_start: Option<u64>,
 }
@@ -223,7 +223,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         reloading: false,
         reloads: 0,
         foreign: RateLimit::new(Duration::from_secs(30), 10),
-        me: super::process::stat_of(std::process::id() as i32),
+        me: crate::sys::stat_of(std::process::id() as i32),
         child_start: None,
     };
     if let Err(e) = s.spawn() {
@@ -355,7 +355,7 @@ impl Supervisor<'_> {
         drop(child);
         self.say("info", &format!("started the service process (pid {pid})"));
         self.child = Some(pid);
-        self.child_start = super::process::stat_of(pid.as_raw()).map(|s| s.start);
+        self.child_start = crate::sys::stat_of(pid.as_raw()).map(|s| s.start);
         self.child_ready = false;
         self.watchdog_fired = false;
         self.kill_at = None;
