@@ -7,6 +7,7 @@
 use std::path::{Path, PathBuf};
 
 use crate::error::Result;
+pub use crate::spec::Target;
 use crate::spec::UnitOptions;
 
 /// The `--backend` option.
@@ -60,24 +61,19 @@ pub fn systemd_booted(root: &Path) -> bool {
     root.join("run/systemd/system").is_dir()
 }
 
-/// The service a verb acts on, and how much it says: what the library takes instead of
-/// the command line's global options.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Target {
-    /// Service name; the unit is `NAME.service`.
-    pub name: String,
-    /// The per-user service manager rather than the system one.
-    pub user: bool,
-    /// Print only errors.
-    pub quiet: bool,
-    /// More output (repeated: debug); passed on to a daemon the verb starts.
-    pub verbose: u8,
-}
-
-impl Target {
-    /// The unit file name, `NAME.service`.
-    pub fn unit_name(&self) -> String {
-        format!("{}.service", self.name)
+/// The backend of `install`/`uninstall`: the init.d script with `--sysv`, else systemd
+/// units where [`wants_systemd`] says so.
+pub fn for_files(
+    choice: BackendChoice,
+    user: bool,
+    systemd: bool,
+    sysv: bool,
+    root: bool,
+) -> Backend {
+    if sysv || !wants_systemd(choice, user, systemd, sysv, root) {
+        Backend::Pidfile
+    } else {
+        Backend::Systemd
     }
 }
 

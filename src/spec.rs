@@ -3,10 +3,30 @@
 //! on disk and checking the service can reach them; rendering itself is pure
 //! ([`ServiceSpec::render`]).
 
-use crate::backend::Target;
 use crate::daemon::options::RunArgs;
 use crate::error::{Error, Result};
 use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAULT_WATCHDOG};
+
+/// The service a verb acts on, and how much it says: what the library takes instead of
+/// the command line's global options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// Service name; the unit is `NAME.service`.
+    pub name: String,
+    /// The per-user service manager rather than the system one.
+    pub user: bool,
+    /// Print only errors.
+    pub quiet: bool,
+    /// More output (repeated: debug); passed on to a daemon the verb starts.
+    pub verbose: u8,
+}
+
+impl Target {
+    /// The unit file name, `NAME.service`.
+    pub fn unit_name(&self) -> String {
+        format!("{}.service", self.name)
+    }
+}
 
 /// Unit settings, shared by `unit` and `install`.
 #[derive(clap::Args, Debug, Clone, Default)]
@@ -68,8 +88,8 @@ fn parse_watchdog(text: &str) -> std::result::Result<std::time::Duration, String
     Ok(std::time::Duration::from_micros(d.as_micros() as u64))
 }
 
-/// Splits `KEY=VALUE`.
-fn parse_env(s: &str) -> Result<(String, String)> {
+/// Splits `KEY=VALUE` (`--env`), checking the key.
+pub fn parse_env(s: &str) -> Result<(String, String)> {
     let Some((k, v)) = s.split_once('=') else {
         return Err(
             Error::usage(format!("--env {s:?} has no `=`")).with_hint("write --env KEY=VALUE")
@@ -90,16 +110,21 @@ fn absolute(opt: &str, p: &str) -> Result<String> {
         .ok_or_else(|| Error::usage(format!("{opt} {p}: not valid UTF-8")))
 }
 
+/// The mydaemon binary the service runs: `--exec-path` (checked), else this one.
+pub fn exec_path(o: &UnitOptions) -> Result<String> {
+    match &o.exec_path {
+        Some(p) => {
+            quote::check_program_path(p).map_err(|e| e.context("--exec-path"))?;
+            Ok(p.clone())
+        }
+        None => command::own_executable(),
+    }
+}
+
 /// Builds the unit model from the command line: resolves this binary and `-- CMD`,
 /// checks the service can reach them, and records the arguments that regenerate it.
 pub fn build_spec(g: &Target, o: &UnitOptions) -> Result<ServiceSpec> {
-    let exec_path = match &o.exec_path {
-        Some(p) => {
-            quote::check_program_path(p).map_err(|e| e.context("--exec-path"))?;
-            p.clone()
-        }
-        None => command::own_executable()?,
-    };
+    let exec_path = exec_path(o)?;
     let mut spec = ServiceSpec::new(g.name.clone(), exec_path);
     spec.user_manager = g.user;
     spec.description = o.description.clone();

@@ -7,7 +7,7 @@
 
 use std::path::PathBuf;
 
-use crate::backend::{wants_systemd, Backend, InstallOptions};
+use crate::backend::{for_files, InstallOptions};
 use crate::cli::{manager, Global};
 use crate::error::Result;
 use crate::fallback::PidfileManager;
@@ -40,12 +40,7 @@ pub struct Args {
 
 /// Installs the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    let backend =
-        if a.sysv || !wants_systemd(g.backend, g.user, a.systemd, a.sysv, a.root.is_some()) {
-            Backend::Pidfile
-        } else {
-            Backend::Systemd
-        };
+    let backend = for_files(g.backend, g.user, a.systemd, a.sysv, a.root.is_some());
     let how = InstallOptions {
         root: a.root.clone(),
         force: a.force,

@@ -6,7 +6,7 @@
 
 use std::path::PathBuf;
 
-use crate::backend::{wants_systemd, Backend, UninstallOptions};
+use crate::backend::{for_files, UninstallOptions};
 use crate::cli::{manager, Global};
 use crate::error::Result;
 use crate::fallback::PidfileManager;
@@ -38,12 +38,7 @@ pub struct Args {
 
 /// Uninstalls the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    let backend =
-        if a.sysv || !wants_systemd(g.backend, g.user, a.systemd, a.sysv, a.root.is_some()) {
-            Backend::Pidfile
-        } else {
-            Backend::Systemd
-        };
+    let backend = for_files(g.backend, g.user, a.systemd, a.sysv, a.root.is_some());
     let how = UninstallOptions {
         root: a.root.clone(),
         force: a.force,

@@ -35,7 +35,7 @@ pub use self::service_manager::PidfileManager;
 use self::daemonize::{daemonize, Report};
 use self::paths::{PathArgs, Paths};
 use self::pidfile::{Acquired, PidFile, State};
-use self::supervise::{Policy, Spec};
+use self::supervise::{Policy, Published, Spec};
 use crate::backend::Target;
 use crate::daemon::options::RunArgs;
 use crate::daemon::probe::{Probe, Readiness};
@@ -403,22 +403,15 @@ pub fn stop(g: &Target, pf: &PidfileArgs) -> Result<u8> {
 /// process group and session that started after it (the group's ID cannot have been
 /// reused while they are in it). Only to be asked when nobody holds the lock.
 fn orphans(pidfile: &PidFile) -> Vec<PidFd> {
-    let Some(v) = pidfile
-        .published()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    else {
+    let Some(v) = pidfile.published().and_then(|t| Published::parse(&t)) else {
         return Vec::new();
     };
-    let sup = &v["supervisor"];
-    let group = match (
-        sup["pgid"].as_i64(),
-        sup["sid"].as_i64(),
-        sup["start"].as_u64(),
-    ) {
+    let sup = v.supervisor.unwrap_or_default();
+    let group = match (sup.pgid.map(i64::from), sup.sid.map(i64::from), sup.start) {
         (Some(pgid), Some(sid), Some(start)) if pgid > 1 && sid > 1 => Some((pgid, sid, start)),
         _ => None,
     };
-    let service = v["service_pid"].as_i64().zip(v["service_start"].as_u64());
+    let service = v.service_pid.map(i64::from).zip(v.service_start);
     let me = std::process::id() as i64;
     let mut out = Vec::new();
     for (pid, st) in crate::sys::all_processes() {
@@ -535,10 +528,7 @@ pub fn reload(g: &Target, pf: &PidfileArgs) -> Result<u8> {
     };
     // As systemd does for a notify service: done when the service, having sent
     // RELOADING=1, is READY=1 again (the supervisor counts completed reloads).
-    let reloads = |p: &PidFile| -> Option<u64> {
-        let v: serde_json::Value = serde_json::from_str(&p.published()?).ok()?;
-        v["reloads"].as_u64()
-    };
+    let reloads = |p: &PidFile| -> Option<u64> { Published::parse(&p.published()?)?.reloads };
     let before = reloads(&pidfile);
     signal_or_fail(&fd, Signal::SIGHUP)?;
     if let Some(before) = before {
@@ -597,12 +587,12 @@ pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         _ => Vec::new(),
     };
     // What the running daemon published: the service's STATUS= text, restarts.
-    let published: serde_json::Value = match (&state, &pidfile) {
+    let published = match (&state, &pidfile) {
         (State::Running { .. }, Some(p)) => p
             .published()
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(|t| Published::parse(&t))
             .unwrap_or_default(),
-        _ => serde_json::Value::Null,
+        _ => Published::default(),
     };
     if json {
         let v = json!({
@@ -619,11 +609,11 @@ pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
                 _ => "inactive",
             },
             "main_pid": if code == exit::OK { pid.unwrap_or(0) } else { 0 },
-            "status_text": published["status_text"],
-            "service_pid": published["service_pid"],
-            "n_restarts": published["n_restarts"],
-            "reloads": published["reloads"],
-            "watchdog_usec": published["watchdog_usec"],
+            "status_text": published.status_text,
+            "service_pid": published.service_pid,
+            "n_restarts": published.n_restarts,
+            "reloads": published.reloads,
+            "watchdog_usec": published.watchdog_usec,
             "since": since.map(rfc3339),
             "uptime_sec": uptime.map(|u| u.as_secs()),
             "pid_file": paths.pid_file,
@@ -652,11 +642,11 @@ pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             pids.join(" ")
         );
     }
-    if let Some(t) = published["status_text"].as_str().filter(|t| !t.is_empty()) {
+    if let Some(t) = published.status_text.as_deref().filter(|t| !t.is_empty()) {
         println!("  status:   {t}");
     }
-    if let Some(p) = published["service_pid"].as_i64() {
-        let restarts = published["n_restarts"].as_u64().unwrap_or(0);
+    if let Some(p) = published.service_pid {
+        let restarts = published.n_restarts.unwrap_or(0);
         println!("  service:  pid {p} (under the supervisor), restarted {restarts} time(s)");
     }
     if let (Some(s), Some(u)) = (since, uptime) {

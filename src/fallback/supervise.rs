@@ -55,6 +55,54 @@ use crate::daemon::signals::{prepare_child, Signals};
 use crate::sys::describe;
 use crate::time::{format_duration, rfc3339};
 
+/// What the supervisor publishes next to the PID file for `status`, `reload` and the
+/// next `start` (as JSON). Every field is optional when read: a daemon of an earlier
+/// version may have written fewer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Published {
+    /// The service's last `STATUS=` text.
+    pub status_text: Option<String>,
+    /// The service process, while it runs.
+    pub service_pid: Option<i32>,
+    /// How often the service was restarted.
+    pub n_restarts: Option<u64>,
+    /// Completed reloads (`RELOADING=1` then `READY=1`).
+    pub reloads: Option<u64>,
+    /// The watchdog interval, if any.
+    pub watchdog_usec: Option<u64>,
+    /// The service process's start time (clock ticks since boot), with its PID.
+    pub service_start: Option<u64>,
+    /// The supervisor itself.
+    pub supervisor: Option<SupervisorId>,
+}
+
+/// The supervisor's identity and place, to find what a crashed one left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SupervisorId {
+    /// Its PID.
+    pub pid: Option<u32>,
+    /// Its process group.
+    pub pgid: Option<i32>,
+    /// Its session.
+    pub sid: Option<i32>,
+    /// Its start time (clock ticks since boot).
+    pub start: Option<u64>,
+}
+
+impl Published {
+    /// Reads what a daemon published (`None`: nothing readable).
+    pub fn parse(text: &str) -> Option<Published> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// The JSON text to publish.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
+
 /// When and how often to restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Policy {
@@ -510,21 +558,21 @@ impl Supervisor<'_> {
     /// Tells `status` what systemd would show: the service's `STATUS=` text, its
     /// process and how often it was restarted.
     fn publish(&self) {
-        let v = serde_json::json!({
-            "status_text": self.last_status,
-            "service_pid": self.child.map(|p| p.as_raw()),
-            "n_restarts": self.n_restarts,
-            "reloads": self.reloads,
-            "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
-            "service_start": self.child.and(self.child_start),
-            "supervisor": self.me.map(|m| serde_json::json!({
-                "pid": std::process::id(),
-                "pgid": m.pgid,
-                "sid": m.sid,
-                "start": m.start,
-            })),
-        });
-        self.held.publish(&v.to_string());
+        let v = Published {
+            status_text: Some(self.last_status.clone()),
+            service_pid: self.child.map(|p| p.as_raw()),
+            n_restarts: Some(self.n_restarts),
+            reloads: Some(self.reloads),
+            watchdog_usec: self.policy.watchdog.map(|w| w.as_micros() as u64),
+            service_start: self.child.and(self.child_start),
+            supervisor: self.me.map(|m| SupervisorId {
+                pid: Some(std::process::id()),
+                pgid: Some(m.pgid),
+                sid: Some(m.sid),
+                start: Some(m.start),
+            }),
+        };
+        self.held.publish(&v.to_json());
     }
 
     fn fire_watchdog(&mut self, why: &str) {

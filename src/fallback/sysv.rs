@@ -101,13 +101,7 @@ impl Script {
                 "--sysv installs a system init script; it cannot be combined with --user",
             ));
         }
-        let exe = match &o.exec_path {
-            Some(p) => {
-                crate::unit::quote::check_program_path(p).map_err(|e| e.context("--exec-path"))?;
-                p.clone()
-            }
-            None => crate::unit::command::own_executable()?,
-        };
+        let exe = crate::spec::exec_path(o)?;
         let description = o
             .description
             .clone()
@@ -117,16 +111,13 @@ impl Script {
         }
         let mut env = Vec::new();
         for e in &o.env {
-            let (k, v) = e.split_once('=').ok_or_else(|| {
-                Error::usage(format!("--env {e:?} has no `=`")).with_hint("write --env KEY=VALUE")
-            })?;
-            crate::unit::quote::check_env_key(k)?;
+            let (k, v) = crate::spec::parse_env(e)?;
             if k == "IFS" {
                 // The script splits $MYDAEMON_OPTS on it.
                 return Err(Error::usage("--env IFS=...: not with --sysv")
                     .with_hint("the init script needs the shell's own IFS"));
             }
-            env.push((k.to_owned(), v.to_owned()));
+            env.push((k, v));
         }
         let mut start_args: Vec<String> = Vec::new();
         match o.restart {
