@@ -103,8 +103,7 @@ fn absolute(opt: &str, p: &str) -> Result<String> {
     if p.is_empty() {
         return Err(Error::usage(format!("{opt} is empty")));
     }
-    let abs = std::path::absolute(p)
-        .map_err(|e| Error::usage(format!("{opt} {p}: cannot make it absolute: {e}")))?;
+    let abs = command::absolute(opt, std::path::Path::new(p))?;
     abs.to_str()
         .map(str::to_string)
         .ok_or_else(|| Error::usage(format!("{opt} {p}: not valid UTF-8")))

@@ -136,10 +136,7 @@ impl ExecService {
 
     fn command(&self, ctx: &Context) -> Command {
         let mut c = Command::new(&self.opts.command[0]);
-        c.args(&self.opts.command[1..])
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
+        crate::notify::scrub_notify_env(&mut c).args(&self.opts.command[1..]);
         if let Some(relay) = &self.relay {
             c.env("NOTIFY_SOCKET", relay.path());
             if let Some(w) = ctx.watchdog_interval() {

@@ -23,7 +23,6 @@ pub mod supervise;
 pub mod sysv;
 
 use std::ffi::OsString;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{killpg, Signal};
@@ -42,6 +41,7 @@ use crate::daemon::probe::{Probe, Readiness};
 use crate::error::{exit, Error, Result};
 use crate::sys::PidFd;
 use crate::time::{format_duration, format_uptime, parse_duration, rfc3339};
+use crate::unit::command::absolute;
 
 /// How long `stop` waits after SIGTERM before SIGKILL, by default.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
@@ -118,14 +118,10 @@ fn say(g: &Target, text: impl AsRef<str>) {
     }
 }
 
-fn absolute(p: &Path) -> Result<std::path::PathBuf> {
-    std::path::absolute(p).map_err(|e| Error::usage(format!("{}: {e}", p.display())))
-}
-
-fn absolute_probe(p: &Probe) -> Result<Probe> {
+fn absolute_probe(opt: &str, p: &Probe) -> Result<Probe> {
     Ok(match p {
-        Probe::Unix(path) => Probe::Unix(absolute(path)?),
-        Probe::File(path) => Probe::File(absolute(path)?),
+        Probe::Unix(path) => Probe::Unix(absolute(opt, path)?),
+        Probe::File(path) => Probe::File(absolute(opt, path)?),
         other => other.clone(),
     })
 }
@@ -137,13 +133,13 @@ fn absolute_probe(p: &Probe) -> Result<Probe> {
 pub fn run_argv(g: &Target, a: &RunArgs) -> Result<Vec<OsString>> {
     let mut a = a.clone();
     if let Some(c) = &a.config {
-        a.config = Some(absolute(c)?);
+        a.config = Some(absolute("--config", c)?);
     }
     if let Some(Readiness::Probe(p)) = &a.ready {
-        a.ready = Some(Readiness::Probe(absolute_probe(p)?));
+        a.ready = Some(Readiness::Probe(absolute_probe("--ready", p)?));
     }
     if let Some(p) = &a.health {
-        a.health = Some(absolute_probe(p)?);
+        a.health = Some(absolute_probe("--health", p)?);
     }
     if let Some(first) = a.command.first_mut() {
         *first = crate::unit::command::resolve_program(first)?;

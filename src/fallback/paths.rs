@@ -98,9 +98,7 @@ impl Paths {
     }
 }
 
-fn absolute(opt: &str, p: &Path) -> Result<PathBuf> {
-    std::path::absolute(p).map_err(|e| Error::usage(format!("{opt} {}: {e}", p.display())))
-}
+use crate::unit::command::absolute;
 
 fn env_dir(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)

@@ -376,10 +376,9 @@ impl Supervisor<'_> {
     fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(&self.spec.program);
         cmd.args(&self.spec.args);
+        crate::notify::scrub_notify_env(&mut cmd);
+        // And what the supervisor's own manager gave it (sockets, stream, invocation).
         for var in [
-            "NOTIFY_SOCKET",
-            "WATCHDOG_USEC",
-            "WATCHDOG_PID",
             "LISTEN_FDS",
             "LISTEN_PID",
             "LISTEN_FDNAMES",

@@ -362,15 +362,6 @@ fn installed_script(name: &str, root: Option<&Path>) -> Result<(PathBuf, String)
     }
 }
 
-/// A permission failure on the system's `rc?.d` gets the SysV hint (no `--user` there).
-fn needs_root(e: Error, verb: &str) -> Error {
-    if e.kind() == crate::error::Kind::Privilege {
-        e.with_hint(format!("needs root: try `sudo mydaemon {verb}`"))
-    } else {
-        e
-    }
-}
-
 /// Runs the script with `action` (so `/etc/default/NAME` applies); its exit code.
 fn run_script(path: &Path, action: &str) -> Result<u8> {
     let status = std::process::Command::new("/bin/sh")
@@ -404,7 +395,7 @@ pub fn enable(g: &Target, root: Option<&Path>, now: bool) -> Result<u8> {
                 .map(|l| etc.join(format!("rc{l}.d/K01{}", g.name))),
         )
         .collect();
-    let hint = |e: Error| needs_root(e, "enable");
+    let hint = |e: Error| crate::error::root_hint(e, "enable", false);
     for old in rc_links(root, &g.name) {
         if !wanted.contains(&old) || std::fs::read_link(&old).ok().as_deref() != Some(&target) {
             std::fs::remove_file(&old).map_err(|e| hint(Error::io("remove", old.display(), e)))?;
@@ -457,8 +448,9 @@ pub fn disable(g: &Target, root: Option<&Path>, now: bool) -> Result<u8> {
         }
     }
     for l in links {
-        std::fs::remove_file(&l)
-            .map_err(|e| needs_root(Error::io("remove", l.display(), e), "disable"))?;
+        std::fs::remove_file(&l).map_err(|e| {
+            crate::error::root_hint(Error::io("remove", l.display(), e), "disable", false)
+        })?;
         if !g.quiet {
             println!("removed {}", l.display());
         }
