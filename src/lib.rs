@@ -15,14 +15,14 @@ pub mod cli;
 pub mod daemon;
 pub mod error;
 pub mod fallback;
-pub mod install;
-pub mod logging;
+pub(crate) mod install;
+pub(crate) mod logging;
 pub mod notify;
 pub mod spec;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;
-pub mod time;
+pub(crate) mod time;
 pub mod unit;
 
 /// The library side of `mydaemon run`: implement [`Service`], hand it to a [`Runner`].

@@ -2,7 +2,7 @@
 //!
 //! The backend does the work ([`ServiceManager::uninstall`](crate::backend::ServiceManager::uninstall)):
 //! under systemd, stop and disable over D-Bus, remove the unit and its enable symlinks
-//! ([`crate::install::remove_unit`]), reload; without, the init.d script and its links.
+//! (`install::remove_unit`), reload; without, the init.d script and its links.
 
 use std::path::PathBuf;
 

@@ -94,7 +94,7 @@ impl Drop for Signals {
     }
 }
 
-pub use crate::sys::{pidfd, pidfd_open, prepare_child};
+pub use crate::sys::{pidfd, prepare_child};
 
 /// Whether dying of `sig` leaves a core dump (so re-raising it would dump our core).
 pub fn dumps_core(sig: Signal) -> bool {

@@ -2,25 +2,25 @@
 //!
 //! The control verbs of the PID-file backend live here; `src/cli/` only dispatches.
 //! - `start` ([`start`]): the launcher checks the PID file, opens the log, and
-//!   [`daemonize`](daemonize::daemonize)s. The daemon process takes the PID file
-//!   ([`pidfile`]) and [`supervise`]s `mydaemon run …`, the same service process
+//!   `daemonize`s. The daemon process takes the PID file
+//!   (`pidfile`) and `supervise`s `mydaemon run …`, the same service process
 //!   systemd would run, speaking the notify protocol to it. The launcher exits 0 once
 //!   the service sent `READY=1`, or prints the daemon's own error and exits 1.
 //! - `stop`, `reload`: the lock names the daemon; a [`PidFd`] signals exactly
 //!   that process. `stop` waits for it to exit (SIGKILL to its process group after
 //!   `--timeout`) and leaves no PID file behind.
 //! - `status`: the lock decides (0 running, 1 dead with a stale PID file, 3 stopped).
-//! - `logs`: [`logfile`] tails and follows `NAME.log`.
-//! - `install --sysv`: [`sysv`] writes the LSB init script.
+//! - `logs`: `logfile` tails and follows `NAME.log`.
+//! - `install --sysv`: `sysv` writes the LSB init script.
 
-pub mod daemonize;
-pub mod logfile;
+pub(crate) mod daemonize;
+pub(crate) mod logfile;
 pub mod paths;
-pub mod pidfile;
+pub(crate) mod pidfile;
 mod service_manager;
-pub mod since;
-pub mod supervise;
-pub mod sysv;
+pub(crate) mod since;
+pub(crate) mod supervise;
+pub(crate) mod sysv;
 
 use std::ffi::OsString;
 use std::time::{Duration, Instant, SystemTime};
