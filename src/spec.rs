@@ -12,7 +12,7 @@ use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAU
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Target {
     /// Service name; the unit is `NAME.service`.
-    pub name: String,
+    pub name: crate::unit::name::UnitName,
     /// The per-user service manager rather than the system one.
     pub user: bool,
     /// Print only errors.
@@ -24,7 +24,7 @@ pub struct Target {
 impl Target {
     /// The unit file name, `NAME.service`.
     pub fn unit_name(&self) -> String {
-        format!("{}.service", self.name)
+        self.name.unit_file()
     }
 }
 

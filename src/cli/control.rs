@@ -67,20 +67,20 @@ impl JobArgs {
 
 /// `start`.
 pub fn start(g: &Global, a: &StartArgs) -> Result<u8> {
-    a.manager(g).start(&g.target())
+    a.manager(g).start(&g.target()?)
 }
 
 /// `stop`.
 pub fn stop(g: &Global, a: &JobArgs) -> Result<u8> {
-    a.manager(g).stop(&g.target())
+    a.manager(g).stop(&g.target()?)
 }
 
 /// `restart`.
 pub fn restart(g: &Global, a: &StartArgs) -> Result<u8> {
-    a.manager(g).restart(&g.target())
+    a.manager(g).restart(&g.target()?)
 }
 
 /// `reload`.
 pub fn reload(g: &Global, a: &JobArgs) -> Result<u8> {
-    a.manager(g).reload(&g.target())
+    a.manager(g).reload(&g.target()?)
 }

@@ -46,7 +46,7 @@ pub fn enable(g: &Global, a: &Args) -> Result<u8> {
         SystemdManager::default(),
         PidfileManager::default,
     )
-    .enable(&g.target(), a.root.as_deref(), a.now)
+    .enable(&g.target()?, a.root.as_deref(), a.now)
 }
 
 /// `disable`.
@@ -58,5 +58,5 @@ pub fn disable(g: &Global, a: &Args) -> Result<u8> {
         SystemdManager::default(),
         PidfileManager::default,
     )
-    .disable(&g.target(), a.root.as_deref(), a.now)
+    .disable(&g.target()?, a.root.as_deref(), a.now)
 }

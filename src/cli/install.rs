@@ -52,5 +52,5 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         SystemdManager::default(),
         PidfileManager::default,
     )
-    .install(&g.target(), &a.unit, &how)
+    .install(&g.target()?, &a.unit, &how)
 }

@@ -34,5 +34,5 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     manager(g, None, SystemdManager::default(), || {
         PidfileManager::at(&a.paths)
     })
-    .logs(&g.target(), &q)
+    .logs(&g.target()?, &q)
 }

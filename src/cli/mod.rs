@@ -62,14 +62,15 @@ impl Global {
         format!("{}.service", self.name)
     }
 
-    /// The service and verbosity these options name, for the library.
-    pub fn target(&self) -> crate::backend::Target {
-        crate::backend::Target {
-            name: self.name.clone(),
+    /// The service and verbosity these options name, for the library (a usage error
+    /// for a name that is not a valid unit name).
+    pub fn target(&self) -> Result<crate::backend::Target> {
+        Ok(crate::backend::Target {
+            name: crate::unit::name::UnitName::new(self.name.clone())?,
             user: self.user,
             quiet: self.quiet,
             verbose: self.verbose,
-        }
+        })
     }
 }
 
@@ -209,7 +210,7 @@ mod tests {
         let crate::cli::Command::Start(a) = &cli.command else {
             panic!("not start");
         };
-        let argv = crate::fallback::run_argv(&cli.global.target(), &a.run).unwrap();
+        let argv = crate::fallback::run_argv(&cli.global.target().unwrap(), &a.run).unwrap();
         let again = crate::cli::Cli::try_parse_from(
             std::iter::once(OsString::from("mydaemon")).chain(argv.iter().cloned()),
         )
@@ -254,7 +255,8 @@ mod tests {
             panic!("not install");
         };
         let script =
-            crate::fallback::sysv::Script::from_options(&cli.global.target(), &a.unit).unwrap();
+            crate::fallback::sysv::Script::from_options(&cli.global.target().unwrap(), &a.unit)
+                .unwrap();
         let text = script.render();
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("svc");
@@ -291,8 +293,8 @@ mod tests {
         let crate::cli::Command::Install(a) = &cli.command else {
             panic!("not install");
         };
-        let e =
-            crate::fallback::sysv::Script::from_options(&cli.global.target(), &a.unit).unwrap_err();
+        let e = crate::fallback::sysv::Script::from_options(&cli.global.target().unwrap(), &a.unit)
+            .unwrap_err();
         assert_eq!(e.exit_code(), 2, "{e}");
     }
 }

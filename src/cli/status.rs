@@ -24,5 +24,5 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     manager(g, None, SystemdManager::default(), || {
         PidfileManager::at(&a.paths)
     })
-    .status(&g.target(), a.lines, a.json)
+    .status(&g.target()?, a.lines, a.json)
 }

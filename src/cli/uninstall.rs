@@ -50,5 +50,5 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         SystemdManager::default(),
         PidfileManager::default,
     )
-    .uninstall(&g.target(), &how)
+    .uninstall(&g.target()?, &how)
 }

@@ -20,7 +20,7 @@ pub struct Args {
 
 /// Prints the unit.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    let text = build_spec(&g.target(), &a.unit)?.render()?;
+    let text = build_spec(&g.target()?, &a.unit)?.render()?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())
         .and_then(|()| out.flush())

@@ -205,7 +205,7 @@ pub fn start(g: &Target, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
         .map(|s| s.st_size.max(0) as u64)
         .unwrap_or(0);
     let spec = Spec {
-        name: g.name.clone(),
+        name: g.name.to_string(),
         program,
         args,
     };

@@ -163,7 +163,7 @@ impl Script {
             .collect::<Vec<_>>()
             .join(" ");
         Ok(Script {
-            name: g.name.clone(),
+            name: g.name.to_string(),
             exe,
             description,
             start_args,
