@@ -10,7 +10,7 @@
 //! after the process died is never signalled, and `poll(2)` on it wakes the moment
 //! the process exits (no sleep-and-check loop).
 
-use std::os::fd::{AsFd, AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, OwnedFd, RawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::ExitStatus;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -42,22 +42,8 @@ impl PidFd {
 
     /// Sends `sig` to exactly this process (`ESRCH` once it has exited).
     pub fn signal(&self, sig: Signal) -> nix::Result<()> {
-        // SAFETY: pidfd_send_signal(2) with a valid pidfd, a signal number, no siginfo
-        // (NULL) and no flags; it only reads its arguments.
-        let r = unsafe {
-            libc::syscall(
-                libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
-                sig as libc::c_int,
-                std::ptr::null::<libc::siginfo_t>(),
-                0,
-            )
-        };
-        if r < 0 {
-            Err(Errno::last())
-        } else {
-            Ok(())
-        }
+        let sig = rustix::process::Signal::from_named_raw(sig as i32).ok_or(Errno::EINVAL)?;
+        rustix::process::pidfd_send_signal(&self.fd, sig).map_err(errno)
     }
 
     /// Waits until the process has exited or `timeout` passed; true if it exited.
@@ -163,17 +149,17 @@ pub fn pidfd(pid: u32) -> Option<OwnedFd> {
     pidfd_open(nix::unistd::Pid::from_raw(pid)).ok()
 }
 
-/// pidfd_open(2), which nix does not wrap: a close-on-exec handle on process `pid`
+/// pidfd_open(2) (nix does not wrap it; rustix does): a close-on-exec handle on process `pid`
 /// (`ESRCH` if it is gone).
 pub fn pidfd_open(pid: nix::unistd::Pid) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) takes a PID and flags (0) and returns a new descriptor or
-    // -1; no memory is passed in or out.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(nix::errno::Errno::last());
-    }
-    // SAFETY: the syscall just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+    // pidfd_open(2) refuses PIDs that are not positive with EINVAL.
+    let pid = rustix::process::Pid::from_raw(pid.as_raw()).ok_or(Errno::EINVAL)?;
+    rustix::process::pidfd_open(pid, rustix::process::PidfdFlags::empty()).map_err(errno)
+}
+
+/// rustix's error as nix's.
+fn errno(e: rustix::io::Errno) -> Errno {
+    Errno::from_raw(e.raw_os_error())
 }
 
 /// "exited with status 3", "was killed by SIGTERM".
