@@ -51,8 +51,9 @@ use nix::unistd::Pid;
 
 use super::daemonize::Reporter;
 use super::pidfile::Held;
-use crate::daemon::signals::{prepare_child, Signals};
+use crate::daemon::signals::Signals;
 use crate::sys::describe;
+use crate::sys::prepare_child;
 use crate::time::{format_duration, rfc3339};
 
 /// What the supervisor publishes next to the PID file for `status`, `reload` and the
