@@ -46,15 +46,16 @@
 //! }
 //! ```
 
-pub mod builtin;
-pub mod exec;
-pub mod journal_stream;
+pub(crate) mod builtin;
+pub(crate) mod exec;
+pub(crate) mod journal_stream;
 pub mod log;
-pub mod probe;
-pub mod relay;
-pub mod runner;
-pub mod service;
-pub mod signals;
+pub mod options;
+pub(crate) mod probe;
+pub(crate) mod relay;
+pub(crate) mod runner;
+pub(crate) mod service;
+pub(crate) mod signals;
 
 pub use builtin::Heartbeat;
 pub use exec::{ExecOptions, ExecService};

@@ -20,12 +20,14 @@ pub mod job;
 pub mod journal;
 pub mod manager;
 pub mod private_socket;
+mod service_manager;
 pub mod status;
 
 use std::time::SystemTime;
 
 pub use connection::{connect, Route, Scope, Systemd};
 pub use job::{JobResult, Verb};
+pub use service_manager::{manager_running, SystemdManager};
 pub use status::UnitStatus;
 
 use crate::error::{exit, Error};
