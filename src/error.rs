@@ -170,6 +170,26 @@ impl fmt::Display for Error {
 
 impl std::error::Error for Error {}
 
+/// Turns a permission failure into the hint to run `verb` as root (or with `--user`);
+/// nothing was written.
+pub fn privilege_hint(e: Error, verb: &str) -> Error {
+    root_hint(e, verb, true)
+}
+
+/// Turns a permission failure into the hint to run `verb` as root, naming `--user`
+/// as the other way where a per-user service is one.
+pub fn root_hint(e: Error, verb: &str, user_too: bool) -> Error {
+    if e.kind() != Kind::Privilege {
+        return e;
+    }
+    let or_user = if user_too {
+        ", or `--user` for a per-user service"
+    } else {
+        ""
+    };
+    e.with_hint(format!("needs root: try `sudo mydaemon {verb}`{or_user}"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -31,6 +31,28 @@ pub enum Scope {
     Root(PathBuf),
 }
 
+impl Scope {
+    /// The scope `--user`/`--root` select; `--root` with `--user` is refused.
+    pub fn select(user: bool, root: Option<&Path>) -> Result<Scope> {
+        match (root, user) {
+            (Some(_), true) => Err(Error::usage(
+                "--root installs a system unit into an image; it cannot be combined with --user",
+            )),
+            (Some(r), false) => {
+                if !r.is_dir() {
+                    return Err(Error::usage(format!(
+                        "--root {}: no such directory",
+                        r.display()
+                    )));
+                }
+                Ok(Scope::Root(r.to_path_buf()))
+            }
+            (None, true) => Ok(Scope::User),
+            (None, false) => Ok(Scope::System),
+        }
+    }
+}
+
 /// The directory unit files go to for `scope`.
 pub fn unit_dir(scope: &Scope) -> Result<PathBuf> {
     match scope {

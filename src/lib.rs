@@ -6,20 +6,31 @@
 //! - [`systemd`] controls a running systemd over D-Bus;
 //! - [`notify`] and [`daemon`] are the service process (`Type=notify`, watchdog, signals);
 //! - [`fallback`] daemonizes with a locked PID file where systemd is absent;
-//! - [`cli`] is the command line on top of them.
+//! - [`backend`] is the interface both answer, [`ServiceManager`](backend::ServiceManager)
+//!   ([`systemd::SystemdManager`], [`fallback::PidfileManager`]), over the plain types of
+//!   [`spec`] (a [`Target`](spec::Target) with its [`UnitName`](unit::name::UnitName),
+//!   the unit settings);
+//! - [`sys`] holds the process primitives and the only `unsafe` code;
+//! - [`cli`] is the command line on top of them: it parses, picks the backend once and
+//!   calls it.
+
+#![deny(unsafe_code)]
 
 pub mod backend;
 pub mod cli;
 pub mod daemon;
 pub mod error;
 pub mod fallback;
-pub mod install;
-pub mod logging;
+pub(crate) mod install;
+pub(crate) mod logging;
 pub mod notify;
+pub mod spec;
+#[allow(unsafe_code)]
+pub mod sys;
 pub mod systemd;
-pub mod time;
+pub(crate) mod time;
 pub mod unit;
 
 /// The library side of `mydaemon run`: implement [`Service`], hand it to a [`Runner`].
-pub use daemon::{Context, Exit, Received, Runner, Service, ServiceResult};
+pub use daemon::{Context, Exit, Listener, Listeners, Received, Runner, Service, ServiceResult};
 pub use error::{Error, Result};

@@ -1,5 +1,7 @@
 //! The `mydaemon` binary: parse, dispatch, turn the outcome into an exit code.
 
+#![deny(unsafe_code)]
+
 use std::process::ExitCode;
 
 use clap::Parser;

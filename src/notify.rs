@@ -195,6 +195,18 @@ fn single_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 
+/// The variables by which a service manager speaks to its service (notify socket,
+/// watchdog): a child started by mydaemon must not inherit mydaemon's own.
+pub const NOTIFY_ENV: [&str; 3] = ["NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"];
+
+/// Removes [`NOTIFY_ENV`] from `cmd`'s environment.
+pub fn scrub_notify_env(cmd: &mut std::process::Command) -> &mut std::process::Command {
+    for var in NOTIFY_ENV {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

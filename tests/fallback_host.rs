@@ -1390,15 +1390,13 @@ fn group_members(pgid: i32) -> Vec<i32> {
 
 /// SIGKILLs, when dropped, the processes it was given (through pidfds opened at once,
 /// so a reused PID is never hit): nothing a failed test started keeps running.
-struct KillOnDrop(Vec<mydaemon::fallback::process::PidFd>);
+struct KillOnDrop(Vec<mydaemon::sys::PidFd>);
 
 impl KillOnDrop {
     fn new(pids: &[i32]) -> KillOnDrop {
         KillOnDrop(
             pids.iter()
-                .filter_map(|p| {
-                    mydaemon::fallback::process::PidFd::open(nix::unistd::Pid::from_raw(*p)).ok()
-                })
+                .filter_map(|p| mydaemon::sys::PidFd::open(nix::unistd::Pid::from_raw(*p)).ok())
                 .collect(),
         )
     }

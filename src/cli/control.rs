@@ -1,10 +1,11 @@
 //! `start`, `stop`, `restart`, `reload`: one handler family, as systemctl has, for
 //! both backends.
 
-use crate::backend::Backend;
-use crate::cli::Global;
+use crate::backend::ServiceManager;
+use crate::cli::{manager, Global};
 use crate::error::Result;
-use crate::systemd::Verb;
+use crate::fallback::PidfileManager;
+use crate::systemd::SystemdManager;
 
 /// Options of `stop` and `reload`.
 #[derive(clap::Args, Debug, Clone)]
@@ -25,50 +26,61 @@ pub struct StartArgs {
     pub control: JobArgs,
     /// What to run (PID-file backend only; systemd takes it from the unit).
     #[command(flatten, next_help_heading = "What to run (PID-file backend)")]
-    pub run: crate::cli::run::RunArgs,
+    pub run: crate::daemon::options::RunArgs,
     /// Restart policy (PID-file backend only; systemd takes it from the unit).
     #[command(flatten)]
     pub supervise: crate::fallback::SuperviseArgs,
 }
 
+impl StartArgs {
+    fn manager(&self, g: &Global) -> Box<dyn ServiceManager> {
+        manager(
+            g,
+            None,
+            SystemdManager {
+                no_block: self.control.no_block,
+            },
+            || PidfileManager {
+                pidfile: self.control.pidfile.clone(),
+                run: self.run.clone(),
+                supervise: self.supervise.clone(),
+            },
+        )
+    }
+}
+
+impl JobArgs {
+    fn manager(&self, g: &Global) -> Box<dyn ServiceManager> {
+        manager(
+            g,
+            None,
+            SystemdManager {
+                no_block: self.no_block,
+            },
+            || PidfileManager {
+                pidfile: self.pidfile.clone(),
+                ..PidfileManager::default()
+            },
+        )
+    }
+}
+
 /// `start`.
 pub fn start(g: &Global, a: &StartArgs) -> Result<u8> {
-    match Backend::resolve(g.backend) {
-        Backend::Systemd => systemd_job(g, Verb::Start, a.control.no_block),
-        Backend::Pidfile => crate::fallback::start(g, &a.run, &a.control.pidfile, &a.supervise),
-    }
+    a.manager(g).start(&g.target()?)
 }
 
 /// `stop`.
 pub fn stop(g: &Global, a: &JobArgs) -> Result<u8> {
-    match Backend::resolve(g.backend) {
-        Backend::Systemd => systemd_job(g, Verb::Stop, a.no_block),
-        Backend::Pidfile => crate::fallback::stop(g, &a.pidfile),
-    }
+    a.manager(g).stop(&g.target()?)
 }
 
 /// `restart`.
 pub fn restart(g: &Global, a: &StartArgs) -> Result<u8> {
-    match Backend::resolve(g.backend) {
-        Backend::Systemd => systemd_job(g, Verb::Restart, a.control.no_block),
-        Backend::Pidfile => crate::fallback::restart(g, &a.run, &a.control.pidfile, &a.supervise),
-    }
+    a.manager(g).restart(&g.target()?)
 }
 
 /// `reload`.
 pub fn reload(g: &Global, a: &JobArgs) -> Result<u8> {
-    match Backend::resolve(g.backend) {
-        Backend::Systemd => systemd_job(g, Verb::Reload, a.no_block),
-        Backend::Pidfile => crate::fallback::reload(g, &a.pidfile),
-    }
-}
-
-/// The systemd arm shared by the four verbs: queue the job, wait for its result.
-fn systemd_job(g: &Global, verb: Verb, no_block: bool) -> Result<u8> {
-    crate::systemd::control(
-        crate::systemd::scope(g.user),
-        &g.unit_name(),
-        verb,
-        no_block,
-    )
+    a.manager(g).reload(&g.target()?)
 }

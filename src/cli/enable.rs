@@ -4,9 +4,10 @@
 use std::path::PathBuf;
 
 use crate::backend::Backend;
-use crate::cli::Global;
+use crate::cli::{manager, Global};
 use crate::error::{Error, Result};
-use crate::fallback::sysv;
+use crate::fallback::PidfileManager;
+use crate::systemd::SystemdManager;
 
 /// Options of `enable` and `disable`.
 #[derive(clap::Args, Debug, Clone)]
@@ -38,26 +39,24 @@ fn backend(g: &Global, a: &Args, verb: &str) -> Result<Backend> {
 
 /// `enable`.
 pub fn enable(g: &Global, a: &Args) -> Result<u8> {
-    match backend(g, a, "enable")? {
-        Backend::Systemd => crate::systemd::enable(
-            crate::systemd::scope(g.user),
-            &g.unit_name(),
-            a.now,
-            g.quiet,
-        ),
-        Backend::Pidfile => sysv::enable(g, a.root.as_deref(), a.now),
-    }
+    let b = backend(g, a, "enable")?;
+    manager(
+        g,
+        Some(b),
+        SystemdManager::default(),
+        PidfileManager::default,
+    )
+    .enable(&g.target()?, a.root.as_deref(), a.now)
 }
 
 /// `disable`.
 pub fn disable(g: &Global, a: &Args) -> Result<u8> {
-    match backend(g, a, "disable")? {
-        Backend::Systemd => crate::systemd::disable(
-            crate::systemd::scope(g.user),
-            &g.unit_name(),
-            a.now,
-            g.quiet,
-        ),
-        Backend::Pidfile => sysv::disable(g, a.root.as_deref(), a.now),
-    }
+    let b = backend(g, a, "disable")?;
+    manager(
+        g,
+        Some(b),
+        SystemdManager::default(),
+        PidfileManager::default,
+    )
+    .disable(&g.target()?, a.root.as_deref(), a.now)
 }

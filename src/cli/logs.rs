@@ -1,8 +1,10 @@
 //! `mydaemon logs`: the service's journal (or log files, without systemd).
 
-use crate::backend::Backend;
-use crate::cli::Global;
+use crate::backend::LogQuery;
+use crate::cli::{manager, Global};
 use crate::error::Result;
+use crate::fallback::PidfileManager;
+use crate::systemd::SystemdManager;
 
 /// Options of `logs`.
 #[derive(clap::Args, Debug, Clone)]
@@ -24,16 +26,13 @@ pub struct Args {
 
 /// Shows the log.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    match Backend::resolve(g.backend) {
-        Backend::Systemd => crate::systemd::journal::show(
-            crate::systemd::scope(g.user),
-            &g.unit_name(),
-            a.lines,
-            a.follow,
-            a.since.as_deref(),
-        ),
-        Backend::Pidfile => {
-            crate::fallback::logs(g, &a.paths, a.lines, a.follow, a.since.as_deref())
-        }
-    }
+    let q = LogQuery {
+        lines: a.lines,
+        follow: a.follow,
+        since: a.since.clone(),
+    };
+    manager(g, None, SystemdManager::default(), || {
+        PidfileManager::at(&a.paths)
+    })
+    .logs(&g.target()?, &q)
 }

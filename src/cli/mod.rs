@@ -6,8 +6,10 @@
 
 use clap::{Parser, Subcommand};
 
-use crate::backend::BackendChoice;
+use crate::backend::{Backend, BackendChoice, ServiceManager};
 use crate::error::Result;
+use crate::fallback::PidfileManager;
+use crate::systemd::SystemdManager;
 
 pub mod completions;
 pub mod control;
@@ -60,6 +62,17 @@ impl Global {
     pub fn unit_name(&self) -> String {
         format!("{}.service", self.name)
     }
+
+    /// The service and verbosity these options name, for the library (a usage error
+    /// for a name that is not a valid unit name).
+    pub fn target(&self) -> Result<crate::backend::Target> {
+        Ok(crate::backend::Target {
+            name: crate::unit::name::UnitName::new(self.name.clone())?,
+            user: self.user,
+            quiet: self.quiet,
+            verbose: self.verbose,
+        })
+    }
 }
 
 /// The verbs.
@@ -100,6 +113,21 @@ pub enum Command {
     Man(man::Args),
 }
 
+/// The backend that answers: chosen once per command line, from `--backend` (or, for
+/// `install`/`uninstall`/`enable`/`disable`, from what their own flags imply). The
+/// options each backend keeps come with it.
+pub fn manager(
+    g: &Global,
+    forced: Option<Backend>,
+    systemd: SystemdManager,
+    pidfile: impl FnOnce() -> PidfileManager,
+) -> Box<dyn ServiceManager> {
+    match forced.unwrap_or_else(|| Backend::resolve(g.backend)) {
+        Backend::Systemd => Box::new(systemd),
+        Backend::Pidfile => Box::new(pidfile()),
+    }
+}
+
 /// Runs the parsed command line; returns the process exit code.
 pub fn dispatch(cli: Cli) -> Result<u8> {
     let g = &cli.global;
@@ -119,13 +147,7 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
             | Command::Completions(_)
             | Command::Man(_)
     ) {
-        // SAFETY: restoring a default disposition, before any thread exists.
-        let _ = unsafe {
-            nix::sys::signal::signal(
-                nix::sys::signal::Signal::SIGPIPE,
-                nix::sys::signal::SigHandler::SigDfl,
-            )
-        };
+        let _ = crate::sys::default_disposition(nix::sys::signal::Signal::SIGPIPE);
     }
     if !matches!(
         cli.command,
@@ -156,7 +178,10 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::daemon::{Probe, Readiness};
     use clap::CommandFactory;
+    use std::ffi::OsString;
+    use std::path::Path;
 
     #[test]
     fn clap_tree_is_consistent() {
@@ -169,5 +194,112 @@ mod tests {
         for sub in cmd.get_subcommands() {
             assert!(sub.get_about().is_some(), "{} has no help", sub.get_name());
         }
+    }
+
+    #[test]
+    fn run_argv_is_absolute_and_parses_back() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "mydaemon",
+            "-v",
+            "--name",
+            "svc",
+            "start",
+            "--ready",
+            "unix:rel/sock",
+            "--",
+            "sh",
+            "-c",
+            "exit 0",
+        ])
+        .unwrap();
+        let crate::cli::Command::Start(a) = &cli.command else {
+            panic!("not start");
+        };
+        let argv = crate::fallback::run_argv(&cli.global.target().unwrap(), &a.run).unwrap();
+        let again = crate::cli::Cli::try_parse_from(
+            std::iter::once(OsString::from("mydaemon")).chain(argv.iter().cloned()),
+        )
+        .unwrap();
+        assert_eq!(again.global.name, "svc");
+        assert_eq!(again.global.verbose, 1);
+        let crate::cli::Command::Run(r) = &again.command else {
+            panic!("not run: {argv:?}");
+        };
+        let cwd = std::env::current_dir().unwrap();
+        assert_eq!(
+            r.ready,
+            Some(Readiness::Probe(Probe::Unix(cwd.join("rel/sock"))))
+        );
+        assert!(Path::new(&r.command[0]).is_absolute(), "{:?}", r.command);
+        assert!(r.command[0].ends_with("/sh"));
+        assert_eq!(r.command[1..], ["-c", "exit 0"]);
+    }
+
+    #[test]
+    fn the_services_environment_cannot_redirect_the_script() {
+        let cli = crate::cli::Cli::try_parse_from([
+            "mydaemon",
+            "--name",
+            "svc",
+            "install",
+            "--sysv",
+            "--exec-path",
+            "/bin/echo",
+            "--description",
+            "Svc",
+            "--env",
+            "NAME=other",
+            "--env",
+            "MYDAEMON=/bin/false",
+            "--",
+            "sleep",
+            "60",
+        ])
+        .unwrap();
+        let crate::cli::Command::Install(a) = &cli.command else {
+            panic!("not install");
+        };
+        let script =
+            crate::fallback::sysv::Script::from_options(&cli.global.target().unwrap(), &a.unit)
+                .unwrap();
+        let text = script.render();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("svc");
+        std::fs::write(&path, &text).unwrap();
+        // `$MYDAEMON` is /bin/echo: the script prints what it would run.
+        let out = std::process::Command::new("sh")
+            .arg(&path)
+            .arg("status")
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            "--name svc --backend pidfile status -n 0\n",
+            "{text}"
+        );
+        // The header says how to make this very script again.
+        let regen = text
+            .lines()
+            .find_map(|l| l.strip_prefix("# Regenerate with: "))
+            .unwrap();
+        let sleep = crate::unit::command::resolve_program("sleep").unwrap();
+        assert_eq!(
+            regen,
+            format!(
+                "mydaemon install --sysv --name svc --exec-path /bin/echo --description Svc \
+                 --env NAME=other --env MYDAEMON=/bin/false -- {sleep} 60"
+            )
+        );
+
+        let cli = crate::cli::Cli::try_parse_from([
+            "mydaemon", "install", "--sysv", "--env", "IFS=x", "--", "sleep", "1",
+        ])
+        .unwrap();
+        let crate::cli::Command::Install(a) = &cli.command else {
+            panic!("not install");
+        };
+        let e = crate::fallback::sysv::Script::from_options(&cli.global.target().unwrap(), &a.unit)
+            .unwrap_err();
+        assert_eq!(e.exit_code(), 2, "{e}");
     }
 }

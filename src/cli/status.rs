@@ -1,8 +1,9 @@
 //! `mydaemon status`: the service's state, with LSB exit codes.
 
-use crate::backend::Backend;
-use crate::cli::Global;
+use crate::cli::{manager, Global};
 use crate::error::Result;
+use crate::fallback::PidfileManager;
+use crate::systemd::SystemdManager;
 
 /// Options of `status`.
 #[derive(clap::Args, Debug, Clone)]
@@ -20,13 +21,8 @@ pub struct Args {
 
 /// Shows the status; exit 0 running, 3 not running, 4 unknown.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    match Backend::resolve(g.backend) {
-        Backend::Systemd => crate::systemd::print_status(
-            crate::systemd::scope(g.user),
-            &g.unit_name(),
-            a.lines,
-            a.json,
-        ),
-        Backend::Pidfile => crate::fallback::status(g, &a.paths, a.json, a.lines),
-    }
+    manager(g, None, SystemdManager::default(), || {
+        PidfileManager::at(&a.paths)
+    })
+    .status(&g.target()?, a.lines, a.json)
 }

@@ -1,15 +1,16 @@
 //! `mydaemon uninstall`: stop, disable and remove the service.
 //!
-//! The files part ([`crate::install::remove_unit`]) removes the unit and its enable
-//! symlinks; stopping and disabling on a live systemd goes where this file says
-//! "LIVE SYSTEMD STEP".
+//! The backend does the work ([`ServiceManager::uninstall`](crate::backend::ServiceManager::uninstall)):
+//! under systemd, stop and disable over D-Bus, remove the unit and its enable symlinks
+//! (`install::remove_unit`), reload; without, the init.d script and its links.
 
 use std::path::PathBuf;
 
-use crate::cli::install::{manager_running, privilege_hint, scope, wants_systemd};
-use crate::cli::Global;
-use crate::error::{Error, Result};
-use crate::install::{self, Scope};
+use crate::backend::{for_files, UninstallOptions};
+use crate::cli::{manager, Global};
+use crate::error::Result;
+use crate::fallback::PidfileManager;
+use crate::systemd::SystemdManager;
 
 /// Options of `uninstall`.
 #[derive(clap::Args, Debug, Clone)]
@@ -37,66 +38,17 @@ pub struct Args {
 
 /// Uninstalls the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    if a.sysv || !wants_systemd(g, a.systemd, a.sysv, a.root.is_some()) {
-        return crate::fallback::sysv::uninstall(g, a.root.as_deref(), a.force, a.purge);
-    }
-    let scope = scope(g, a.root.as_deref())?;
-    let dir = install::unit_dir(&scope)?;
-    let unit_name = g.unit_name();
-
-    // ---- LIVE SYSTEMD STEP (D-Bus: crate::systemd) ---------------------------------
-    // Before removing files on a live system: StopUnit waiting for the job, then
-    // DisableUnitFiles; after removal, Reload. Only for a unit that will be removed:
-    // a missing or foreign one is refused below without touching the running service.
-    let live = !matches!(scope, Scope::Root(_)) && manager_running(g);
-    let removable = std::fs::read(dir.join(&unit_name))
-        .map(|c| a.force || install::is_generated(&c))
-        .unwrap_or(false);
-    if a.purge && !live {
-        return Err(Error::not_running(format!(
-            "--purge asks the running systemd to remove the directories of {unit_name}, \
-             and systemd is not running here; nothing was removed"
-        )));
-    }
-    let systemd = if live && removable {
-        let sd = crate::systemd::connect(crate::systemd::scope(g.user))?;
-        if let Some(socket) = crate::systemd::socket_unit::installed(&dir, &unit_name, a.force) {
-            crate::systemd::socket_unit::stop_disable(&sd, &socket, g.quiet)?;
-        }
-        crate::systemd::uninstall_stop_disable(&sd, &unit_name, g.quiet)?;
-        if a.purge {
-            // While the unit is still loaded: systemd knows its directories.
-            let cleaned = crate::systemd::clean::clean(&sd, &unit_name)?;
-            if !g.quiet {
-                match cleaned {
-                    crate::systemd::clean::Cleaned::Removed => println!(
-                        "removed the state, cache, logs and runtime directories of {unit_name}"
-                    ),
-                    crate::systemd::clean::Cleaned::Nothing => {
-                        println!("{unit_name} has no directories to remove")
-                    }
-                }
-            }
-        }
-        Some(sd)
-    } else {
-        None
+    let backend = for_files(g.backend, g.user, a.systemd, a.sysv, a.root.is_some());
+    let how = UninstallOptions {
+        root: a.root.clone(),
+        force: a.force,
+        purge: a.purge,
     };
-
-    if let Some(socket) = crate::systemd::socket_unit::installed(&dir, &unit_name, a.force) {
-        crate::systemd::socket_unit::remove(&dir, &socket, a.force, g.quiet)
-            .map_err(|e| privilege_hint(e, "uninstall"))?;
-    }
-    let removed = install::remove_unit(&dir, &unit_name, a.force)
-        .map_err(|e| privilege_hint(e, "uninstall"))?;
-    if !g.quiet {
-        for l in &removed.links {
-            println!("removed {}", l.display());
-        }
-        println!("removed {}", removed.unit.display());
-    }
-    if let Some(sd) = systemd {
-        crate::systemd::uninstall_reload(&sd, &unit_name)?;
-    }
-    Ok(0)
+    manager(
+        g,
+        Some(backend),
+        SystemdManager::default(),
+        PidfileManager::default,
+    )
+    .uninstall(&g.target()?, &how)
 }

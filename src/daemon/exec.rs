@@ -21,6 +21,7 @@ use super::probe::{Check, Probe, Readiness};
 use super::relay::Relay;
 use super::service::{Context, Exit, Service, ServiceResult};
 use super::signals::Received;
+use crate::sys::describe;
 use crate::time::format_duration;
 
 /// First wait between readiness probe attempts; doubles up to [`PROBE_BACKOFF_MAX`].
@@ -142,10 +143,7 @@ impl ExecService {
 
     fn command(&self, ctx: &Context) -> Command {
         let mut c = Command::new(&self.opts.command[0]);
-        c.args(&self.opts.command[1..])
-            .env_remove("NOTIFY_SOCKET")
-            .env_remove("WATCHDOG_USEC")
-            .env_remove("WATCHDOG_PID");
+        crate::notify::scrub_notify_env(&mut c).args(&self.opts.command[1..]);
         if let Some(relay) = &self.relay {
             c.env("NOTIFY_SOCKET", relay.path());
             if let Some(w) = ctx.watchdog_interval() {
@@ -589,8 +587,8 @@ impl Drop for ExecService {
             if let Ok(None) = child.try_wait() {
                 let pid = Pid::from_raw(child.id() as i32);
                 let _ = kill(pid, Signal::SIGTERM);
-                let gone = crate::fallback::process::PidFd::open(pid)
-                    .is_ok_and(|p| p.wait_exit(self.opts.kill_grace));
+                let gone =
+                    crate::sys::PidFd::open(pid).is_ok_and(|p| p.wait_exit(self.opts.kill_grace));
                 if !gone {
                     let _ = kill(pid, Signal::SIGKILL);
                 }
@@ -608,24 +606,6 @@ pub fn exit_of(status: ExitStatus) -> Exit {
     match status.signal().map(Signal::try_from) {
         Some(Ok(sig)) => Exit::Signal(sig),
         _ => Exit::Code(1),
-    }
-}
-
-/// "exited with status 3", "was killed by SIGTERM".
-pub fn describe(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exited with status {code}");
-    }
-    match status.signal().map(Signal::try_from) {
-        Some(Ok(sig)) => format!(
-            "was killed by {sig}{}",
-            if status.core_dumped() {
-                " (core dumped)"
-            } else {
-                ""
-            }
-        ),
-        _ => format!("ended: {status}"),
     }
 }
 

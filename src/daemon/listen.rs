@@ -8,15 +8,14 @@
 //! whole `execve(2)` (program resolved, argv, the environment with a blank
 //! `LISTEN_PID=`), and its `pre_exec` hook — the last one registered — writes the PID
 //! into that blank, moves the sockets to 3, 4, … and calls `execve` itself; nothing
-//! in the child allocates. This file holds the crate's socket-activation `unsafe`.
+//! in the child allocates. The hook itself is [`crate::sys::exec_with_fds`].
 
 use std::ffi::{CString, OsStr, OsString};
 use std::io;
 use std::net::{TcpListener, UdpSocket};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::net::UnixListener;
-use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -102,27 +101,17 @@ impl Listeners {
         let names: Vec<String> = std::env::var("LISTEN_FDNAMES")
             .map(|v| v.split(':').map(str::to_owned).collect())
             .unwrap_or_default();
-        // SAFETY: called at start-up, before any thread exists (the runner's rule), so
-        // nothing reads the environment concurrently.
-        unsafe {
-            std::env::remove_var("LISTEN_PID");
-            std::env::remove_var("LISTEN_FDS");
-            std::env::remove_var("LISTEN_FDNAMES");
-        }
+        // At start-up, before any thread exists (the runner's rule).
+        std::env::remove_var("LISTEN_PID");
+        std::env::remove_var("LISTEN_FDS");
+        std::env::remove_var("LISTEN_FDNAMES");
         let mut out = Vec::with_capacity(n);
         for i in 0..n.min(4096) {
             let raw = SD_LISTEN_FDS_START + i as RawFd;
-            // SAFETY: fcntl(2) on a descriptor number; an unopened one answers EBADF.
-            let flags = unsafe { nix::libc::fcntl(raw, nix::libc::F_GETFD) };
-            if flags < 0 {
+            let Some(fd) = crate::sys::take_inherited_fd(raw) else {
                 log::warn!("LISTEN_FDS={n}, but fd {raw} is not open; ignoring it");
                 continue;
-            }
-            // SAFETY: the service manager passed this open descriptor to this process,
-            // for it to own; nothing else in the process refers to it.
-            unsafe { nix::libc::fcntl(raw, nix::libc::F_SETFD, flags | nix::libc::FD_CLOEXEC) };
-            // SAFETY: as above: an open descriptor nothing else owns.
-            let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+            };
             let name = names
                 .get(i)
                 .cloned()
@@ -295,68 +284,17 @@ pub fn hand_on(cmd: &mut Command, listeners: &Listeners) -> io::Result<()> {
         kv.extend_from_slice(v.as_bytes());
         envp.push(CString::new(kv).map_err(|_| io::Error::other("a NUL byte in a variable"))?);
     }
-    // `LISTEN_PID=` and room for any PID and its NUL, filled in the child.
-    let mut pid_entry: Vec<u8> = b"LISTEN_PID=".to_vec();
-    let digits_at = pid_entry.len();
-    pid_entry.resize(digits_at + 24, 0);
-    let sources: Vec<RawFd> = listeners.iter().map(|l| l.fd.as_raw_fd()).collect();
-    // Pointer arrays, allocated now, filled in the child (pointers as integers: the
-    // hook must be Send).
-    let mut argv_ptrs: Vec<usize> = vec![0; argv.len() + 1];
-    let mut envp_ptrs: Vec<usize> = vec![0; envp.len() + 2];
-    let mut moved: Vec<RawFd> = vec![0; sources.len()];
-    // SAFETY: the hook runs in the child between fork and exec. It allocates nothing
-    // and takes no lock: it writes into buffers allocated above, calls getpid(2),
-    // fcntl(2), dup2(2) and execve(2), all async-signal-safe, and returns an error only
-    // if one of them fails.
-    unsafe {
-        cmd.pre_exec(move || {
-            // LISTEN_PID=<our pid>.
-            let mut pid = nix::libc::getpid() as u64;
-            let mut tmp = [0u8; 20];
-            let mut n = 0;
-            loop {
-                tmp[n] = b'0' + (pid % 10) as u8;
-                n += 1;
-                pid /= 10;
-                if pid == 0 {
-                    break;
-                }
-            }
-            for i in 0..n {
-                pid_entry[digits_at + i] = tmp[n - 1 - i];
-            }
-            pid_entry[digits_at + n] = 0;
-            // The sockets to 3, 4, …: first above that range (so that none is
-            // overwritten before it is moved), then into place without close-on-exec.
-            let top = SD_LISTEN_FDS_START + sources.len() as RawFd;
-            for (i, &src) in sources.iter().enumerate() {
-                let fd = nix::libc::fcntl(src, nix::libc::F_DUPFD_CLOEXEC, top);
-                if fd < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                moved[i] = fd;
-            }
-            for (i, &fd) in moved.iter().enumerate() {
-                if nix::libc::dup2(fd, SD_LISTEN_FDS_START + i as RawFd) < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-            }
-            for (slot, a) in argv_ptrs.iter_mut().zip(&argv) {
-                *slot = a.as_ptr() as usize;
-            }
-            for (slot, e) in envp_ptrs.iter_mut().zip(&envp) {
-                *slot = e.as_ptr() as usize;
-            }
-            envp_ptrs[envp.len()] = pid_entry.as_ptr() as usize;
-            nix::libc::execve(
-                program.as_ptr(),
-                argv_ptrs.as_ptr() as *const *const nix::libc::c_char,
-                envp_ptrs.as_ptr() as *const *const nix::libc::c_char,
-            );
-            Err(io::Error::last_os_error())
-        });
-    }
+    crate::sys::exec_with_fds(
+        cmd,
+        crate::sys::ExecPlan {
+            program,
+            argv,
+            envp,
+            pid_var: b"LISTEN_PID=".to_vec(),
+            fds: listeners.iter().map(|l| l.fd.as_raw_fd()).collect(),
+            first_fd: SD_LISTEN_FDS_START,
+        },
+    );
     Ok(())
 }
 

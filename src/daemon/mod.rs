@@ -46,20 +46,22 @@
 //! }
 //! ```
 
-pub mod builtin;
-pub mod exec;
-pub mod journal_stream;
+pub(crate) mod builtin;
+pub(crate) mod exec;
+pub(crate) mod journal_stream;
 pub mod listen;
 pub mod log;
-pub mod probe;
-pub mod relay;
-pub mod reload;
-pub mod runner;
-pub mod service;
-pub mod signals;
+pub mod options;
+pub(crate) mod probe;
+pub(crate) mod relay;
+pub(crate) mod reload;
+pub(crate) mod runner;
+pub(crate) mod service;
+pub(crate) mod signals;
 
 pub use builtin::Heartbeat;
 pub use exec::{ExecOptions, ExecService};
+pub use listen::{Listener, Listeners};
 pub use probe::{Probe, Readiness};
 pub use runner::Runner;
 pub use service::{BoxError, Context, Exit, Service, ServiceResult};

@@ -275,10 +275,8 @@ fn shell(cmd: &str) -> Command {
         .arg("-c")
         .arg(cmd)
         .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .env_remove("NOTIFY_SOCKET")
-        .env_remove("WATCHDOG_USEC")
-        .env_remove("WATCHDOG_PID");
+        .stdout(Stdio::null());
+    crate::notify::scrub_notify_env(&mut c);
     super::signals::prepare_child(&mut c, Some(nix::sys::signal::Signal::SIGKILL));
     c
 }

@@ -117,7 +117,7 @@ pub fn request(pid: Pid, timeout: Duration) -> Result<Outcome, String> {
         .map_err(|e| format!("cannot block signals: {e}"))?;
     let sfd = SignalFd::with_flags(&mask, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC)
         .map_err(|e| format!("signalfd: {e}"))?;
-    let pidfd = super::signals::pidfd_open(pid).map_err(|e| format!("no process {pid}: {e}"))?;
+    let pidfd = crate::sys::pidfd_open(pid).map_err(|e| format!("no process {pid}: {e}"))?;
     queue_hup(pid).map_err(|e| format!("cannot send SIGHUP to pid {pid}: {e}"))?;
     let deadline = Instant::now() + timeout;
     loop {
@@ -160,16 +160,10 @@ fn queue_hup(pid: Pid) -> nix::Result<()> {
     queue_signal(pid, Signal::SIGHUP, REQUEST_VALUE)
 }
 
-/// `sigqueue(3)`, which nix does not wrap: `sig` with `value` (the receiver's
-/// signalfd reads it as [`Received::value`](super::Received::value)).
+/// `sigqueue(3)`: `sig` with `value` (the receiver's signalfd reads it as
+/// [`Received::value`](super::Received::value)).
 pub fn queue_signal(pid: Pid, sig: Signal, value: u64) -> nix::Result<()> {
-    let value = nix::libc::sigval {
-        sival_ptr: value as usize as *mut nix::libc::c_void,
-    };
-    // SAFETY: sigqueue(3) takes a PID, a signal number and a value passed by copy (the
-    // pointer is never dereferenced: it carries the number); no memory is shared.
-    let r = unsafe { nix::libc::sigqueue(pid.as_raw(), sig as nix::libc::c_int, value) };
-    nix::errno::Errno::result(r).map(drop)
+    crate::sys::sigqueue(pid, sig, value)
 }
 
 /// The runner's SIGHUP: starts a reload (`RELOADING=1`, [`Service::reload`]) or, while

@@ -117,7 +117,7 @@ impl Exit {
 
     /// Ends the process with this outcome (for `Exit::Signal`, by re-raising the
     /// signal so the parent sees the same death; see
-    /// [`exit_like_signal`](super::signals::exit_like_signal)).
+    /// `signals::exit_like_signal`).
     pub fn terminate(self) -> ! {
         match self {
             Exit::Code(c) => std::process::exit(c.into()),

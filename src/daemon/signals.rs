@@ -6,7 +6,7 @@
 //! crate spawns goes through [`prepare_child`], which empties the mask between fork
 //! and exec (a shell started with SIGTERM blocked would never die of SIGTERM).
 
-use std::os::fd::{AsFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 
 use nix::sys::signal::{SigSet, Signal};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
@@ -99,49 +99,7 @@ impl Drop for Signals {
     }
 }
 
-/// Makes `cmd`'s process start with an empty signal mask (this process blocks the
-/// handled signals) and, with `parent_death`, receive that signal if mydaemon dies
-/// without having stopped it (killed by SIGKILL, say).
-pub fn prepare_child(cmd: &mut std::process::Command, parent_death: Option<Signal>) {
-    use std::os::unix::process::CommandExt;
-    // SAFETY: the closure runs in the child between fork and exec. It only calls
-    // pthread_sigmask(3) and prctl(2), both async-signal-safe; it allocates nothing
-    // and takes no lock.
-    unsafe {
-        cmd.pre_exec(move || {
-            SigSet::empty().thread_set_mask()?;
-            if let Some(sig) = parent_death {
-                nix::sys::prctl::set_pdeathsig(sig)?;
-            }
-            Ok(())
-        });
-    }
-}
-
-/// A descriptor that becomes readable when process `pid` (a child of ours) exits:
-/// `pidfd_open(2)`, Linux 5.3 and later. `None` where the kernel or a seccomp filter
-/// refuses it; SIGCHLD still reports the exit then.
-///
-/// Unlike SIGCHLD, it cannot be lost to another thread of the process that does not
-/// block the signal (a library user's threads, the test harness). Drop it once the
-/// child is reaped: it stays readable for good after the exit.
-pub fn pidfd(pid: u32) -> Option<OwnedFd> {
-    let pid = nix::libc::pid_t::try_from(pid).ok()?;
-    pidfd_open(nix::unistd::Pid::from_raw(pid)).ok()
-}
-
-/// pidfd_open(2), which nix does not wrap: a close-on-exec handle on process `pid`
-/// (`ESRCH` if it is gone).
-pub fn pidfd_open(pid: nix::unistd::Pid) -> nix::Result<OwnedFd> {
-    // SAFETY: pidfd_open(2) takes a PID and flags (0) and returns a new descriptor or
-    // -1; no memory is passed in or out.
-    let fd = unsafe { nix::libc::syscall(nix::libc::SYS_pidfd_open, pid.as_raw(), 0) };
-    if fd < 0 {
-        return Err(nix::errno::Errno::last());
-    }
-    // SAFETY: the syscall just returned this descriptor; nothing else owns it.
-    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
-}
+pub use crate::sys::{pidfd, prepare_child};
 
 /// Whether dying of `sig` leaves a core dump (so re-raising it would dump our core).
 pub fn dumps_core(sig: Signal) -> bool {
@@ -167,11 +125,7 @@ pub fn dumps_core(sig: Signal) -> bool {
 /// with 128+N, the shell convention, without a core of our own.
 pub fn exit_like_signal(sig: Signal) -> ! {
     if !dumps_core(sig) {
-        use nix::sys::signal::{sigaction, SaFlags, SigAction, SigHandler};
-        let default = SigAction::new(SigHandler::SigDfl, SaFlags::empty(), SigSet::empty());
-        // SAFETY: installing SIG_DFL runs no handler code, so none of sigaction's
-        // requirements on handler functions apply.
-        let _ = unsafe { sigaction(sig, &default) };
+        let _ = crate::sys::default_disposition(sig);
         let mut only = SigSet::empty();
         only.add(sig);
         let _ = only.thread_unblock();
@@ -192,13 +146,7 @@ mod tests {
         nix::sys::signal::raise(Signal::SIGHUP).unwrap();
         drop(signals);
         // Still here; and nothing is left pending either.
-        // SAFETY: sigpending(2) fills the set it is given; sigismember(3) reads it.
-        let pending = unsafe {
-            let mut set: nix::libc::sigset_t = std::mem::zeroed();
-            nix::libc::sigpending(&mut set);
-            nix::libc::sigismember(&set, nix::libc::SIGHUP)
-        };
-        assert_eq!(pending, 0);
+        assert!(!crate::sys::signal_pending(Signal::SIGHUP));
     }
 
     #[test]

@@ -23,12 +23,11 @@ use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
 use nix::fcntl::{open, OFlag};
-use nix::libc;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::SigSet;
 use nix::sys::stat::{umask, Mode};
 use nix::sys::wait::waitpid;
-use nix::unistd::{chdir, fork, pipe2, setpgid, setsid, ForkResult, Pid};
+use nix::unistd::{chdir, pipe2, setpgid, setsid, ForkResult, Pid};
 
 use crate::error::{Error, Result};
 
@@ -148,9 +147,10 @@ where
         .map_err(|e| super::paths::errno("open", "/dev/null".as_ref(), e))?;
     let (r, w) = pipe2(OFlag::O_CLOEXEC)
         .map_err(|e| Error::generic(format!("cannot create the readiness pipe: {e}")))?;
-    // SAFETY: this process has one thread (checked above), so the child starts with
-    // consistent memory and locks; it only makes system calls and runs our own code.
-    match unsafe { fork() }.map_err(|e| Error::generic(format!("cannot fork: {e}")))? {
+    // One thread (checked above): what fork_single_threaded requires.
+    match crate::sys::fork_single_threaded()
+        .map_err(|e| Error::generic(format!("cannot fork: {e}")))?
+    {
         ForkResult::Parent { child } => {
             drop(w);
             drop(log);
@@ -164,8 +164,8 @@ where
             if setsid().is_err() {
                 exit_now(1);
             }
-            // SAFETY: still a single thread (a fork of a single-threaded process).
-            match unsafe { fork() } {
+            // Still a single thread (a fork of a single-threaded process).
+            match crate::sys::fork_single_threaded() {
                 Ok(ForkResult::Parent { .. }) => exit_now(0),
                 Err(_) => exit_now(1),
                 Ok(ForkResult::Child) => {}
@@ -212,10 +212,9 @@ fn close_other_fds(keep: &[RawFd]) {
     };
     for fd in fds {
         if fd > 2 && !keep.contains(&fd) {
-            // SAFETY: closing a raw descriptor inherited from the launcher; no object
-            // in this process that is still going to be used owns it (the ones that
-            // are used are in `keep`).
-            unsafe { libc::close(fd) };
+            // No object in this process that is still going to be used owns it (the
+            // ones that are used are in `keep`).
+            crate::sys::close_raw(fd);
         }
     }
 }
@@ -223,8 +222,7 @@ fn close_other_fds(keep: &[RawFd]) {
 /// `_exit(2)`: leaves without running exit handlers or flushing buffers that belong
 /// to the launcher.
 fn exit_now(code: i32) -> ! {
-    // SAFETY: _exit only ends the process; it is async-signal-safe.
-    unsafe { libc::_exit(code) }
+    crate::sys::exit_now(code)
 }
 
 /// Reads the daemon's verdict.

@@ -12,8 +12,8 @@ use nix::sys::signal::Signal;
 
 use super::paths::Paths;
 use super::pidfile::{PidFile, State};
-use super::PidfileArgs;
-use crate::cli::Global;
+use super::supervise::Published;
+use super::{PidfileArgs, Target};
 use crate::error::{exit, Error, Result};
 use crate::time::format_duration;
 
@@ -22,7 +22,7 @@ pub const RESTART_VALUE: u64 = 0x6d79_6453; // "mydS"
 
 /// Restarts the service process in place if the daemon runs and holds sockets;
 /// `None`: it does not (the caller stops and starts instead).
-pub fn try_restart(g: &Global, pf: &PidfileArgs) -> Result<Option<u8>> {
+pub fn try_restart(g: &Target, pf: &PidfileArgs) -> Result<Option<u8>> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let Some(pidfile) = PidFile::open_existing(&paths)? else {
         return Ok(None);
@@ -35,19 +35,19 @@ pub fn try_restart(g: &Global, pf: &PidfileArgs) -> Result<Option<u8>> {
     else {
         return Ok(None);
     };
-    let published = |p: &PidFile| -> serde_json::Value {
+    let published = |p: &PidFile| -> Published {
         p.published()
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(|t| Published::parse(&t))
             .unwrap_or_default()
     };
     let before = published(&pidfile);
-    if before["listeners"].as_array().is_none_or(|l| l.is_empty()) {
+    if before.listeners.as_ref().is_none_or(|l| l.is_empty()) {
         return Ok(None);
     }
     let Some(fd) = super::holder_handle(&pidfile, pid)? else {
         return Ok(None);
     };
-    let old = before["service_pid"].as_i64();
+    let old = before.service_pid;
     crate::daemon::reload::queue_signal(pid, Signal::SIGHUP, RESTART_VALUE).map_err(|e| {
         Error::io(
             "send SIGHUP to",
@@ -59,8 +59,8 @@ pub fn try_restart(g: &Global, pf: &PidfileArgs) -> Result<Option<u8>> {
     let deadline = Instant::now() + timeout;
     loop {
         let v = published(&pidfile);
-        let new = v["service_pid"].as_i64();
-        if new.is_some() && new != old && v["service_ready"] == true {
+        let new = v.service_pid;
+        if new.is_some() && new != old && v.service_ready == Some(true) {
             if !g.quiet {
                 println!(
                     "restarted {} (pid {pid}): service process {}, its sockets kept open",

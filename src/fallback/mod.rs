@@ -2,50 +2,53 @@
 //!
 //! The control verbs of the PID-file backend live here; `src/cli/` only dispatches.
 //! - `start` ([`start`]): the launcher checks the PID file, opens the log, and
-//!   [`daemonize`](daemonize::daemonize)s. The daemon process takes the PID file
-//!   ([`pidfile`]) and [`supervise`]s `mydaemon run …`, the same service process
+//!   `daemonize`s. The daemon process takes the PID file
+//!   (`pidfile`) and `supervise`s `mydaemon run …`, the same service process
 //!   systemd would run, speaking the notify protocol to it. The launcher exits 0 once
 //!   the service sent `READY=1`, or prints the daemon's own error and exits 1.
-//! - `stop`, `reload`: the lock names the daemon; a [`process::PidFd`] signals exactly
+//! - `stop`, `reload`: the lock names the daemon; a [`PidFd`] signals exactly
 //!   that process. `stop` waits for it to exit (SIGKILL to its process group after
 //!   `--timeout`) and leaves no PID file behind.
 //! - `status`: the lock decides (0 running, 1 dead with a stale PID file, 3 stopped).
-//! - `logs`: [`logfile`] tails and follows `NAME.log`.
-//! - `install --sysv`: [`sysv`] writes the LSB init script.
+//! - `logs`: `logfile` tails and follows `NAME.log`.
+//! - `install --sysv`: `sysv` writes the LSB init script.
 
-pub mod daemonize;
-pub mod inplace;
-pub mod logfile;
+pub(crate) mod daemonize;
+pub(crate) mod inplace;
+pub(crate) mod logfile;
 pub mod paths;
-pub mod pidfile;
-pub mod process;
-pub mod since;
-pub mod supervise;
-pub mod sysv;
+pub(crate) mod pidfile;
+mod service_manager;
+pub(crate) mod since;
+pub(crate) mod supervise;
+pub(crate) mod sysv;
 
 use std::ffi::OsString;
-use std::path::Path;
 use std::time::{Duration, Instant, SystemTime};
 
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::{getpgid, getpid, Pid};
 use serde_json::json;
 
+pub use self::service_manager::PidfileManager;
+
 use self::daemonize::{daemonize, Report};
 use self::paths::{PathArgs, Paths};
 use self::pidfile::{Acquired, PidFile, State};
-use self::process::PidFd;
-use self::supervise::{Policy, Spec};
-use crate::cli::run::RunArgs;
-use crate::cli::Global;
+use self::supervise::{Policy, Published, Spec};
+use crate::backend::Target;
+use crate::daemon::options::RunArgs;
 use crate::daemon::probe::{Probe, Readiness};
 use crate::error::{exit, Error, Result};
+use crate::sys::PidFd;
 use crate::time::{format_duration, format_uptime, parse_duration, rfc3339};
+use crate::unit::command::absolute;
 
 /// How long `stop` waits after SIGTERM before SIGKILL, by default.
 pub const DEFAULT_STOP_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long `start` waits for readiness, by default (systemd's `TimeoutStartSec=`).
 pub const DEFAULT_START_TIMEOUT: Duration = Duration::from_secs(90);
+/// How long `stop` waits for the process group after SIGKILL.
 /// How long `reload` waits for the service's answer, by default: longer than the
 /// service's own reload timeout, after which it reports a failure itself.
 pub const DEFAULT_RELOAD_WAIT: Duration = Duration::from_secs(100);
@@ -63,7 +66,7 @@ pub struct PidfileArgs {
     pub paths: PathArgs,
     /// PID-file backend only: how long `stop` waits after SIGTERM before it kills the
     /// service's process group [default: 10s]; how long `start` waits for readiness
-    /// [default: 90s].
+    /// [default: 90s]; how long `reload` waits for the service to reload [default: 100s].
     #[arg(long, value_name = "DURATION", value_parser = crate::time::parse_positive_duration)]
     pub timeout: Option<Duration>,
 }
@@ -114,20 +117,16 @@ impl SuperviseArgs {
     }
 }
 
-fn say(g: &Global, text: impl AsRef<str>) {
+fn say(g: &Target, text: impl AsRef<str>) {
     if !g.quiet {
         println!("{}", text.as_ref());
     }
 }
 
-fn absolute(p: &Path) -> Result<std::path::PathBuf> {
-    std::path::absolute(p).map_err(|e| Error::usage(format!("{}: {e}", p.display())))
-}
-
-fn absolute_probe(p: &Probe) -> Result<Probe> {
+fn absolute_probe(opt: &str, p: &Probe) -> Result<Probe> {
     Ok(match p {
-        Probe::Unix(path) => Probe::Unix(absolute(path)?),
-        Probe::File(path) => Probe::File(absolute(path)?),
+        Probe::Unix(path) => Probe::Unix(absolute(opt, path)?),
+        Probe::File(path) => Probe::File(absolute(opt, path)?),
         other => other.clone(),
     })
 }
@@ -136,16 +135,16 @@ fn absolute_probe(p: &Probe) -> Result<Probe> {
 /// runs in `/`: relative paths are made absolute, `CMD` is resolved now so that a
 /// missing program is reported before anything starts). The options themselves are
 /// written back by [`RunArgs::to_args`], which round-trips through clap.
-pub fn run_argv(g: &Global, a: &RunArgs) -> Result<Vec<OsString>> {
+pub fn run_argv(g: &Target, a: &RunArgs) -> Result<Vec<OsString>> {
     let mut a = a.clone();
     if let Some(c) = &a.config {
-        a.config = Some(absolute(c)?);
+        a.config = Some(absolute("--config", c)?);
     }
     if let Some(Readiness::Probe(p)) = &a.ready {
-        a.ready = Some(Readiness::Probe(absolute_probe(p)?));
+        a.ready = Some(Readiness::Probe(absolute_probe("--ready", p)?));
     }
     if let Some(p) = &a.health {
-        a.health = Some(absolute_probe(p)?);
+        a.health = Some(absolute_probe("--health", p)?);
     }
     if let Some(first) = a.command.first_mut() {
         *first = crate::unit::command::resolve_program(first)?;
@@ -176,7 +175,7 @@ fn log_excerpt(paths: &Paths, offset: u64) -> String {
 }
 
 /// `start`: daemonize the service and wait until it is ready.
-pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
+pub fn start(g: &Target, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
     run.check()?;
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let args = run_argv(g, run)?;
@@ -211,7 +210,7 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
         .map(|s| s.st_size.max(0) as u64)
         .unwrap_or(0);
     let spec = Spec {
-        name: g.name.clone(),
+        name: g.name.to_string(),
         program,
         args,
         listen: run.listen.clone(),
@@ -270,7 +269,7 @@ pub fn start(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -
 /// Another daemon holds the PID file: success once it is ready (LSB: starting a
 /// running service succeeds); failure if it dies while starting.
 fn already_running(
-    g: &Global,
+    g: &Target,
     pidfile: &PidFile,
     pid: Pid,
     starting: bool,
@@ -309,7 +308,7 @@ fn already_running(
 
 /// `stop`: SIGTERM, wait up to `--timeout`, then SIGKILL to the process group;
 /// no PID file is left behind. Stopping a stopped service succeeds.
-pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
+pub fn stop(g: &Target, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let timeout = pf.timeout.unwrap_or(DEFAULT_STOP_TIMEOUT);
     let Some(pidfile) = PidFile::open_existing(&paths)? else {
@@ -406,25 +405,18 @@ pub fn stop(g: &Global, pf: &PidfileArgs) -> Result<u8> {
 /// process group and session that started after it (the group's ID cannot have been
 /// reused while they are in it). Only to be asked when nobody holds the lock.
 fn orphans(pidfile: &PidFile) -> Vec<PidFd> {
-    let Some(v) = pidfile
-        .published()
-        .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-    else {
+    let Some(v) = pidfile.published().and_then(|t| Published::parse(&t)) else {
         return Vec::new();
     };
-    let sup = &v["supervisor"];
-    let group = match (
-        sup["pgid"].as_i64(),
-        sup["sid"].as_i64(),
-        sup["start"].as_u64(),
-    ) {
+    let sup = v.supervisor.unwrap_or_default();
+    let group = match (sup.pgid.map(i64::from), sup.sid.map(i64::from), sup.start) {
         (Some(pgid), Some(sid), Some(start)) if pgid > 1 && sid > 1 => Some((pgid, sid, start)),
         _ => None,
     };
-    let service = v["service_pid"].as_i64().zip(v["service_start"].as_u64());
+    let service = v.service_pid.map(i64::from).zip(v.service_start);
     let me = std::process::id() as i64;
     let mut out = Vec::new();
-    for (pid, st) in process::all_processes() {
+    for (pid, st) in crate::sys::all_processes() {
         let p = i64::from(pid);
         if st.dead || p == me {
             continue;
@@ -444,7 +436,7 @@ fn orphans(pidfile: &PidFile) -> Vec<PidFd> {
 
 /// Ends what a crashed daemon left (see [`orphans`]): SIGTERM, SIGKILL after `grace`.
 /// Returns the PIDs it ended.
-fn end_orphans(g: &Global, pidfile: &PidFile, grace: Duration) -> Result<Vec<Pid>> {
+fn end_orphans(g: &Target, pidfile: &PidFile, grace: Duration) -> Result<Vec<Pid>> {
     let list = orphans(pidfile);
     if list.is_empty() {
         return Ok(Vec::new());
@@ -516,7 +508,7 @@ fn signal_or_fail(fd: &PidFd, sig: Signal) -> Result<()> {
 }
 
 /// `restart`: stop, then start.
-pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
+pub fn restart(g: &Target, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs) -> Result<u8> {
     // With sockets, the supervisor keeps them and replaces only the service process.
     if let Some(code) = inplace::try_restart(g, pf)? {
         return Ok(code);
@@ -529,7 +521,7 @@ pub fn restart(g: &Global, run: &RunArgs, pf: &PidfileArgs, sup: &SuperviseArgs)
 /// `reload`: SIGHUP to the daemon, which passes it on to the service; returns once
 /// the service reports it reloaded, fails with the service's words when it reports
 /// the reload failed (or after `--timeout`, 100s, with an error).
-pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
+pub fn reload(g: &Target, pf: &PidfileArgs) -> Result<u8> {
     let paths = Paths::resolve(&g.name, &pf.paths)?;
     let not_running = || Error::not_running(format!("{} is not running", g.name));
     let pidfile = PidFile::open_existing(&paths)?.ok_or_else(not_running)?;
@@ -544,17 +536,16 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
     // As systemd does for a notify service: done when the service, having sent
     // RELOADING=1, is READY=1 again (the supervisor counts completed reloads and
     // publishes how the last one ended).
-    let published =
-        |p: &PidFile| -> Option<serde_json::Value> { serde_json::from_str(&p.published()?).ok() };
-    let before = published(&pidfile).and_then(|v| v["reloads"].as_u64());
+    let published = |p: &PidFile| -> Option<Published> { Published::parse(&p.published()?) };
+    let before = published(&pidfile).and_then(|v| v.reloads);
     signal_or_fail(&fd, Signal::SIGHUP)?;
     if let Some(before) = before {
         let timeout = pf.timeout.unwrap_or(DEFAULT_RELOAD_WAIT);
         let deadline = Instant::now() + timeout;
         loop {
-            if let Some(v) = published(&pidfile).filter(|v| v["reloads"].as_u64() > Some(before)) {
-                if v["last_reload"] == "failed" {
-                    let words = v["status_text"].as_str().unwrap_or("reload failed");
+            if let Some(v) = published(&pidfile).filter(|v| v.reloads > Some(before)) {
+                if v.last_reload.as_deref() == Some("failed") {
+                    let words = v.status_text.as_deref().unwrap_or("reload failed");
                     return Err(Error::generic(format!("{} (pid {pid}): {words}", g.name))
                         .with_hint(format!("see `mydaemon --name {} logs`", g.name)));
                 }
@@ -581,7 +572,7 @@ pub fn reload(g: &Global, pf: &PidfileArgs) -> Result<u8> {
 }
 
 /// `status`: 0 running (or starting), 1 dead with a stale PID file, 3 stopped.
-pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8> {
+pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8> {
     let paths = Paths::resolve(&g.name, pa)?;
     let pidfile = PidFile::open_existing(&paths)?;
     let state = match &pidfile {
@@ -609,12 +600,12 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         _ => Vec::new(),
     };
     // What the running daemon published: the service's STATUS= text, restarts.
-    let published: serde_json::Value = match (&state, &pidfile) {
+    let published = match (&state, &pidfile) {
         (State::Running { .. }, Some(p)) => p
             .published()
-            .and_then(|t| serde_json::from_str(&t).ok())
+            .and_then(|t| Published::parse(&t))
             .unwrap_or_default(),
-        _ => serde_json::Value::Null,
+        _ => Published::default(),
     };
     if json {
         let v = json!({
@@ -631,13 +622,13 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
                 _ => "inactive",
             },
             "main_pid": if code == exit::OK { pid.unwrap_or(0) } else { 0 },
-            "status_text": published["status_text"],
-            "service_pid": published["service_pid"],
-            "listeners": published["listeners"],
-            "n_restarts": published["n_restarts"],
-            "reloads": published["reloads"],
-            "last_reload": published["last_reload"],
-            "watchdog_usec": published["watchdog_usec"],
+            "status_text": published.status_text,
+            "service_pid": published.service_pid,
+            "n_restarts": published.n_restarts,
+            "reloads": published.reloads,
+            "last_reload": published.last_reload,
+            "listeners": published.listeners,
+            "watchdog_usec": published.watchdog_usec,
             "since": since.map(rfc3339),
             "uptime_sec": uptime.map(|u| u.as_secs()),
             "pid_file": paths.pid_file,
@@ -666,21 +657,15 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
             pids.join(" ")
         );
     }
-    if let Some(t) = published["status_text"].as_str().filter(|t| !t.is_empty()) {
+    if let Some(t) = published.status_text.as_deref().filter(|t| !t.is_empty()) {
         println!("  status:   {t}");
     }
-    for (i, l) in published["listeners"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|l| l.as_str())
-        .enumerate()
-    {
+    for (i, l) in published.listeners.iter().flatten().enumerate() {
         let key = if i == 0 { "listen:" } else { "" };
         println!("  {key:<9} {l} (held by the supervisor across restarts)");
     }
-    if let Some(p) = published["service_pid"].as_i64() {
-        let restarts = published["n_restarts"].as_u64().unwrap_or(0);
+    if let Some(p) = published.service_pid {
+        let restarts = published.n_restarts.unwrap_or(0);
         println!("  service:  pid {p} (under the supervisor), restarted {restarts} time(s)");
     }
     if let (Some(s), Some(u)) = (since, uptime) {
@@ -703,7 +688,7 @@ pub fn status(g: &Global, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
 
 /// `logs [-f] [-n N]`: the log file's last lines, then (with `-f`) what follows.
 pub fn logs(
-    g: &Global,
+    g: &Target,
     pa: &PathArgs,
     lines: usize,
     follow: bool,
@@ -720,46 +705,6 @@ pub fn logs(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clap::Parser;
-
-    #[test]
-    fn run_argv_is_absolute_and_parses_back() {
-        let cli = crate::cli::Cli::try_parse_from([
-            "mydaemon",
-            "-v",
-            "--name",
-            "svc",
-            "start",
-            "--ready",
-            "unix:rel/sock",
-            "--",
-            "sh",
-            "-c",
-            "exit 0",
-        ])
-        .unwrap();
-        let crate::cli::Command::Start(a) = &cli.command else {
-            panic!("not start");
-        };
-        let argv = run_argv(&cli.global, &a.run).unwrap();
-        let again = crate::cli::Cli::try_parse_from(
-            std::iter::once(OsString::from("mydaemon")).chain(argv.iter().cloned()),
-        )
-        .unwrap();
-        assert_eq!(again.global.name, "svc");
-        assert_eq!(again.global.verbose, 1);
-        let crate::cli::Command::Run(r) = &again.command else {
-            panic!("not run: {argv:?}");
-        };
-        let cwd = std::env::current_dir().unwrap();
-        assert_eq!(
-            r.ready,
-            Some(Readiness::Probe(Probe::Unix(cwd.join("rel/sock"))))
-        );
-        assert!(Path::new(&r.command[0]).is_absolute(), "{:?}", r.command);
-        assert!(r.command[0].ends_with("/sh"));
-        assert_eq!(r.command[1..], ["-c", "exit 0"]);
-    }
 
     #[test]
     fn health_implies_a_watchdog() {

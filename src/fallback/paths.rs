@@ -98,9 +98,7 @@ impl Paths {
     }
 }
 
-fn absolute(opt: &str, p: &Path) -> Result<PathBuf> {
-    std::path::absolute(p).map_err(|e| Error::usage(format!("{opt} {}: {e}", p.display())))
-}
+use crate::unit::command::absolute;
 
 fn env_dir(var: &str) -> Option<PathBuf> {
     std::env::var_os(var)
@@ -343,20 +341,7 @@ pub fn name_hash(bytes: &[u8]) -> u64 {
     h
 }
 
-/// 64 unpredictable bits from the kernel (`getrandom(2)`), for temporary names.
-pub fn random_u64() -> u64 {
-    let mut b = [0u8; 8];
-    // SAFETY: getrandom(2) writes at most `b.len()` bytes into `b`.
-    let n = unsafe { nix::libc::getrandom(b.as_mut_ptr().cast(), b.len(), 0) };
-    if n != b.len() as isize {
-        // Unpredictable enough as a fallback, and O_EXCL still guards the create.
-        let t = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap_or_default();
-        return (t.as_nanos() as u64) ^ ((std::process::id() as u64) << 32);
-    }
-    u64::from_ne_bytes(b)
-}
+pub use crate::sys::random_u64;
 
 /// Refuses a file or directory owned by someone other than us or root.
 pub fn check_owner(path: &Path, st: &FileStat) -> Result<()> {

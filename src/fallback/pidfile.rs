@@ -56,19 +56,9 @@ pub const MUTATE: i64 = 2;
 /// length of a few system calls by a process of the same user).
 pub const LOCK_DEADLINE: Duration = Duration::from_secs(5);
 
-fn flock_struct(kind: libc::c_int, byte: i64) -> libc::flock {
-    // SAFETY: `flock` is a plain C struct of integers; all-zero is a valid value.
-    let mut fl: libc::flock = unsafe { std::mem::zeroed() };
-    fl.l_type = kind as libc::c_short;
-    fl.l_whence = libc::SEEK_SET as libc::c_short;
-    fl.l_start = byte as libc::off_t;
-    fl.l_len = 1;
-    fl
-}
-
 /// Tries once to take a write lock on `byte` (`EAGAIN`/`EACCES`: someone holds it).
 fn try_lock<F: AsFd>(fd: &F, byte: i64) -> nix::Result<()> {
-    let fl = flock_struct(libc::F_WRLCK, byte);
+    let fl = crate::sys::flock_struct(libc::F_WRLCK, byte);
     loop {
         match fcntl(fd, FcntlArg::F_SETLK(&fl)) {
             Ok(_) => return Ok(()),
@@ -96,7 +86,7 @@ fn lock_deadline<F: AsFd>(fd: &F, byte: i64) -> nix::Result<()> {
 }
 
 fn unlock<F: AsFd>(fd: &F, byte: i64) -> nix::Result<()> {
-    let fl = flock_struct(libc::F_UNLCK, byte);
+    let fl = crate::sys::flock_struct(libc::F_UNLCK, byte);
     fcntl(fd, FcntlArg::F_SETLK(&fl)).map(drop)
 }
 
@@ -110,7 +100,7 @@ enum Holder {
 }
 
 fn holder<F: AsFd>(fd: &F, byte: i64) -> nix::Result<Holder> {
-    let mut fl = flock_struct(libc::F_WRLCK, byte);
+    let mut fl = crate::sys::flock_struct(libc::F_WRLCK, byte);
     fcntl(fd, FcntlArg::F_GETLK(&mut fl))?;
     Ok(if fl.l_type == libc::F_UNLCK as libc::c_short {
         Holder::Nobody

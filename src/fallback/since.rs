@@ -8,8 +8,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use nix::libc;
-
 use crate::time::days_from_civil;
 
 fn at_epoch_secs(secs: i64) -> SystemTime {
@@ -20,39 +18,7 @@ fn at_epoch_secs(secs: i64) -> SystemTime {
     }
 }
 
-/// Seconds since the epoch of a local date and time (the C library's `mktime`, which
-/// follows `TZ` and daylight saving time).
-fn local_epoch(y: i64, mo: u32, d: u32, h: u32, mi: u32, s: u32) -> Option<i64> {
-    // SAFETY: `tm` is a plain C struct; zeroed is a valid value, and mktime only reads
-    // and normalises it.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    tm.tm_year = i32::try_from(y - 1900).ok()?;
-    tm.tm_mon = mo as i32 - 1;
-    tm.tm_mday = d as i32;
-    tm.tm_hour = h as i32;
-    tm.tm_min = mi as i32;
-    tm.tm_sec = s as i32;
-    tm.tm_isdst = -1;
-    // SAFETY: a valid, exclusively borrowed `tm`.
-    let t = unsafe { libc::mktime(&mut tm) };
-    (t != -1).then_some(t)
-}
-
-/// Today's local date.
-fn local_today(now: SystemTime) -> (i64, u32, u32) {
-    let secs = now
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as libc::time_t)
-        .unwrap_or(0);
-    // SAFETY: zeroed `tm` is valid; localtime_r writes it from a valid time_t.
-    let mut tm: libc::tm = unsafe { std::mem::zeroed() };
-    unsafe { libc::localtime_r(&secs, &mut tm) };
-    (
-        tm.tm_year as i64 + 1900,
-        tm.tm_mon as u32 + 1,
-        tm.tm_mday as u32,
-    )
-}
+use crate::sys::{local_epoch, local_today};
 
 fn number<T: std::str::FromStr>(s: &str, len: usize) -> Option<T> {
     (s.len() == len && s.bytes().all(|b| b.is_ascii_digit()))

@@ -51,9 +51,64 @@ use nix::unistd::Pid;
 
 use super::daemonize::Reporter;
 use super::pidfile::Held;
-use crate::daemon::exec::describe;
-use crate::daemon::signals::{prepare_child, Signals};
+use crate::daemon::signals::Signals;
+use crate::sys::describe;
+use crate::sys::prepare_child;
 use crate::time::{format_duration, rfc3339};
+
+/// What the supervisor publishes next to the PID file for `status`, `reload` and the
+/// next `start` (as JSON). Every field is optional when read: a daemon of an earlier
+/// version may have written fewer.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct Published {
+    /// The service's last `STATUS=` text.
+    pub status_text: Option<String>,
+    /// The service process, while it runs.
+    pub service_pid: Option<i32>,
+    /// How often the service was restarted.
+    pub n_restarts: Option<u64>,
+    /// Completed reloads (`RELOADING=1` then `READY=1`).
+    pub reloads: Option<u64>,
+    /// The watchdog interval, if any.
+    pub watchdog_usec: Option<u64>,
+    /// How the last reload ended (`ok`, `failed`), as the service process said.
+    pub last_reload: Option<String>,
+    /// The listening sockets the supervisor holds (`--listen`), described.
+    pub listeners: Option<Vec<String>>,
+    /// The current service process has sent `READY=1`.
+    pub service_ready: Option<bool>,
+    /// The service process's start time (clock ticks since boot), with its PID.
+    pub service_start: Option<u64>,
+    /// The supervisor itself.
+    pub supervisor: Option<SupervisorId>,
+}
+
+/// The supervisor's identity and place, to find what a crashed one left.
+#[derive(Debug, Clone, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(default)]
+pub struct SupervisorId {
+    /// Its PID.
+    pub pid: Option<u32>,
+    /// Its process group.
+    pub pgid: Option<i32>,
+    /// Its session.
+    pub sid: Option<i32>,
+    /// Its start time (clock ticks since boot).
+    pub start: Option<u64>,
+}
+
+impl Published {
+    /// Reads what a daemon published (`None`: nothing readable).
+    pub fn parse(text: &str) -> Option<Published> {
+        serde_json::from_str(text).ok()
+    }
+
+    /// The JSON text to publish.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+}
 
 /// When and how often to restart.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -173,7 +228,7 @@ struct Supervisor<'a> {
     foreign: RateLimit,
     /// The supervisor's own identity (published: after a crash, `start` and `stop`
     /// find what it left with it).
-    me: Option<super::process::ProcStat>,
+    me: Option<crate::sys::ProcStat>,
     /// The service process's start time (its identity, with its PID).
     child_start: Option<u64>,
     /// The listening sockets, bound once, kept open for the supervisor's life.
@@ -237,7 +292,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         reloads: 0,
         last_reload: None,
         foreign: RateLimit::new(Duration::from_secs(30), 10),
-        me: super::process::stat_of(std::process::id() as i32),
+        me: crate::sys::stat_of(std::process::id() as i32),
         child_start: None,
         listeners,
         restart_now: false,
@@ -348,10 +403,9 @@ impl Supervisor<'_> {
     fn spawn(&mut self) -> Result<(), String> {
         let mut cmd = Command::new(&self.spec.program);
         cmd.args(&self.spec.args);
+        crate::notify::scrub_notify_env(&mut cmd);
+        // And what the supervisor's own manager gave it (sockets, stream, invocation).
         for var in [
-            "NOTIFY_SOCKET",
-            "WATCHDOG_USEC",
-            "WATCHDOG_PID",
             "LISTEN_FDS",
             "LISTEN_PID",
             "LISTEN_FDNAMES",
@@ -377,7 +431,7 @@ impl Supervisor<'_> {
         drop(child);
         self.say("info", &format!("started the service process (pid {pid})"));
         self.child = Some(pid);
-        self.child_start = super::process::stat_of(pid.as_raw()).map(|s| s.start);
+        self.child_start = crate::sys::stat_of(pid.as_raw()).map(|s| s.start);
         self.child_ready = false;
         self.watchdog_fired = false;
         self.kill_at = None;
@@ -558,24 +612,24 @@ impl Supervisor<'_> {
     /// Tells `status` what systemd would show: the service's `STATUS=` text, its
     /// process and how often it was restarted.
     fn publish(&self) {
-        let v = serde_json::json!({
-            "status_text": self.last_status,
-            "service_pid": self.child.map(|p| p.as_raw()),
-            "service_ready": self.child_ready,
-            "n_restarts": self.n_restarts,
-            "listeners": self.listeners.iter().map(|l| l.describe()).collect::<Vec<_>>(),
-            "reloads": self.reloads,
-            "last_reload": self.last_reload,
-            "watchdog_usec": self.policy.watchdog.map(|w| w.as_micros() as u64),
-            "service_start": self.child.and(self.child_start),
-            "supervisor": self.me.map(|m| serde_json::json!({
-                "pid": std::process::id(),
-                "pgid": m.pgid,
-                "sid": m.sid,
-                "start": m.start,
-            })),
-        });
-        self.held.publish(&v.to_string());
+        let v = Published {
+            status_text: Some(self.last_status.clone()),
+            service_pid: self.child.map(|p| p.as_raw()),
+            n_restarts: Some(self.n_restarts),
+            reloads: Some(self.reloads),
+            watchdog_usec: self.policy.watchdog.map(|w| w.as_micros() as u64),
+            last_reload: self.last_reload.clone(),
+            listeners: Some(self.listeners.iter().map(|l| l.describe()).collect()),
+            service_ready: Some(self.child_ready),
+            service_start: self.child.and(self.child_start),
+            supervisor: self.me.map(|m| SupervisorId {
+                pid: Some(std::process::id()),
+                pgid: Some(m.pgid),
+                sid: Some(m.sid),
+                start: Some(m.start),
+            }),
+        };
+        self.held.publish(&v.to_json());
     }
 
     fn fire_watchdog(&mut self, why: &str) {

@@ -17,10 +17,10 @@ use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
-use crate::cli::unit::UnitOptions;
-use crate::cli::Global;
+use crate::backend::Target;
 use crate::error::{Error, Result};
 use crate::install::{self, Written, MARKER};
+use crate::spec::UnitOptions;
 use crate::unit::Restart;
 
 /// Where init scripts live.
@@ -65,7 +65,7 @@ impl Script {
     /// Builds the script from `install`'s unit settings. Settings a SysV script
     /// cannot honour (another user, sandboxing, unit ordering, ...) are refused, not
     /// dropped.
-    pub fn from_options(g: &Global, o: &UnitOptions) -> Result<Script> {
+    pub fn from_options(g: &Target, o: &UnitOptions) -> Result<Script> {
         super::paths::file_name(&g.name)?;
         let mut unsupported = Vec::new();
         if o.exec_user.is_some() {
@@ -101,13 +101,7 @@ impl Script {
                 "--sysv installs a system init script; it cannot be combined with --user",
             ));
         }
-        let exe = match &o.exec_path {
-            Some(p) => {
-                crate::unit::quote::check_program_path(p).map_err(|e| e.context("--exec-path"))?;
-                p.clone()
-            }
-            None => crate::unit::command::own_executable()?,
-        };
+        let exe = crate::spec::exec_path(o)?;
         let description = o
             .description
             .clone()
@@ -117,16 +111,13 @@ impl Script {
         }
         let mut env = Vec::new();
         for e in &o.env {
-            let (k, v) = e.split_once('=').ok_or_else(|| {
-                Error::usage(format!("--env {e:?} has no `=`")).with_hint("write --env KEY=VALUE")
-            })?;
-            crate::unit::quote::check_env_key(k)?;
+            let (k, v) = crate::spec::parse_env(e)?;
             if k == "IFS" {
                 // The script splits $MYDAEMON_OPTS on it.
                 return Err(Error::usage("--env IFS=...: not with --sysv")
                     .with_hint("the init script needs the shell's own IFS"));
             }
-            env.push((k.to_owned(), v.to_owned()));
+            env.push((k, v));
         }
         let mut start_args: Vec<String> = Vec::new();
         match o.restart {
@@ -139,7 +130,7 @@ impl Script {
                 )))
             }
         }
-        let run_options = crate::cli::unit::run_options(&o.run)?;
+        let run_options = crate::spec::run_options(&o.run)?;
         start_args.extend(run_options.iter().cloned());
         if !o.watchdog_sec.is_zero() && !o.run.command.is_empty() {
             // Exec mode pings for the command while it is healthy, as under systemd.
@@ -155,11 +146,11 @@ impl Script {
             start_args.push("--".into());
             start_args.extend(command.iter().cloned());
         }
-        let regenerate = crate::cli::unit::regenerate_args(
+        let regenerate = crate::spec::regenerate_args(
             g,
             o,
             "install --sysv",
-            &crate::cli::unit::Resolved {
+            &crate::spec::Resolved {
                 env_files: &[],
                 working_dir: None,
                 run_options: &run_options,
@@ -172,7 +163,7 @@ impl Script {
             .collect::<Vec<_>>()
             .join(" ");
         Ok(Script {
-            name: g.name.clone(),
+            name: g.name.to_string(),
             exe,
             description,
             start_args,
@@ -265,7 +256,7 @@ pub fn init_dir(root: Option<&Path>) -> PathBuf {
 
 /// `install --sysv`: writes the script; with `now`, starts the service.
 pub fn install(
-    g: &Global,
+    g: &Target,
     o: &UnitOptions,
     root: Option<&Path>,
     force: bool,
@@ -282,7 +273,7 @@ pub fn install(
     let script = Script::from_options(g, o)?;
     let dir = init_dir(root);
     let (path, how) = install::write_file(&dir, &g.name, &script.render(), 0o755, force)
-        .map_err(|e| crate::cli::install::privilege_hint(e, "install --sysv"))?;
+        .map_err(|e| crate::error::privilege_hint(e, "install --sysv"))?;
     if !g.quiet {
         match how {
             Written::Created => println!("wrote {}", path.display()),
@@ -371,15 +362,6 @@ fn installed_script(name: &str, root: Option<&Path>) -> Result<(PathBuf, String)
     }
 }
 
-/// A permission failure on the system's `rc?.d` gets the SysV hint (no `--user` there).
-fn needs_root(e: Error, verb: &str) -> Error {
-    if e.kind() == crate::error::Kind::Privilege {
-        e.with_hint(format!("needs root: try `sudo mydaemon {verb}`"))
-    } else {
-        e
-    }
-}
-
 /// Runs the script with `action` (so `/etc/default/NAME` applies); its exit code.
 fn run_script(path: &Path, action: &str) -> Result<u8> {
     let status = std::process::Command::new("/bin/sh")
@@ -394,7 +376,7 @@ fn run_script(path: &Path, action: &str) -> Result<u8> {
 /// runlevels and `K01NAME` for its `Default-Stop` ones, as `update-rc.d NAME defaults`
 /// makes them; links already there for other sequence numbers are replaced. With
 /// `now`, also starts the service.
-pub fn enable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
+pub fn enable(g: &Target, root: Option<&Path>, now: bool) -> Result<u8> {
     let (path, text) = installed_script(&g.name, root)?;
     let (start, stop) = default_runlevels(&text);
     if start.is_empty() {
@@ -413,7 +395,7 @@ pub fn enable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
                 .map(|l| etc.join(format!("rc{l}.d/K01{}", g.name))),
         )
         .collect();
-    let hint = |e: Error| needs_root(e, "enable");
+    let hint = |e: Error| crate::error::root_hint(e, "enable", false);
     for old in rc_links(root, &g.name) {
         if !wanted.contains(&old) || std::fs::read_link(&old).ok().as_deref() != Some(&target) {
             std::fs::remove_file(&old).map_err(|e| hint(Error::io("remove", old.display(), e)))?;
@@ -444,7 +426,7 @@ pub fn enable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
 
 /// `disable` without systemd: removes the script's `rc?.d` links; with `now`, also
 /// stops the service.
-pub fn disable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
+pub fn disable(g: &Target, root: Option<&Path>, now: bool) -> Result<u8> {
     let links = rc_links(root, &g.name);
     let script = installed_script(&g.name, root);
     if links.is_empty() {
@@ -466,8 +448,9 @@ pub fn disable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
         }
     }
     for l in links {
-        std::fs::remove_file(&l)
-            .map_err(|e| needs_root(Error::io("remove", l.display(), e), "disable"))?;
+        std::fs::remove_file(&l).map_err(|e| {
+            crate::error::root_hint(Error::io("remove", l.display(), e), "disable", false)
+        })?;
         if !g.quiet {
             println!("removed {}", l.display());
         }
@@ -477,7 +460,7 @@ pub fn disable(g: &Global, root: Option<&Path>, now: bool) -> Result<u8> {
 
 /// `uninstall --sysv`: stops the service (on this system), removes the script and
 /// its `rc?.d` links.
-pub fn uninstall(g: &Global, root: Option<&Path>, force: bool, purge: bool) -> Result<u8> {
+pub fn uninstall(g: &Target, root: Option<&Path>, force: bool, purge: bool) -> Result<u8> {
     let dir = init_dir(root);
     let path = dir.join(super::paths::file_name(&g.name)?);
     let content = match std::fs::read(&path) {
@@ -528,7 +511,7 @@ pub fn uninstall(g: &Global, root: Option<&Path>, force: bool, purge: bool) -> R
 /// directory, when nothing else is in it) and the PID file's directory, if empty, at
 /// their default places. Nothing is followed through a symlink: `unlink` and `rmdir`
 /// act on the link itself.
-fn purge_files(g: &Global) -> Result<()> {
+fn purge_files(g: &Target) -> Result<()> {
     let paths = super::paths::Paths::resolve(&g.name, &super::paths::PathArgs::default())?;
     let gone = |r: std::io::Result<()>, what: &Path| match r {
         Ok(()) => {
@@ -620,71 +603,5 @@ mod tests {
         ] {
             assert!(t.contains(action), "{action}");
         }
-    }
-
-    #[test]
-    fn the_services_environment_cannot_redirect_the_script() {
-        use clap::Parser;
-        let cli = crate::cli::Cli::try_parse_from([
-            "mydaemon",
-            "--name",
-            "svc",
-            "install",
-            "--sysv",
-            "--exec-path",
-            "/bin/echo",
-            "--description",
-            "Svc",
-            "--env",
-            "NAME=other",
-            "--env",
-            "MYDAEMON=/bin/false",
-            "--",
-            "sleep",
-            "60",
-        ])
-        .unwrap();
-        let crate::cli::Command::Install(a) = &cli.command else {
-            panic!("not install");
-        };
-        let script = Script::from_options(&cli.global, &a.unit).unwrap();
-        let text = script.render();
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("svc");
-        std::fs::write(&path, &text).unwrap();
-        // `$MYDAEMON` is /bin/echo: the script prints what it would run.
-        let out = std::process::Command::new("sh")
-            .arg(&path)
-            .arg("status")
-            .output()
-            .unwrap();
-        assert_eq!(
-            String::from_utf8_lossy(&out.stdout),
-            "--name svc --backend pidfile status -n 0\n",
-            "{text}"
-        );
-        // The header says how to make this very script again.
-        let regen = text
-            .lines()
-            .find_map(|l| l.strip_prefix("# Regenerate with: "))
-            .unwrap();
-        let sleep = crate::unit::command::resolve_program("sleep").unwrap();
-        assert_eq!(
-            regen,
-            format!(
-                "mydaemon install --sysv --name svc --exec-path /bin/echo --description Svc \
-                 --env NAME=other --env MYDAEMON=/bin/false -- {sleep} 60"
-            )
-        );
-
-        let cli = crate::cli::Cli::try_parse_from([
-            "mydaemon", "install", "--sysv", "--env", "IFS=x", "--", "sleep", "1",
-        ])
-        .unwrap();
-        let crate::cli::Command::Install(a) = &cli.command else {
-            panic!("not install");
-        };
-        let e = Script::from_options(&cli.global, &a.unit).unwrap_err();
-        assert_eq!(e.exit_code(), 2, "{e}");
     }
 }

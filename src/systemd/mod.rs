@@ -20,6 +20,7 @@ pub mod job;
 pub mod journal;
 pub mod manager;
 pub mod private_socket;
+mod service_manager;
 pub mod socket_status;
 pub mod socket_unit;
 pub mod status;
@@ -28,6 +29,7 @@ use std::time::SystemTime;
 
 pub use connection::{connect, Route, Scope, Systemd};
 pub use job::{JobResult, Verb};
+pub use service_manager::{manager_running, SystemdManager};
 pub use status::UnitStatus;
 
 use crate::error::{exit, Error};

@@ -413,6 +413,7 @@ mod tests {
     }
 
     /// zbus's own verdict on the bytes: parses as a message, with the expected sender.
+    #[allow(unsafe_code)] // test only: zbus's parser is `unsafe fn`
     fn zbus_parses(bytes: Vec<u8>, be: bool) -> zbus::Message {
         use zbus::wire::{
             serialized::{Context, Data},
@@ -443,6 +444,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(unsafe_code)] // test only: zbus's parser is `unsafe fn`
     fn zbus_refuses_the_captured_signal_as_it_is() {
         use zbus::wire::{
             serialized::{Context, Data},

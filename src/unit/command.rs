@@ -148,6 +148,12 @@ pub fn check_reachable_by_others(path: &str) -> Result<()> {
     Ok(())
 }
 
+/// `p` made absolute against the working directory (not resolving links), or a usage
+/// error naming the option `opt` it came from.
+pub fn absolute(opt: &str, p: &Path) -> Result<PathBuf> {
+    std::path::absolute(p).map_err(|e| Error::usage(format!("{opt} {}: {e}", p.display())))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -101,6 +101,73 @@ pub fn validate_unit(what: &str, unit: &str) -> Result<()> {
     check_stem(what, stem, suffix.len() + 1)
 }
 
+/// A service name that passed [`validate`]; the unit is `NAME.service`.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(transparent)]
+pub struct UnitName(String);
+
+impl UnitName {
+    /// Checks `name` ([`validate`]) and keeps it.
+    pub fn new(name: impl Into<String>) -> Result<UnitName> {
+        let name = name.into();
+        validate(&name)?;
+        Ok(UnitName(name))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The unit file name, `NAME.service`.
+    pub fn unit_file(&self) -> String {
+        format!("{}.service", self.0)
+    }
+}
+
+impl std::ops::Deref for UnitName {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for UnitName {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl AsRef<str> for UnitName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<std::path::Path> for UnitName {
+    fn as_ref(&self) -> &std::path::Path {
+        self.0.as_ref()
+    }
+}
+
+impl From<UnitName> for String {
+    fn from(n: UnitName) -> String {
+        n.0
+    }
+}
+
+impl From<UnitName> for std::ffi::OsString {
+    fn from(n: UnitName) -> std::ffi::OsString {
+        n.0.into()
+    }
+}
+
+impl PartialEq<&str> for UnitName {
+    fn eq(&self, other: &&str) -> bool {
+        self.0 == *other
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
