@@ -219,3 +219,54 @@ fn restarts_under_a_client_loop_drop_no_connection() {
     assert_eq!(st["n_restarts"], 20, "{st}");
     assert!(s.log().contains("serving web from fd 3"), "{}", s.log());
 }
+
+#[test]
+fn a_port_already_taken_fails_the_start_in_words() {
+    let s = Svc::new("sk-taken");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port();
+    let out = s.run(
+        "start",
+        &[
+            "--listen",
+            &format!("tcp:127.0.0.1:{port}"),
+            "--",
+            "/usr/bin/python3",
+            "-c",
+            FD3_SERVER,
+        ],
+    );
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = text(&out.stderr);
+    assert!(
+        err.contains(&format!("cannot listen on tcp:127.0.0.1:{port}")) && err.contains("in use"),
+        "{err}"
+    );
+    assert_eq!(
+        s.run("status", &[]).status.code(),
+        Some(3),
+        "nothing left running"
+    );
+}
+
+#[test]
+fn run_by_hand_binds_the_addresses_itself_and_names_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("ctl.sock");
+    let script = "import os, socket\n\
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=3)\n\
+        print(os.environ['LISTEN_FDNAMES'], s.getsockname(), \
+        os.environ['LISTEN_PID'] == str(os.getpid()), flush=True)\n";
+    let out = Command::new(BIN)
+        .args(["--name", "byhand", "run", "--listen"])
+        .arg(format!("unix:{},name=ctl", sock.display()))
+        .args(["--", "/usr/bin/python3", "-c", script])
+        .env_remove("NOTIFY_SOCKET")
+        .stdin(Stdio::null())
+        .bounded_output();
+    ok(&out);
+    assert_eq!(
+        text(&out.stdout).trim(),
+        format!("ctl {} True", sock.display())
+    );
+}

@@ -26,7 +26,8 @@ pub struct RunArgs {
     /// tcp:HOST:PORT (a connect succeeds: use this for a server), unix:PATH, file:PATH,
     /// exec:CMD (exits 0), or notify (it sends READY=1 to the $NOTIFY_SOCKET it is given;
     /// its STATUS/WATCHDOG/... are relayed). In tcp:, an IP address such as 127.0.0.1 is
-    /// best: a host name is looked up at every check, and mydaemon waits for DNS
+    /// best: a host name is looked up at every check, and mydaemon waits for DNS. With
+    /// --listen, immediate is right: the socket accepts before the command starts
     /// [default: immediate].
     #[arg(long, value_name = "HOW", requires = "command")]
     pub ready: Option<Readiness>,
