@@ -42,7 +42,9 @@ pub fn exec(g: &Global, a: &RunArgs) -> Result<u8> {
         runner = runner.with_listeners(listeners);
     }
     let result = match a.exec_options(crate::notify::watchdog_interval()) {
-        Some(opts) => runner.run(&mut ExecService::new(opts)),
+        Some(opts) => runner
+            .with_reload_timeout(opts.reload_timeout)
+            .run(&mut ExecService::new(opts)),
         None => {
             let mut hb = Heartbeat::from_env(
                 &g.name,

@@ -521,8 +521,10 @@ impl Service for ExecService {
         // With notify, reloaded means the command said READY=1 again; otherwise it
         // means the signal was delivered.
         if self.opts.ready == Readiness::Notify {
-            ctx.reload_pending();
+            // Our deadline first: the runner's (set by reload_pending, as long) comes
+            // no earlier, so a timeout is reported in this service's words.
             self.reload_deadline = Some(Instant::now() + self.opts.reload_timeout);
+            ctx.reload_pending();
         }
         self.schedule(ctx);
         Ok(())

@@ -51,12 +51,28 @@ pub enum Phase {
 }
 
 /// The reload state of a run: its phase and who waits for the outcome.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Reload {
     pub(super) phase: Phase,
     /// Processes that asked with [`REQUEST_VALUE`] and wait for the answer.
     pub(super) requesters: Vec<i32>,
     pub(super) started: Option<Instant>,
+    /// A pending reload not over by then fails.
+    pub(super) deadline: Option<Instant>,
+    /// How long a pending reload may take.
+    pub(super) timeout: Duration,
+}
+
+impl Default for Reload {
+    fn default() -> Self {
+        Reload {
+            phase: Phase::Idle,
+            requesters: Vec::new(),
+            started: None,
+            deadline: None,
+            timeout: DEFAULT_RELOAD_TIMEOUT,
+        }
+    }
 }
 
 impl Reload {
@@ -195,6 +211,18 @@ pub(super) fn on_hup<S: super::Service + ?Sized>(
     finish(ctx);
 }
 
+/// After the service's turn: a pending reload past its deadline fails (the service's
+/// own timeout, such as exec mode's, had its chance first). True if it did.
+pub(super) fn expire(ctx: &mut super::Context, now: Instant) -> bool {
+    let late = ctx.reload.deadline.is_some_and(|d| d <= now);
+    if late && ctx.is_reloading() {
+        let t = crate::time::format_duration(ctx.reload.timeout);
+        ctx.reload_failed(format!("the reload did not finish within {t}"));
+        return true;
+    }
+    false
+}
+
 /// After a callback: if the reload is over, `READY=1` with the outcome's `STATUS=`,
 /// then the answers. A service that stops instead fails the reload.
 pub(super) fn finish(ctx: &mut super::Context) {
@@ -209,6 +237,7 @@ pub(super) fn finish(ctx: &mut super::Context) {
     let Phase::Done(result) = std::mem::take(&mut ctx.reload.phase) else {
         return;
     };
+    ctx.reload.deadline = None;
     let took = ctx
         .reload
         .started
@@ -350,5 +379,61 @@ mod tests {
             last,
             "READY=1\nSTATUS=reload failed: line 3: unknown key\nMYDAEMON_RELOAD=failed\n"
         );
+    }
+
+    /// Never finishes the reload it says is pending.
+    struct Forgets;
+
+    impl crate::daemon::Service for Forgets {
+        fn start(&mut self, ctx: &mut Context) -> ServiceResult {
+            ctx.set_status("up");
+            ctx.ready();
+            nix::sys::signal::raise(Signal::SIGHUP)?;
+            Ok(())
+        }
+        fn reload(&mut self, ctx: &mut Context) -> ServiceResult {
+            ctx.reload_pending();
+            ctx.wake_in(Duration::from_millis(20));
+            Ok(())
+        }
+        fn run(&mut self, ctx: &mut Context) -> ServiceResult {
+            if ctx.is_reloading() {
+                ctx.wake_in(Duration::from_millis(20));
+            } else {
+                ctx.exit(Exit::Code(0));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_pending_reload_never_finished_fails_after_the_reload_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let started = Instant::now();
+        // The service exits on its first wake-up after the reload is over.
+        let exit = Runner::new("forgets")
+            .with_notifier(Notifier::to_socket(Some(path.into())))
+            .with_watchdog(None)
+            .with_reload_timeout(Duration::from_millis(300))
+            .run(&mut Forgets)
+            .unwrap();
+        assert_eq!(exit, Exit::Code(0));
+        sock.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        let mut msgs = Vec::new();
+        while let Ok(n) = sock.recv(&mut buf) {
+            msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let last = msgs
+            .iter()
+            .find(|m| m.contains(RESULT_KEY))
+            .unwrap_or_else(|| panic!("no reload outcome: {msgs:?}"));
+        assert_eq!(
+            last,
+            "READY=1\nSTATUS=reload failed: the reload did not finish within 300ms\nMYDAEMON_RELOAD=failed\n"
+        );
+        assert!(started.elapsed() >= Duration::from_millis(300));
     }
 }

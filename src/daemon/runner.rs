@@ -28,6 +28,7 @@ pub struct Runner {
     notifier: Notifier,
     watchdog: Option<Duration>,
     listeners: Option<super::listen::Listeners>,
+    reload_timeout: Duration,
 }
 
 impl Runner {
@@ -39,7 +40,15 @@ impl Runner {
             notifier: Notifier::from_env(),
             watchdog: crate::notify::watchdog_interval(),
             listeners: None,
+            reload_timeout: super::reload::DEFAULT_RELOAD_TIMEOUT,
         }
+    }
+
+    /// How long a reload the service finishes later
+    /// ([`Context::reload_pending`]) may take before it counts as failed (default 90 s).
+    pub fn with_reload_timeout(mut self, timeout: Duration) -> Runner {
+        self.reload_timeout = timeout;
+        self
     }
 
     /// The listening sockets the service gets ([`Context::listeners`]); by default
@@ -69,6 +78,7 @@ impl Runner {
     pub fn run<S: Service + ?Sized>(self, service: &mut S) -> Result<Exit, BoxError> {
         let signals = Signals::install().map_err(|e| format!("cannot set up signals: {e}"))?;
         let mut ctx = Context::new(&self.name, self.notifier, self.watchdog);
+        ctx.reload.timeout = self.reload_timeout;
         ctx.listeners = self
             .listeners
             .or_else(super::listen::Listeners::from_env)
@@ -90,7 +100,10 @@ impl Runner {
                 .as_ref()
                 .filter(|_| !ctx.watchdog_delegated)
                 .map(|d| d.next);
-            let deadline = [ctx.wake_at, dog_next].into_iter().flatten().min();
+            let deadline = [ctx.wake_at, dog_next, ctx.reload.deadline]
+                .into_iter()
+                .flatten()
+                .min();
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
             let (signal_ready, fd_ready) = wait(&signals, service, timeout)?;
 
@@ -107,6 +120,9 @@ impl Runner {
             if (child || fd_ready || timer_due) && ctx.exit.is_none() {
                 ctx.wake_at = None;
                 service.run(&mut ctx)?;
+                flush(&mut ctx);
+            }
+            if super::reload::expire(&mut ctx, Instant::now()) {
                 flush(&mut ctx);
             }
             if let Some(dog) = dog.as_mut().filter(|_| !ctx.watchdog_delegated) {

@@ -233,9 +233,13 @@ impl Context {
     ///
     /// [`reloaded`]: Context::reloaded
     /// [`reload_failed`]: Context::reload_failed
+    ///
+    /// A pending reload not finished within the runner's reload timeout (90 s unless
+    /// [`Runner::with_reload_timeout`](super::Runner::with_reload_timeout)) fails.
     pub fn reload_pending(&mut self) {
         if let super::reload::Phase::Running { pending } = &mut self.reload.phase {
             *pending = true;
+            self.reload.deadline = Some(Instant::now() + self.reload.timeout);
         }
     }
 
