@@ -190,6 +190,11 @@ fn install_writes_enables_and_starts_the_socket_and_uninstall_removes_both() {
     assert_eq!(out.status.code(), Some(0));
     let text = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(text.contains("lazy.socket active (running)"), "{text}");
+    // `stop` says the socket would start it again.
+    let out = bx.sh(&format!("{BIN} --name lazy stop"));
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(err.contains("lazy.socket still listens"), "{err}");
     // uninstall: both units stopped, disabled, removed; the port closed.
     let out = bx.sh_ok(&format!("{BIN} --name lazy uninstall"));
     assert!(

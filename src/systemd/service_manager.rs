@@ -210,7 +210,20 @@ impl ServiceManager for SystemdManager {
     }
 
     fn stop(&self, t: &Target) -> Result<u8> {
-        self.job(t, Verb::Stop)
+        let code = self.job(t, Verb::Stop)?;
+        // As systemctl warns: a socket that still listens starts the service again.
+        if !t.quiet && !self.no_block {
+            let unit = t.unit_name();
+            if let Some(s) = super::socket_status::read(bus_scope(t), &unit, false)
+                .filter(|s| s.active_state == "active")
+            {
+                eprintln!(
+                    "note: {} still listens: the next connection starts {unit} again                      (stop it too: `systemctl stop {}`; or `mydaemon uninstall`)",
+                    s.unit, s.unit
+                );
+            }
+        }
+        Ok(code)
     }
 
     fn restart(&self, t: &Target) -> Result<u8> {
