@@ -1,7 +1,7 @@
 //! `mydaemon reload-wait PID` (hidden): the `ExecReload=` of generated units. Sends
 //! SIGHUP to the service's main process as a request and returns when the service has
 //! reloaded; exits 1 when it reports the reload failed, exited, or did not answer.
-//! See [`crate::daemon::reload`].
+//! See `crate::daemon::reload`.
 
 use std::time::Duration;
 

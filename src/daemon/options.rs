@@ -57,8 +57,8 @@ pub struct RunArgs {
     #[arg(long, value_name = "DURATION", value_parser = parse_positive_duration, requires = "health")]
     pub health_timeout: Option<Duration>,
 
-    /// Socket activation: an address the service listens on (repeatable):
-    /// tcp:[HOST:]PORT, tcp6:…, udp:[HOST:]PORT, udp6:…, unix:PATH, each with an
+    /// Socket activation: an address the service listens on (repeatable): tcp:PORT
+    /// or tcp:HOST:PORT (an IP address), tcp6:…, udp:…, udp6:…, unix:PATH, each with an
     /// optional ,name=NAME (its LISTEN_FDNAMES entry). Under systemd, NAME.socket binds
     /// them; the PID-file backend binds them itself and keeps them across restarts.
     /// The command gets them at fds 3, 4, … with LISTEN_FDS/LISTEN_FDNAMES/LISTEN_PID.
