@@ -216,3 +216,52 @@ fn install_writes_enables_and_starts_the_socket_and_uninstall_removes_both() {
         Some(3)
     );
 }
+
+/// Prints what it was handed (names, and each socket's family and address) on every
+/// connection to its first socket, then closes it.
+const SHOW_FDS: &str = r#"#!/usr/bin/python3
+import os, socket
+n = int(os.environ['LISTEN_FDS'])
+socks = [socket.socket(fileno=3 + i) for i in range(n)]
+desc = '%s %s %s' % (os.environ['LISTEN_PID'] == str(os.getpid()), os.environ['LISTEN_FDNAMES'],
+    ' '.join('%s=%s' % (s.family.name, s.getsockname()) for s in socks))
+while True:
+    c, _ = socks[0].accept()
+    c.sendall(desc.encode() + b'\n')
+    c.close()
+"#;
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn named_sockets_arrive_in_order_and_port_80_needs_no_capability() {
+    let bx = TestBox::boot();
+    bx.sh_ok("ip link set lo up");
+    bx.write_file("/usr/local/bin/show-fds", SHOW_FDS.as_bytes());
+    bx.sh_ok("chmod 755 /usr/local/bin/show-fds");
+    // The generated unit's sandbox (DynamicUser=yes, no capabilities): port 80 is bound
+    // by systemd in two.socket, not by the service.
+    bx.sh_ok(&format!(
+        "{BIN} --name two install --listen tcp:127.0.0.1:80,name=web \
+         --listen unix:/run/two.sock,name=ctl -- /usr/local/bin/show-fds"
+    ));
+    let unit = String::from_utf8(bx.read_file("/etc/systemd/system/two.service")).unwrap();
+    assert!(unit.contains("DynamicUser=yes"), "{unit}");
+    assert!(!unit.contains("CAP_NET_BIND_SERVICE"), "{unit}");
+    let socket = String::from_utf8(bx.read_file("/etc/systemd/system/two.socket")).unwrap();
+    assert!(
+        socket.contains("ListenStream=127.0.0.1:80\nListenStream=/run/two.sock\n"),
+        "{socket}"
+    );
+    let answer = bx.sh_ok(
+        "/usr/bin/python3 -c \"import socket; s = socket.create_connection(('127.0.0.1', 80), timeout=10); \
+         s.settimeout(10); print(s.recv(500).decode().strip())\"",
+    );
+    assert_eq!(
+        answer.trim(),
+        "True web:ctl AF_INET=('127.0.0.1', 80) AF_UNIX=/run/two.sock"
+    );
+    let user = bx.sh_ok(
+        "ps -o user= -p $(cat /proc/$(systemctl show -p MainPID --value two)/task/*/children)",
+    );
+    assert_ne!(user.trim(), "root", "the server runs as the dynamic user");
+}
