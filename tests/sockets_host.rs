@@ -109,6 +109,15 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// A free UDP port on 127.0.0.1 (bound and released).
+fn free_udp_port() -> u16 {
+    std::net::UdpSocket::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
 /// One connection: the server's answer (its PID), or what went wrong.
 fn ask(port: u16) -> Result<u32, String> {
     let mut c = TcpStream::connect(("127.0.0.1", port)).map_err(|e| format!("connect: {e}"))?;
@@ -254,12 +263,15 @@ fn run_by_hand_binds_the_addresses_itself_and_names_them() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("ctl.sock");
     let script = "import os, socket\n\
-        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM, fileno=3)\n\
-        print(os.environ['LISTEN_FDNAMES'], s.getsockname(), \
-        os.environ['LISTEN_PID'] == str(os.getpid()), flush=True)\n";
+        s = socket.socket(fileno=3)\n\
+        u = socket.socket(fileno=4)\n\
+        print(os.environ['LISTEN_FDNAMES'], s.getsockname(), u.type.name, \
+        u.getsockname()[0], os.environ['LISTEN_PID'] == str(os.getpid()), flush=True)\n";
     let out = Command::new(BIN)
         .args(["--name", "byhand", "run", "--listen"])
         .arg(format!("unix:{},name=ctl", sock.display()))
+        .arg("--listen")
+        .arg(format!("udp:127.0.0.1:{}", free_udp_port()))
         .args(["--", "/usr/bin/python3", "-c", script])
         .env_remove("NOTIFY_SOCKET")
         .stdin(Stdio::null())
@@ -267,6 +279,6 @@ fn run_by_hand_binds_the_addresses_itself_and_names_them() {
     ok(&out);
     assert_eq!(
         text(&out.stdout).trim(),
-        format!("ctl {} True", sock.display())
+        format!("ctl:byhand {} SOCK_DGRAM 127.0.0.1 True", sock.display())
     );
 }
