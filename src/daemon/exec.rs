@@ -410,6 +410,9 @@ impl Service for ExecService {
             .spawn()
             .map_err(|e| format!("cannot run {}: {e}", self.program()))?;
         let pid = child.id();
+        if let Some(relay) = &mut self.relay {
+            relay.set_command(pid);
+        }
         log::info!(mydaemon_event = "child-start", mydaemon_pid = pid; "started {} (pid {pid})", self.opts.command.iter().map(|w| crate::unit::quote::shell_word(w)).collect::<Vec<_>>().join(" "));
         self.child_exited = super::signals::pidfd(pid);
         self.child = Some(child);
