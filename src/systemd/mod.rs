@@ -35,11 +35,7 @@ use errors::from_zbus;
 
 /// The scope for the `--user` flag.
 pub fn scope(user: bool) -> Scope {
-    if user {
-        Scope::User
-    } else {
-        Scope::System
-    }
+    Scope::from_user(user)
 }
 
 /// Reads the status of `unit` for `status`: over the private socket in one blocking
