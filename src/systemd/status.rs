@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::time::format_span;
 use serde::Serialize;
 use zbus::{OwnedVariant, Variant};
 
@@ -215,7 +216,7 @@ impl UnitStatus {
             let ago = now
                 .duration_since(UNIX_EPOCH + Duration::from_micros(self.since_usec))
                 .unwrap_or_default();
-            active.push_str(&format!(" since {since}; {} ago", format_duration(ago)));
+            active.push_str(&format!(" since {since}; {} ago", format_span(ago)));
         }
         line(&mut out, "Active", &active);
         if self.main_pid != 0 {
@@ -254,7 +255,7 @@ impl UnitStatus {
             line(
                 &mut out,
                 "Watchdog",
-                &format_duration(Duration::from_micros(self.watchdog_usec)),
+                &format_span(Duration::from_micros(self.watchdog_usec)),
             );
         }
         out
@@ -368,29 +369,6 @@ pub fn format_utc(usec: u64) -> String {
     )
 }
 
-/// `1h 2min 3s`, `450ms`, `2d 3h`: the two largest units.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = ms / 1000;
-    let parts = [
-        (s / 86_400, "d"),
-        (s % 86_400 / 3600, "h"),
-        (s % 3600 / 60, "min"),
-        (s % 60, "s"),
-    ];
-    let first = parts.iter().position(|(v, _)| *v > 0).unwrap_or(3);
-    parts[first..]
-        .iter()
-        .take(2)
-        .filter(|(v, _)| *v > 0)
-        .map(|(v, u)| format!("{v}{u}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// `12.3M`, `512K`, `900B`.
 pub fn format_bytes(b: u64) -> String {
     const UNITS: [&str; 4] = ["K", "M", "G", "T"];
@@ -436,10 +414,6 @@ mod tests {
 
     #[test]
     fn durations_and_sizes() {
-        assert_eq!(format_duration(Duration::from_millis(450)), "450ms");
-        assert_eq!(format_duration(Duration::from_secs(3723)), "1h 2min");
-        assert_eq!(format_duration(Duration::from_secs(59)), "59s");
-        assert_eq!(format_duration(Duration::from_secs(86_400 + 5)), "1d");
         assert_eq!(format_bytes(900), "900B");
         assert_eq!(format_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5M");
     }
