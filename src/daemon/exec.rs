@@ -580,7 +580,10 @@ mod tests {
             Exit::Signal(Signal::SIGTERM)
         );
         assert_eq!(Exit::Signal(Signal::SIGTERM).code(), 143);
-        assert_eq!(describe(ExitStatus::from_raw(9)), "was killed by SIGKILL");
+        assert_eq!(
+            describe(ExitStatus::from_raw(9)),
+            "was killed by signal SIGKILL"
+        );
         assert_eq!(
             describe(ExitStatus::from_raw(2 << 8)),
             "exited with status 2"

@@ -157,13 +157,7 @@ pub struct Spec {
 
 /// Whether systemd's `Restart=on-failure` would restart after `status`.
 pub fn is_failure(status: ExitStatus) -> bool {
-    if let Some(code) = status.code() {
-        return code != 0;
-    }
-    !matches!(
-        status.signal().and_then(|s| Signal::try_from(s).ok()),
-        Some(Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE)
-    )
+    !crate::sys::ProcessEnd::of(status).is_some_and(|e| e.is_clean())
 }
 
 /// How long processes the service left behind get between SIGTERM and SIGKILL.
@@ -710,6 +704,9 @@ mod tests {
         assert!(!is_failure(sig(Signal::SIGPIPE)));
         assert!(is_failure(sig(Signal::SIGSEGV)));
         assert!(is_failure(sig(Signal::SIGKILL)));
-        assert_eq!(describe(sig(Signal::SIGSEGV)), "was killed by SIGSEGV");
+        assert_eq!(
+            describe(sig(Signal::SIGSEGV)),
+            "was killed by signal SIGSEGV"
+        );
     }
 }
