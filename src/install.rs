@@ -2,7 +2,7 @@
 //!
 //! The pieces `install`/`uninstall` are made of, each usable alone (the D-Bus layer adds
 //! reload/enable/start on top of them):
-//! - [`unit_dir`]: where unit files go for a [`Scope`] (system, user, or an image root);
+//! - [`unit_dir`]: where unit files go for a [`Place`] (system, user, or an image root);
 //! - [`write_unit`]: temp file in the same directory, mode 0644, fsync, rename; refuses
 //!   to replace a file without the [`MARKER`] unless forced;
 //! - [`enable_links`]: the `WANTEDBY.wants/NAME.service` symlink `systemctl --root
@@ -15,25 +15,25 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
+pub use crate::spec::Scope;
 pub use crate::unit::MARKER;
 
 /// System unit directory (relative to `/` or to an image root).
 pub const SYSTEM_UNIT_DIR: &str = "/etc/systemd/system";
 
-/// Where a unit is installed.
+/// Where a unit is installed: for a running manager, or into an image.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Scope {
-    /// The running system: `/etc/systemd/system`.
-    System,
-    /// The per-user manager: `$XDG_CONFIG_HOME/systemd/user` (`~/.config/systemd/user`).
-    User,
+pub enum Place {
+    /// A manager's directory: `/etc/systemd/system` for [`Scope::System`],
+    /// `$XDG_CONFIG_HOME/systemd/user` (`~/.config/systemd/user`) for [`Scope::User`].
+    Live(Scope),
     /// An offline image tree: `ROOT/etc/systemd/system`.
     Root(PathBuf),
 }
 
-impl Scope {
-    /// The scope `--user`/`--root` select; `--root` with `--user` is refused.
-    pub fn select(user: bool, root: Option<&Path>) -> Result<Scope> {
+impl Place {
+    /// The place `--user`/`--root` select; `--root` with `--user` is refused.
+    pub fn select(user: bool, root: Option<&Path>) -> Result<Place> {
         match (root, user) {
             (Some(_), true) => Err(Error::usage(
                 "--root installs a system unit into an image; it cannot be combined with --user",
@@ -45,20 +45,19 @@ impl Scope {
                         r.display()
                     )));
                 }
-                Ok(Scope::Root(r.to_path_buf()))
+                Ok(Place::Root(r.to_path_buf()))
             }
-            (None, true) => Ok(Scope::User),
-            (None, false) => Ok(Scope::System),
+            (None, user) => Ok(Place::Live(Scope::from_user(user))),
         }
     }
 }
 
 /// The directory unit files go to for `scope`.
-pub fn unit_dir(scope: &Scope) -> Result<PathBuf> {
-    match scope {
-        Scope::System => Ok(PathBuf::from(SYSTEM_UNIT_DIR)),
-        Scope::Root(root) => Ok(root.join(SYSTEM_UNIT_DIR.trim_start_matches('/'))),
-        Scope::User => {
+pub fn unit_dir(place: &Place) -> Result<PathBuf> {
+    match place {
+        Place::Live(Scope::System) => Ok(PathBuf::from(SYSTEM_UNIT_DIR)),
+        Place::Root(root) => Ok(root.join(SYSTEM_UNIT_DIR.trim_start_matches('/'))),
+        Place::Live(Scope::User) => {
             let config = match std::env::var_os("XDG_CONFIG_HOME") {
                 Some(x) if Path::new(&x).is_absolute() => PathBuf::from(x),
                 _ => match std::env::var_os("HOME") {
@@ -388,7 +387,7 @@ mod tests {
     #[test]
     fn enable_and_remove_links() {
         let t = tempfile::tempdir().unwrap();
-        let dir = unit_dir(&Scope::Root(t.path().to_path_buf())).unwrap();
+        let dir = unit_dir(&Place::Root(t.path().to_path_buf())).unwrap();
         write_unit(&dir, "c.service", UNIT, false).unwrap();
         let target = Path::new("/etc/systemd/system/c.service");
         let links = enable_links(&dir, "c.service", target, &["multi-user.target"]).unwrap();
@@ -412,11 +411,11 @@ mod tests {
     fn dirs_for_system_and_root() {
         // --user's $XDG_CONFIG_HOME handling is tested through the binary (tests/unit_render.rs).
         assert_eq!(
-            unit_dir(&Scope::Root("/img".into())).unwrap(),
+            unit_dir(&Place::Root("/img".into())).unwrap(),
             Path::new("/img/etc/systemd/system")
         );
         assert_eq!(
-            unit_dir(&Scope::System).unwrap(),
+            unit_dir(&Place::Live(Scope::System)).unwrap(),
             Path::new("/etc/systemd/system")
         );
     }

@@ -24,6 +24,7 @@ pub mod fallback;
 pub(crate) mod install;
 pub(crate) mod logging;
 pub mod notify;
+pub(crate) mod notify_socket;
 pub mod spec;
 #[allow(unsafe_code)]
 pub mod sys;

@@ -26,6 +26,31 @@ impl Target {
     pub fn unit_name(&self) -> String {
         self.name.unit_file()
     }
+
+    /// The service manager it is under.
+    pub fn scope(&self) -> Scope {
+        Scope::from_user(self.user)
+    }
+}
+
+/// Which service manager: PID 1, or the calling user's `systemd --user`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The system manager (PID 1).
+    System,
+    /// The per-user manager of the calling user.
+    User,
+}
+
+impl Scope {
+    /// The scope for the `--user` flag.
+    pub fn from_user(user: bool) -> Scope {
+        if user {
+            Scope::User
+        } else {
+            Scope::System
+        }
+    }
 }
 
 /// Unit settings, shared by `unit` and `install`.

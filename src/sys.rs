@@ -162,21 +162,85 @@ fn errno(e: rustix::io::Errno) -> Errno {
     Errno::from_raw(e.raw_os_error())
 }
 
-/// "exited with status 3", "was killed by SIGTERM".
-pub fn describe(status: ExitStatus) -> String {
-    if let Some(code) = status.code() {
-        return format!("exited with status {code}");
+/// How a process ended: from a wait status, or from systemd's `ExecMainCode` and
+/// `ExecMainStatus` (a `si_code` and its status).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProcessEnd {
+    /// It exited with this status.
+    Exited(i32),
+    /// A signal (its number) killed it; `core`: it dumped core.
+    Killed {
+        /// The signal's number.
+        signal: i32,
+        /// Whether it dumped core.
+        core: bool,
+    },
+}
+
+impl ProcessEnd {
+    /// From a wait status (`None`: neither exited nor killed).
+    pub fn of(status: ExitStatus) -> Option<ProcessEnd> {
+        if let Some(code) = status.code() {
+            return Some(ProcessEnd::Exited(code));
+        }
+        Some(ProcessEnd::Killed {
+            signal: status.signal()?,
+            core: status.core_dumped(),
+        })
     }
-    match status.signal().map(Signal::try_from) {
-        Some(Ok(sig)) => format!(
-            "was killed by {sig}{}",
-            if status.core_dumped() {
-                " (core dumped)"
-            } else {
-                ""
-            }
-        ),
-        _ => format!("ended: {status}"),
+
+    /// From a `si_code` (1 exited, 2 killed, 3 dumped core) and its status, as systemd
+    /// reports a main process's end (`None`: it has not ended).
+    pub fn from_si_code(code: i32, status: i32) -> Option<ProcessEnd> {
+        match code {
+            1 => Some(ProcessEnd::Exited(status)),
+            2 | 3 => Some(ProcessEnd::Killed {
+                signal: status,
+                core: code == 3,
+            }),
+            _ => None,
+        }
+    }
+
+    /// Whether systemd counts it as a clean end (`Restart=on-failure` does not
+    /// restart): status 0, or SIGHUP, SIGINT, SIGTERM or SIGPIPE (what `stop` sends,
+    /// and what a service re-raises to end "the same way" as its command).
+    pub fn is_clean(self) -> bool {
+        match self {
+            ProcessEnd::Exited(code) => code == 0,
+            ProcessEnd::Killed { signal, .. } => matches!(
+                Signal::try_from(signal),
+                Ok(Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE)
+            ),
+        }
+    }
+
+    /// "exited with status 3", "was killed by signal SIGTERM", "was killed by signal
+    /// SIGABRT (core dumped)".
+    pub fn describe(self) -> String {
+        match self {
+            ProcessEnd::Exited(code) => format!("exited with status {code}"),
+            ProcessEnd::Killed { signal, core } => format!(
+                "was killed by signal {}{}",
+                signal_name(signal),
+                if core { " (core dumped)" } else { "" }
+            ),
+        }
+    }
+}
+
+/// `SIGTERM`, or `signal 99` for a number with no name.
+pub fn signal_name(signal: i32) -> String {
+    Signal::try_from(signal)
+        .map(|s| s.as_str().to_owned())
+        .unwrap_or_else(|_| format!("signal {signal}"))
+}
+
+/// "exited with status 3", "was killed by signal SIGTERM" (see [`ProcessEnd::describe`]).
+pub fn describe(status: ExitStatus) -> String {
+    match ProcessEnd::of(status) {
+        Some(end) => end.describe(),
+        None => format!("ended: {status}"),
     }
 }
 

@@ -93,15 +93,29 @@ pub fn parse_positive_duration(text: &str) -> Result<Duration, String> {
     Ok(d)
 }
 
-/// A compact human form: `45s`, `7m`, `3h12m`, `2d4h` (for status lines).
-pub fn format_uptime(d: Duration) -> String {
-    let s = d.as_secs();
-    match s {
-        0..60 => format!("{s}s"),
-        60..3600 => format!("{}m", s / 60),
-        3600..86400 => format!("{}h{}m", s / 3600, s % 3600 / 60),
-        _ => format!("{}d{}h", s / 86400, s % 86400 / 3600),
+/// A length of time for people, as `systemctl status` shows it: `1h 2min`, `450ms`,
+/// `2d 3h` (the two largest units; for status output, "… ago", "up …"). For a form
+/// that [`parse_duration`] reads back, see [`format_duration`].
+pub fn format_span(d: Duration) -> String {
+    let ms = d.as_millis() as u64;
+    if ms < 1000 {
+        return format!("{ms}ms");
     }
+    let s = ms / 1000;
+    let parts = [
+        (s / 86_400, "d"),
+        (s % 86_400 / 3600, "h"),
+        (s % 3600 / 60, "min"),
+        (s % 60, "s"),
+    ];
+    let first = parts.iter().position(|(v, _)| *v > 0).unwrap_or(3);
+    parts[first..]
+        .iter()
+        .take(2)
+        .filter(|(v, _)| *v > 0)
+        .map(|(v, u)| format!("{v}{u}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// The duration in a form `parse_duration` reads back (`1m30s`, `500ms`, `1500us`):
@@ -283,16 +297,15 @@ mod tests {
     }
 
     #[test]
-    fn uptime_is_compact() {
-        assert_eq!(format_uptime(Duration::from_secs(45)), "45s");
-        assert_eq!(format_uptime(Duration::from_secs(7 * 60 + 5)), "7m");
+    fn spans_show_the_two_largest_units() {
+        assert_eq!(format_span(Duration::from_millis(450)), "450ms");
+        assert_eq!(format_span(Duration::from_secs(3723)), "1h 2min");
+        assert_eq!(format_span(Duration::from_secs(59)), "59s");
+        assert_eq!(format_span(Duration::from_secs(7 * 60 + 5)), "7min 5s");
+        assert_eq!(format_span(Duration::from_secs(86_400 + 5)), "1d");
         assert_eq!(
-            format_uptime(Duration::from_secs(3 * 3600 + 12 * 60)),
-            "3h12m"
-        );
-        assert_eq!(
-            format_uptime(Duration::from_secs(2 * 86400 + 4 * 3600)),
-            "2d4h"
+            format_span(Duration::from_secs(2 * 86400 + 4 * 3600)),
+            "2d 4h"
         );
     }
 

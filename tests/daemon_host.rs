@@ -598,6 +598,61 @@ fn stopping_during_a_readiness_probe_does_not_spin() {
     assert_eq!(d.wait(T).code(), Some(0));
 }
 
+/// Exec mode believes only the command and its descendants (systemd's
+/// `NotifyAccess=main`, widened to the command's own children so that a script's
+/// `systemd-notify` is heard): a READY=1 from another process is ignored and logged,
+/// rate-limited; one from a child of the command still counts.
+#[test]
+fn notify_relay_ignores_a_process_that_is_not_the_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let go = dir.path().join("go");
+    let script = format!(
+        "echo \"notify-socket=$NOTIFY_SOCKET\" >&2\n\
+         while [ ! -e '{}' ]; do sleep 0.05; done\n\
+         python3 -c 'import os, socket; socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM).sendto(b\"READY=1\\nSTATUS=from a child\", os.environ[\"NOTIFY_SOCKET\"])'\n\
+         exec sleep 30\n",
+        go.display()
+    );
+    let mut d = Daemon::start(
+        &["run", "--ready", "notify", "--", "sh", "-c", &script],
+        &[],
+    );
+    let line = d.await_log("notify-socket=/", T);
+    let path = line.split_once("notify-socket=").unwrap().1.to_owned();
+    let forger = UnixDatagram::unbound().unwrap();
+    forger
+        .set_write_timeout(Some(Duration::from_secs(5)))
+        .unwrap();
+    // More than the kernel queues (10) and more than the log allows (10 per 30 s):
+    // blocking sends, so each is read before the queue takes more.
+    for _ in 0..30 {
+        forger.send_to(b"READY=1\nSTATUS=forged\n", &path).unwrap();
+    }
+    let seen = d.notifications_for(Duration::from_millis(500));
+    assert!(
+        seen.iter()
+            .all(|m| !m.lines().any(|l| l == "READY=1") && !m.contains("forged")),
+        "{seen:?}"
+    );
+    let want = format!(
+        "ignoring a notification from pid {}, not the command",
+        std::process::id()
+    );
+    d.await_log(&want, T);
+    let n = d.drain_log().iter().filter(|l| l.contains(&want)).count();
+    assert!((1..=10).contains(&n), "{n} lines for 30 forged datagrams");
+    // The command's own child is believed.
+    std::fs::write(&go, "").unwrap();
+    let seen = d.await_notify("READY=1", T);
+    assert!(
+        seen.last().unwrap().contains("STATUS=from a child"),
+        "{seen:?}"
+    );
+    assert!(seen.iter().all(|m| !m.contains("forged")), "{seen:?}");
+    d.signal(Signal::SIGTERM);
+    d.wait(T);
+}
+
 #[test]
 fn notify_readiness_times_out_when_the_command_stays_silent() {
     let started = Instant::now();

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 
 use super::service::{Context, Service, ServiceResult};
 use super::signals::Received;
-use crate::time::{format_duration, format_uptime, parse_positive_duration};
+use crate::time::{format_duration, format_span, parse_positive_duration};
 
 /// The state file's name inside the state directory.
 pub const STATE_FILE: &str = "state.json";
@@ -192,7 +192,7 @@ impl Heartbeat {
         format!(
             "heartbeat {}, up {}",
             self.state.heartbeats,
-            format_uptime(ctx.uptime())
+            format_span(ctx.uptime())
         )
     }
 

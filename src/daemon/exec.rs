@@ -439,6 +439,9 @@ impl Service for ExecService {
             .and_then(|mut c| c.spawn())
             .map_err(|e| format!("cannot run {}: {e}", self.program()))?;
         let pid = child.id();
+        if let Some(relay) = &mut self.relay {
+            relay.set_command(pid);
+        }
         log::info!(mydaemon_event = "child-start", mydaemon_pid = pid; "started {} (pid {pid})", self.opts.command.iter().map(|w| crate::unit::quote::shell_word(w)).collect::<Vec<_>>().join(" "));
         self.child_exited = super::signals::pidfd(pid);
         self.child = Some(child);
@@ -626,7 +629,10 @@ mod tests {
             Exit::Signal(Signal::SIGTERM)
         );
         assert_eq!(Exit::Signal(Signal::SIGTERM).code(), 143);
-        assert_eq!(describe(ExitStatus::from_raw(9)), "was killed by SIGKILL");
+        assert_eq!(
+            describe(ExitStatus::from_raw(9)),
+            "was killed by signal SIGKILL"
+        );
         assert_eq!(
             describe(ExitStatus::from_raw(2 << 8)),
             "exited with status 2"

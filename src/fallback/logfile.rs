@@ -8,7 +8,6 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::os::fd::OwnedFd;
 use std::time::{Duration, SystemTime};
 
-use nix::errno::Errno;
 use nix::fcntl::OFlag;
 use nix::sys::stat::fstat;
 
@@ -27,30 +26,12 @@ fn open_log(paths: &Paths) -> Result<Option<(File, u64, u64)>> {
     };
     let name = paths.log_file.file_name().unwrap_or(OsStr::new("log"));
     // Never blocks (a FIFO planted there); only a regular file of ours is read.
-    match dir.open_file(
-        name,
-        OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_NOCTTY,
-        0,
-    ) {
-        Ok(fd) => {
-            let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
-            if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
-                return Err(Error::generic(format!(
-                    "{} is not a regular file (a FIFO, socket or device?); refusing to read it",
-                    paths.log_file.display()
-                )));
-            }
-            super::paths::check_owner(&paths.log_file, &st)?;
-            let fd: OwnedFd = fd;
-            Ok(Some((File::from(fd), st.st_ino, st.st_dev)))
-        }
-        Err(Errno::ENOENT) => Ok(None),
-        Err(Errno::ELOOP) => Err(Error::generic(format!(
-            "{} is a symlink; refusing to read it",
-            paths.log_file.display()
-        ))),
-        Err(e) => Err(errno("open", &paths.log_file, e)),
-    }
+    let Some(fd) = dir.open_regular(name, OFlag::O_RDONLY, 0)? else {
+        return Ok(None);
+    };
+    let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
+    let fd: OwnedFd = fd;
+    Ok(Some((File::from(fd), st.st_ino, st.st_dev)))
 }
 
 /// The last `n` lines of `text` (without their newlines).

@@ -41,7 +41,7 @@ use crate::daemon::options::RunArgs;
 use crate::daemon::probe::{Probe, Readiness};
 use crate::error::{exit, Error, Result};
 use crate::sys::PidFd;
-use crate::time::{format_duration, format_uptime, parse_duration, rfc3339};
+use crate::time::{format_duration, format_span, parse_duration, rfc3339};
 use crate::unit::command::absolute;
 
 /// How long `stop` waits after SIGTERM before SIGKILL, by default.
@@ -669,7 +669,7 @@ pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         println!("  service:  pid {p} (under the supervisor), restarted {restarts} time(s)");
     }
     if let (Some(s), Some(u)) = (since, uptime) {
-        println!("  since:    {} ({} ago)", rfc3339(s), format_uptime(u));
+        println!("  since:    {} ({} ago)", rfc3339(s), format_span(u));
     }
     println!("  pid file: {}", paths.pid_file.display());
     println!("  log:      {}", paths.log_file.display());

@@ -218,6 +218,45 @@ impl SafeDir {
         )
     }
 
+    /// Opens `name` (with `flags` and, when it creates it, `mode`) without following a
+    /// symlink or blocking (a FIFO: `O_NONBLOCK`, which stays set), and checks it is a
+    /// regular file with one link, owned by us or root. `None`: absent.
+    pub fn open_regular(&self, name: &OsStr, flags: OFlag, mode: u32) -> Result<Option<OwnedFd>> {
+        let path = self.join(name);
+        let not_regular = || {
+            Error::generic(format!(
+                "{} is not a regular file (a FIFO, socket or device?); refusing to use it",
+                path.display()
+            ))
+        };
+        let fd = match self.open_file(name, flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY, mode) {
+            Ok(fd) => fd,
+            Err(Errno::ENOENT) => return Ok(None),
+            Err(Errno::ELOOP) => {
+                return Err(Error::generic(format!(
+                    "{} is a symlink; refusing to use it",
+                    path.display()
+                )))
+            }
+            // Opening a FIFO with no reader for writing, without blocking.
+            Err(Errno::ENXIO) => return Err(not_regular()),
+            Err(e) => return Err(errno("open", &path, e)),
+        };
+        let st = fstat(&fd).map_err(|e| errno("stat", &path, e))?;
+        if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+            return Err(not_regular());
+        }
+        check_owner(&path, &st)?;
+        if st.st_nlink > 1 {
+            return Err(Error::generic(format!(
+                "{} has {} hard links; refusing to use it",
+                path.display(),
+                st.st_nlink
+            )));
+        }
+        Ok(Some(fd))
+    }
+
     /// `lstat` of `name` relative to this directory.
     pub fn stat(&self, name: &OsStr) -> nix::Result<FileStat> {
         fstatat(&self.fd, name, nix::fcntl::AtFlags::AT_SYMLINK_NOFOLLOW)
@@ -372,42 +411,13 @@ pub fn open_log(paths: &Paths) -> Result<OwnedFd> {
         .unwrap_or(OsStr::new("log"))
         .to_owned();
     let fd = dir
-        .open_file(
+        .open_regular(
             &name,
-            // O_NONBLOCK: a FIFO there fails (ENXIO) or is refused below, never waited on.
-            OFlag::O_WRONLY
-                | OFlag::O_APPEND
-                | OFlag::O_CREAT
-                | OFlag::O_NOCTTY
-                | OFlag::O_NONBLOCK,
+            OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT,
             0o640,
-        )
-        .map_err(|e| match e {
-            Errno::ELOOP => Error::generic(format!(
-                "{} is a symlink; refusing to write the log through it",
-                paths.log_file.display()
-            )),
-            Errno::ENXIO => Error::generic(format!(
-                "{} is not a regular file (a FIFO?); refusing to use it as the log",
-                paths.log_file.display()
-            )),
-            e => errno("open log file", &paths.log_file, e),
-        })?;
-    let st = fstat(&fd).map_err(|e| errno("stat", &paths.log_file, e))?;
-    if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
-        return Err(Error::generic(format!(
-            "{} is not a regular file (a FIFO, socket or device?); refusing to use it as the log",
-            paths.log_file.display()
-        )));
-    }
-    check_owner(&paths.log_file, &st)?;
-    if st.st_nlink > 1 {
-        return Err(Error::generic(format!(
-            "{} has {} hard links; refusing to use it as the log",
-            paths.log_file.display(),
-            st.st_nlink
-        )));
-    }
+        )?
+        // O_CREAT: absent only if it vanished between the two calls.
+        .ok_or_else(|| errno("open log file", &paths.log_file, Errno::ENOENT))?;
     // The daemon's stdout and stderr: blocking writes, as usual.
     nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_SETFL(OFlag::O_APPEND))
         .map_err(|e| errno("set flags of", &paths.log_file, e))?;

@@ -43,7 +43,7 @@ use nix::libc;
 use nix::sys::stat::fstat;
 use nix::unistd::Pid;
 
-use super::paths::{check_owner, errno, Paths, SafeDir};
+use super::paths::{errno, Paths, SafeDir};
 use crate::error::{Error, Result};
 
 /// Byte locked by the daemon for its whole life.
@@ -212,44 +212,6 @@ fn remove_notify_dir(dir: &SafeDir, name: &OsStr) {
     );
 }
 
-/// Opens `name` in `dir` without following a symlink or blocking (a FIFO), and
-/// checks it is a regular file with one link, owned by us or root. `None`: absent.
-pub fn open_regular(
-    dir: &SafeDir,
-    name: &OsStr,
-    flags: OFlag,
-    mode: u32,
-) -> Result<Option<OwnedFd>> {
-    let path = dir.join(name);
-    let fd = match dir.open_file(name, flags | OFlag::O_NONBLOCK | OFlag::O_NOCTTY, mode) {
-        Ok(fd) => fd,
-        Err(Errno::ENOENT) => return Ok(None),
-        Err(Errno::ELOOP) => {
-            return Err(Error::generic(format!(
-                "{} is a symlink; refusing to use it",
-                path.display()
-            )))
-        }
-        Err(e) => return Err(errno("open", &path, e)),
-    };
-    let st = fstat(&fd).map_err(|e| errno("stat", &path, e))?;
-    if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-        return Err(Error::generic(format!(
-            "{} is not a regular file (a FIFO, socket or device?); refusing to use it",
-            path.display()
-        )));
-    }
-    check_owner(&path, &st)?;
-    if st.st_nlink > 1 {
-        return Err(Error::generic(format!(
-            "{} has {} hard links; refusing to use it",
-            path.display(),
-            st.st_nlink
-        )));
-    }
-    Ok(Some(fd))
-}
-
 impl PidFile {
     /// Opens the PID file's directory (creating it when `create`: mode 0755 for root,
     /// 0700 otherwise).
@@ -301,16 +263,19 @@ impl PidFile {
         } else {
             OFlag::O_RDWR
         };
-        let fd = open_regular(&self.dir, &lock_name(&self.name), flags, 0o600).map_err(|e| {
-            if e.kind() == crate::error::Kind::Privilege {
-                Error::privilege(format!(
-                    "{}: permission denied; the service's lock belongs to another user",
-                    self.lock_path().display()
-                ))
-            } else {
-                e
-            }
-        })?;
+        let fd = self
+            .dir
+            .open_regular(&lock_name(&self.name), flags, 0o600)
+            .map_err(|e| {
+                if e.kind() == crate::error::Kind::Privilege {
+                    Error::privilege(format!(
+                        "{}: permission denied; the service's lock belongs to another user",
+                        self.lock_path().display()
+                    ))
+                } else {
+                    e
+                }
+            })?;
         if let Some(fd) = &fd {
             // Whatever the umask or whoever made it: nobody else may open it.
             let st = fstat(fd).map_err(|e| self.err("stat", e))?;
@@ -334,7 +299,7 @@ impl PidFile {
 
     /// The PID the PID file names (a stale one's, for messages), never blocking.
     fn named_pid(&self) -> Result<Option<i32>> {
-        let Some(fd) = open_regular(&self.dir, &self.name, OFlag::O_RDONLY, 0)? else {
+        let Some(fd) = self.dir.open_regular(&self.name, OFlag::O_RDONLY, 0)? else {
             return Ok(None);
         };
         let mut buf = [0u8; 64];
@@ -347,7 +312,7 @@ impl PidFile {
     /// the file's owner (us or root), since anyone who can read the file can lock it.
     fn legacy_holder(&self) -> Result<Option<State>> {
         use std::os::unix::fs::MetadataExt;
-        let Some(fd) = open_regular(&self.dir, &self.name, OFlag::O_RDONLY, 0)? else {
+        let Some(fd) = self.dir.open_regular(&self.name, OFlag::O_RDONLY, 0)? else {
             return Ok(None);
         };
         let Holder::Pid(pid) = holder(&fd, ALIVE).map_err(|e| self.err("query the lock on", e))?
@@ -476,7 +441,9 @@ impl PidFile {
     /// What the running daemon published with [`Held::publish`] (call only while
     /// [`state`](PidFile::state) says it runs; a file of another owner is ignored).
     pub fn published(&self) -> Option<String> {
-        let fd = open_regular(&self.dir, &state_name(&self.name), OFlag::O_RDONLY, 0)
+        let fd = self
+            .dir
+            .open_regular(&state_name(&self.name), OFlag::O_RDONLY, 0)
             .ok()
             .flatten()?;
         // Written whole by a rename, so its size is final; a long STATUS= text with

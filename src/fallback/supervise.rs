@@ -33,10 +33,10 @@
 
 use std::collections::VecDeque;
 use std::ffi::OsString;
-use std::io::{IoSliceMut, Write};
-use std::os::fd::{AsFd, AsRawFd};
+use std::io::Write;
+use std::os::fd::AsFd;
 use std::os::linux::net::SocketAddrExt;
-use std::os::unix::net::{SocketAddr, UnixDatagram};
+use std::os::unix::net::SocketAddr;
 use std::os::unix::process::ExitStatusExt;
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus};
@@ -45,13 +45,13 @@ use std::time::{Duration, Instant, SystemTime};
 use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{kill, Signal};
-use nix::sys::socket::{recvmsg, setsockopt, sockopt, ControlMessageOwned, MsgFlags};
 use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::daemonize::Reporter;
 use super::pidfile::Held;
 use crate::daemon::signals::Signals;
+use crate::notify_socket::{Access, NotifySocket};
 use crate::sys::describe;
 use crate::sys::prepare_child;
 use crate::time::{format_duration, rfc3339};
@@ -166,13 +166,7 @@ pub struct Spec {
 
 /// Whether systemd's `Restart=on-failure` would restart after `status`.
 pub fn is_failure(status: ExitStatus) -> bool {
-    if let Some(code) = status.code() {
-        return code != 0;
-    }
-    !matches!(
-        status.signal().and_then(|s| Signal::try_from(s).ok()),
-        Some(Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE)
-    )
+    !crate::sys::ProcessEnd::of(status).is_some_and(|e| e.is_clean())
 }
 
 /// How long processes the service left behind get between SIGTERM and SIGKILL.
@@ -205,8 +199,7 @@ struct Supervisor<'a> {
     policy: &'a Policy,
     held: Held,
     reporter: Reporter,
-    sock: UnixDatagram,
-    notify_addr: OsString,
+    notify: NotifySocket,
     child: Option<Pid>,
     child_ready: bool,
     ever_ready: bool,
@@ -224,8 +217,6 @@ struct Supervisor<'a> {
     reloads: u64,
     /// How the last reload ended (`ok`, `failed`), as the service process said.
     last_reload: Option<String>,
-    /// For lines about notifications from other processes.
-    foreign: RateLimit,
     /// The supervisor's own identity (published: after a crash, `start` and `stop`
     /// find what it left with it).
     me: Option<crate::sys::ProcStat>,
@@ -258,7 +249,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         Ok(s) => s,
         Err(e) => fail(&mut reporter, &held, format!("cannot set up signals: {e}")),
     };
-    let (sock, notify_addr) = match notify_socket(&spec.name, &held) {
+    let notify = match notify_socket(&spec.name, &held) {
         Ok(s) => s,
         Err(e) => fail(
             &mut reporter,
@@ -275,8 +266,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         policy,
         held,
         reporter,
-        sock,
-        notify_addr,
+        notify,
         child: None,
         child_ready: false,
         ever_ready: false,
@@ -291,7 +281,6 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         reloading: false,
         reloads: 0,
         last_reload: None,
-        foreign: RateLimit::new(Duration::from_secs(30), 10),
         me: crate::sys::stat_of(std::process::id() as i32),
         child_start: None,
         listeners,
@@ -318,16 +307,15 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
     }
 }
 
-/// The notify socket (`SO_PASSCRED`, non-blocking) and its `$NOTIFY_SOCKET` form: a
-/// path socket in the private directory `held` provides, or, when that path does not
-/// fit a socket address, an abstract name derived from a hash.
-fn notify_socket(name: &str, held: &Held) -> std::io::Result<(UnixDatagram, OsString)> {
+/// The notify socket (see [`NotifySocket`]; only the service process is believed):
+/// a path socket in the private directory `held` provides, or, when that path does
+/// not fit a socket address, an abstract name derived from a hash.
+fn notify_socket(name: &str, held: &Held) -> std::io::Result<NotifySocket> {
     let path = held
         .notify_socket_path()
         .map_err(|e| std::io::Error::other(e.to_string()))?;
-    let (sock, addr) = if path.as_os_str().len() < 108 {
-        let sock = UnixDatagram::bind(&path)?;
-        (sock, path.into_os_string())
+    let (addr, env) = if path.as_os_str().len() < 108 {
+        (SocketAddr::from_pathname(&path)?, path.into_os_string())
     } else {
         let abs = format!(
             "mydaemon/{:016x}/{}/{:016x}",
@@ -335,54 +323,12 @@ fn notify_socket(name: &str, held: &Held) -> std::io::Result<(UnixDatagram, OsSt
             std::process::id(),
             super::paths::random_u64()
         );
-        let sock = UnixDatagram::bind_addr(&SocketAddr::from_abstract_name(abs.as_bytes())?)?;
-        (sock, format!("@{abs}").into())
+        (
+            SocketAddr::from_abstract_name(abs.as_bytes())?,
+            format!("@{abs}").into(),
+        )
     };
-    sock.set_nonblocking(true)?;
-    setsockopt(&sock, sockopt::PassCred, &true)?;
-    Ok((sock, addr))
-}
-
-/// At most `burst` lines per `interval`; what is dropped is counted and reported
-/// with the next line allowed (as journald does).
-#[derive(Debug)]
-pub struct RateLimit {
-    interval: Duration,
-    burst: u32,
-    begin: Option<Instant>,
-    used: u32,
-    suppressed: u64,
-}
-
-impl RateLimit {
-    /// A limit of `burst` lines per `interval`.
-    pub fn new(interval: Duration, burst: u32) -> RateLimit {
-        RateLimit {
-            interval,
-            burst,
-            begin: None,
-            used: 0,
-            suppressed: 0,
-        }
-    }
-
-    /// Whether a line may be written at `now`; `Some(n)`: yes, and `n` lines were
-    /// suppressed before it (0 if none).
-    pub fn check(&mut self, now: Instant) -> Option<u64> {
-        if self
-            .begin
-            .is_none_or(|b| now.duration_since(b) >= self.interval)
-        {
-            self.begin = Some(now);
-            self.used = 0;
-        }
-        if self.used >= self.burst {
-            self.suppressed += 1;
-            return None;
-        }
-        self.used += 1;
-        Some(std::mem::take(&mut self.suppressed))
-    }
+    NotifySocket::bind_addr(&addr, env, Access::Main, "the service process")
 }
 
 impl Supervisor<'_> {
@@ -414,7 +360,7 @@ impl Supervisor<'_> {
         ] {
             cmd.env_remove(var);
         }
-        cmd.env("NOTIFY_SOCKET", &self.notify_addr);
+        cmd.env("NOTIFY_SOCKET", self.notify.addr());
         if let Some(w) = self.policy.watchdog {
             cmd.env("WATCHDOG_USEC", w.as_micros().to_string());
         }
@@ -431,6 +377,7 @@ impl Supervisor<'_> {
         drop(child);
         self.say("info", &format!("started the service process (pid {pid})"));
         self.child = Some(pid);
+        self.notify.set_main(Some(pid.as_raw()));
         self.child_start = crate::sys::stat_of(pid.as_raw()).map(|s| s.start);
         self.child_ready = false;
         self.watchdog_fired = false;
@@ -464,7 +411,7 @@ impl Supervisor<'_> {
         };
         let mut fds = [
             PollFd::new(signals.as_fd(), PollFlags::POLLIN),
-            PollFd::new(self.sock.as_fd(), PollFlags::POLLIN),
+            PollFd::new(self.notify.as_fd(), PollFlags::POLLIN),
         ];
         match poll(&mut fds, timeout) {
             Ok(_) | Err(Errno::EINTR) => {}
@@ -520,52 +467,15 @@ impl Supervisor<'_> {
     }
 
     fn read_notify(&mut self) {
-        let mut buf = [0u8; 4096];
-        loop {
-            let (len, sender) = {
-                let mut cmsg = nix::cmsg_space!(nix::sys::socket::UnixCredentials);
-                let mut iov = [IoSliceMut::new(&mut buf)];
-                match recvmsg::<()>(
-                    self.sock.as_raw_fd(),
-                    &mut iov,
-                    Some(&mut cmsg),
-                    MsgFlags::MSG_DONTWAIT,
-                ) {
-                    Ok(msg) => {
-                        let mut sender = None;
-                        if let Ok(cmsgs) = msg.cmsgs() {
-                            for c in cmsgs {
-                                if let ControlMessageOwned::ScmCredentials(cred) = c {
-                                    sender = Some(cred.pid());
-                                }
-                            }
-                        }
-                        (msg.bytes, sender)
-                    }
-                    Err(Errno::EINTR) => continue,
-                    Err(_) => return,
-                }
-            };
-            // Credentials first: nothing from anyone else is parsed.
-            if sender.is_none() || sender != self.child_pid().map(|p| p.as_raw()) {
-                if let Some(dropped) = self.foreign.check(Instant::now()) {
-                    if dropped > 0 {
-                        self.say(
-                            "warn",
-                            &format!("suppressed {dropped} message(s) about foreign notifications"),
-                        );
-                    }
-                    self.say(
-                        "warn",
-                        &format!(
-                            "ignoring a notification from pid {}, not the service process",
-                            sender.unwrap_or(0)
-                        ),
-                    );
-                }
-                continue;
+        let name = &self.spec.name;
+        let datagrams = match self.notify.drain(|line| say(name, "warn", line)) {
+            Ok(d) => d,
+            Err(e) => {
+                self.say("warn", &format!("reading the notify socket: {e}"));
+                return;
             }
-            let text = String::from_utf8_lossy(&buf[..len]).into_owned();
+        };
+        for text in datagrams {
             // READY=1 last: the launcher returns on it, and `status` must then show
             // the STATUS= that came in the same datagram (sd_notify puts READY first).
             let (ready, rest): (Vec<&str>, Vec<&str>) = text.lines().partition(|l| *l == "READY=1");
@@ -652,6 +562,7 @@ impl Supervisor<'_> {
         // Late notifications (READY=1 just before exiting) still count.
         self.read_notify();
         self.child = None;
+        self.notify.set_main(None);
         self.kill_at = None;
         self.clean_leftovers();
         let how = describe(status);
@@ -853,20 +764,6 @@ mod tests {
     }
 
     #[test]
-    fn rate_limit_counts_what_it_suppressed() {
-        let mut r = RateLimit::new(Duration::from_secs(30), 3);
-        let t0 = Instant::now();
-        assert_eq!(r.check(t0), Some(0));
-        assert_eq!(r.check(t0), Some(0));
-        assert_eq!(r.check(t0), Some(0));
-        for _ in 0..1000 {
-            assert_eq!(r.check(t0 + Duration::from_secs(1)), None);
-        }
-        assert_eq!(r.check(t0 + Duration::from_secs(31)), Some(1000));
-        assert_eq!(r.check(t0 + Duration::from_secs(31)), Some(0));
-    }
-
-    #[test]
     fn failures_follow_systemd_on_failure() {
         let code = |c: i32| ExitStatus::from_raw(c << 8);
         let sig = |s: Signal| ExitStatus::from_raw(s as i32);
@@ -876,6 +773,9 @@ mod tests {
         assert!(!is_failure(sig(Signal::SIGPIPE)));
         assert!(is_failure(sig(Signal::SIGSEGV)));
         assert!(is_failure(sig(Signal::SIGKILL)));
-        assert_eq!(describe(sig(Signal::SIGSEGV)), "was killed by SIGSEGV");
+        assert_eq!(
+            describe(sig(Signal::SIGSEGV)),
+            "was killed by signal SIGSEGV"
+        );
     }
 }

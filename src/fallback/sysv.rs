@@ -43,16 +43,7 @@ pub struct Script {
     pub regenerate: String,
 }
 
-/// `s` as one shell word: single quotes, with `'` written as `'\''`.
-pub fn sh_quote(s: &str) -> String {
-    if !s.is_empty()
-        && s.bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_./=:@%+,".contains(&b))
-    {
-        return s.to_owned();
-    }
-    format!("'{}'", s.replace('\'', r"'\''"))
-}
+use crate::unit::quote::posix_shell_word as sh_quote;
 
 fn words(args: &[String]) -> String {
     args.iter()

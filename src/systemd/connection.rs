@@ -18,14 +18,7 @@ use zbus::Connection;
 use super::private_socket::PrivateSocket;
 use crate::error::{Error, NEEDS_ROOT_HINT};
 
-/// Which service manager: PID 1, or the calling user's `systemd --user`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// The system manager (PID 1).
-    System,
-    /// The per-user manager of the calling user.
-    User,
-}
+pub use crate::spec::Scope;
 
 /// How the connection reached systemd (shown with `-v`, and by the tests).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -1,29 +1,32 @@
 //! The only code that speaks D-Bus: connection (bus or private socket), manager calls,
-//! job waiting, unit properties — and the verbs built from them, which the CLI's
-//! `Backend::Systemd` arms call.
+//! job waiting, unit properties — and the verbs built from them, which
+//! [`SystemdManager`] offers as a [`ServiceManager`](crate::backend::ServiceManager).
+//! Only the items re-exported here are API; the modules are the crate's own.
 //!
-//! - [`connection`]: private socket as root, else the system bus; `--user`: the user's;
-//! - [`private_socket`]: the read half that makes zbus accept systemd's private socket;
-//! - [`direct`]: `status`'s properties in one blocking exchange on a private socket;
-//! - [`manager`]: the Manager calls (hand-written `#[proxy]`; why, see there);
-//! - [`job`]: start/stop/restart/reload, waiting race-free for `JobRemoved`;
-//! - [`status`]: a unit's state from one `GetAll`, exit statuses in words;
-//! - [`clean`]: `uninstall --purge`, systemd's `CleanUnit`, waited for;
-//! - [`journal`]: the unit's journal lines (through `journalctl`);
-//! - [`errors`]: D-Bus errors in words, with LSB exit codes.
+//! - `connection`: private socket as root, else the system bus; `--user`: the user's;
+//! - `private_socket`: the read half that makes zbus accept systemd's private socket;
+//! - `direct`: `status`'s properties in one blocking exchange on a private socket;
+//! - `manager`: the Manager calls (hand-written `#[proxy]`; why, see there);
+//! - `job`: start/stop/restart/reload, waiting race-free for `JobRemoved`;
+//! - `status`: a unit's state from one `GetAll`, exit statuses in words;
+//! - `clean`: `uninstall --purge`, systemd's `CleanUnit`, waited for;
+//! - `journal`: the unit's journal lines (through `journalctl`);
+//! - `errors`: D-Bus errors in words, with LSB exit codes;
+//! - `socket_status`, `socket_unit`: the socket unit of a socket-activated service
+//!   (`--listen`): what `status` shows of it, its install and uninstall.
 
-pub mod clean;
-pub mod connection;
-pub mod direct;
-pub mod errors;
-pub mod job;
-pub mod journal;
-pub mod manager;
-pub mod private_socket;
+pub(crate) mod clean;
+pub(crate) mod connection;
+pub(crate) mod direct;
+pub(crate) mod errors;
+pub(crate) mod job;
+pub(crate) mod journal;
+pub(crate) mod manager;
+pub(crate) mod private_socket;
 mod service_manager;
-pub mod socket_status;
-pub mod socket_unit;
-pub mod status;
+pub(crate) mod socket_status;
+pub(crate) mod socket_unit;
+pub(crate) mod status;
 
 use std::time::SystemTime;
 
@@ -36,17 +39,13 @@ use crate::error::{exit, Error};
 use errors::from_zbus;
 
 /// The scope for the `--user` flag.
-pub fn scope(user: bool) -> Scope {
-    if user {
-        Scope::User
-    } else {
-        Scope::System
-    }
+pub(crate) fn scope(user: bool) -> Scope {
+    Scope::from_user(user)
 }
 
 /// Reads the status of `unit` for `status`: over the private socket in one blocking
 /// exchange when there is one ([`direct`]), else over a zbus connection.
-pub fn read_status(scope: Scope, unit: &str) -> Result<UnitStatus, Error> {
+pub(crate) fn read_status(scope: Scope, unit: &str) -> Result<UnitStatus, Error> {
     if let Some(socket) = connection::private_socket_for(scope) {
         let what = format!("reading the state of {unit}");
         let props = manager::status_properties(unit);
@@ -72,7 +71,7 @@ pub fn read_status(scope: Scope, unit: &str) -> Result<UnitStatus, Error> {
 }
 
 /// Reads the status of `unit`.
-pub fn unit_status(sd: &Systemd, unit: &str) -> Result<UnitStatus, Error> {
+pub(crate) fn unit_status(sd: &Systemd, unit: &str) -> Result<UnitStatus, Error> {
     let props = zbus::block_on(manager::unit_properties(&sd.conn, unit))
         .map_err(|e| from_zbus(e, &format!("reading the state of {unit}"), unit, sd.scope))?;
     Ok(UnitStatus::from_properties(unit, &props))
@@ -80,13 +79,18 @@ pub fn unit_status(sd: &Systemd, unit: &str) -> Result<UnitStatus, Error> {
 
 /// `start`/`stop`/`restart`/`reload` of `unit`: 0 when the job is done (or queued, with
 /// `no_block`); otherwise an error that explains the failure in words.
-pub fn control(scope: Scope, unit: &str, verb: Verb, no_block: bool) -> Result<u8, Error> {
+pub(crate) fn control(scope: Scope, unit: &str, verb: Verb, no_block: bool) -> Result<u8, Error> {
     let sd = connect(scope)?;
     control_with(&sd, unit, verb, no_block)
 }
 
 /// [`control`] on an open connection.
-pub fn control_with(sd: &Systemd, unit: &str, verb: Verb, no_block: bool) -> Result<u8, Error> {
+pub(crate) fn control_with(
+    sd: &Systemd,
+    unit: &str,
+    verb: Verb,
+    no_block: bool,
+) -> Result<u8, Error> {
     match job::run(sd, verb, unit, no_block) {
         Ok(JobResult::Done | JobResult::Queued) => Ok(exit::OK),
         Ok(JobResult::Failed(result)) => Err(explain_failure(sd, unit, verb, &result)),
@@ -96,7 +100,7 @@ pub fn control_with(sd: &Systemd, unit: &str, verb: Verb, no_block: bool) -> Res
 
 /// The error for a job that ended with `result` (not `done`): the job result, the unit's
 /// `Result`, the main process's end in words, and the last journal lines.
-pub fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str) -> Error {
+pub(crate) fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str) -> Error {
     let not_running = verb == Verb::Reload && matches!(result, "skipped" | "invalid");
     let why = if not_running {
         "it is not running"
@@ -147,7 +151,12 @@ struct StatusJson<'a> {
 
 /// `status`: prints the unit's state (text or one JSON object) and `lines` journal lines;
 /// returns 0 running, 3 not running, 4 unknown unit.
-pub fn print_status(scope: Scope, unit: &str, lines: usize, json: bool) -> Result<u8, Error> {
+pub(crate) fn print_status(
+    scope: Scope,
+    unit: &str,
+    lines: usize,
+    json: bool,
+) -> Result<u8, Error> {
     let st = read_status(scope, unit)?;
     let journal = if st.not_found() {
         Vec::new()
@@ -208,14 +217,14 @@ fn print_changes(changes: &[manager::UnitFileChange], quiet: bool) {
 
 /// `enable [--now]`: enable the unit file, reload systemd if that changed anything,
 /// start if asked.
-pub fn enable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+pub(crate) fn enable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
     let sd = connect(scope)?;
     enable_with(&sd, unit, now, false, quiet)
 }
 
 /// [`enable`] on an open connection (used by `install`'s live step too, with
 /// `file_written` when the unit file itself changed, which needs a reload as well).
-pub fn enable_with(
+pub(crate) fn enable_with(
     sd: &Systemd,
     unit: &str,
     now: bool,
@@ -234,7 +243,7 @@ pub fn enable_with(
 
 /// `disable [--now]`: disable the unit file, reload systemd if that changed anything,
 /// stop if asked.
-pub fn disable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+pub(crate) fn disable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
     let sd = connect(scope)?;
     if set_enabled(&sd, unit, false, quiet)? {
         reload_manager(&sd)?;
@@ -264,14 +273,14 @@ fn set_enabled(sd: &Systemd, unit: &str, enable: bool, quiet: bool) -> Result<bo
 }
 
 /// `daemon-reload`.
-pub fn reload_manager(sd: &Systemd) -> Result<(), Error> {
+pub(crate) fn reload_manager(sd: &Systemd) -> Result<(), Error> {
     zbus::block_on(async { manager::manager(&sd.conn).await?.reload().await })
         .map_err(|e| from_zbus(e, "reloading systemd", "", sd.scope))
 }
 
 /// The live half of `uninstall` that comes before the files go: stop (waiting) and disable.
 /// A unit systemd does not know is fine here: there is nothing to stop.
-pub fn uninstall_stop_disable(sd: &Systemd, unit: &str, quiet: bool) -> Result<(), Error> {
+pub(crate) fn uninstall_stop_disable(sd: &Systemd, unit: &str, quiet: bool) -> Result<(), Error> {
     match control_with(sd, unit, Verb::Stop, false) {
         Ok(_) => {}
         Err(e) if e.kind() == crate::error::Kind::NotInstalled => {}
@@ -282,7 +291,7 @@ pub fn uninstall_stop_disable(sd: &Systemd, unit: &str, quiet: bool) -> Result<(
 
 /// The live half of `uninstall` after the files are gone: reload, and forget a failed
 /// state so nothing of the unit is left in systemd.
-pub fn uninstall_reload(sd: &Systemd, unit: &str) -> Result<(), Error> {
+pub(crate) fn uninstall_reload(sd: &Systemd, unit: &str) -> Result<(), Error> {
     reload_manager(sd)?;
     // After the reload the unit is unknown; a failed state could keep it listed.
     let _ = zbus::block_on(async {

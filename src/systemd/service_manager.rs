@@ -42,8 +42,8 @@ impl ServiceManager for SystemdManager {
         // Everything that can be refused is refused before anything is written.
         let spec = build_spec(t, unit)?;
         let text = spec.render()?;
-        let scope = install::Scope::select(t.user, how.root.as_deref())?;
-        if !matches!(scope, install::Scope::Root(_)) {
+        let scope = install::Place::select(t.user, how.root.as_deref())?;
+        if !matches!(scope, install::Place::Root(_)) {
             // For this system (not an image): what the unit names must exist here.
             check_runnable_here(&spec)?;
         }
@@ -69,10 +69,10 @@ impl ServiceManager for SystemdManager {
 
         // Offline (an image tree, or no running manager): the enable symlinks, as
         // `systemctl enable` makes them without a manager.
-        let live = !matches!(scope, install::Scope::Root(_)) && manager_running(t.user);
+        let live = !matches!(scope, install::Place::Root(_)) && manager_running(t.user);
         if !live {
             let target = match scope {
-                install::Scope::Root(_) => Path::new(install::SYSTEM_UNIT_DIR).join(&enable_name),
+                install::Place::Root(_) => Path::new(install::SYSTEM_UNIT_DIR).join(&enable_name),
                 _ => dir.join(&enable_name),
             };
             let links = match install::enable_links(&dir, &enable_name, &target, &[wanted_by]) {
@@ -88,7 +88,7 @@ impl ServiceManager for SystemdManager {
             for l in links {
                 say(format!("enabled: {} -> {}", l.display(), target.display()));
             }
-            if matches!(scope, install::Scope::Root(_)) {
+            if matches!(scope, install::Place::Root(_)) {
                 return Ok(0);
             }
             let manager = if t.user {
@@ -144,7 +144,7 @@ impl ServiceManager for SystemdManager {
     }
 
     fn uninstall(&self, t: &Target, how: &UninstallOptions) -> Result<u8> {
-        let scope = install::Scope::select(t.user, how.root.as_deref())?;
+        let scope = install::Place::select(t.user, how.root.as_deref())?;
         let dir = install::unit_dir(&scope)?;
         let unit_name = t.unit_name();
 
@@ -152,7 +152,7 @@ impl ServiceManager for SystemdManager {
         // Before removing files on a live system: StopUnit waiting for the job, then
         // DisableUnitFiles; after removal, Reload. Only for a unit that will be removed:
         // a missing or foreign one is refused below without touching the running service.
-        let live = !matches!(scope, install::Scope::Root(_)) && manager_running(t.user);
+        let live = !matches!(scope, install::Place::Root(_)) && manager_running(t.user);
         let removable = std::fs::read(dir.join(&unit_name))
             .map(|c| how.force || install::is_generated(&c))
             .unwrap_or(false);

@@ -4,6 +4,8 @@
 use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use crate::sys::{signal_name, ProcessEnd};
+use crate::time::format_span;
 use serde::Serialize;
 use zbus::{OwnedVariant, Variant};
 
@@ -215,7 +217,7 @@ impl UnitStatus {
             let ago = now
                 .duration_since(UNIX_EPOCH + Duration::from_micros(self.since_usec))
                 .unwrap_or_default();
-            active.push_str(&format!(" since {since}; {} ago", format_duration(ago)));
+            active.push_str(&format!(" since {since}; {} ago", format_span(ago)));
         }
         line(&mut out, "Active", &active);
         if self.main_pid != 0 {
@@ -254,7 +256,7 @@ impl UnitStatus {
             line(
                 &mut out,
                 "Watchdog",
-                &format_duration(Duration::from_micros(self.watchdog_usec)),
+                &format_span(Duration::from_micros(self.watchdog_usec)),
             );
         }
         out
@@ -282,30 +284,16 @@ pub fn result_in_words(result: &str) -> String {
 /// The main process's end in words, from `ExecMainCode` (a `si_code`: 1 exited, 2 killed,
 /// 3 dumped) and `ExecMainStatus`; `path` is the `ExecStart=` binary.
 pub fn exit_in_words(code: i32, status: i32, path: &str) -> String {
-    match code {
-        1 => match status {
-            0 => "exited with status 0".into(),
-            203 => format!(
-                "exited with status 203/EXEC: executable not found or not executable: {path}"
-            ),
-            s => match systemd_exit_name(s) {
-                Some((name, meaning)) => {
-                    format!("exited with status {s}/{name}: {meaning}")
-                }
-                None => format!("exited with status {s}"),
-            },
-        },
-        2 | 3 => {
-            let sig = nix::sys::signal::Signal::try_from(status)
-                .map(|s| s.as_str().to_string())
-                .unwrap_or_else(|_| format!("signal {status}"));
-            if code == 3 {
-                format!("killed by signal {sig} (core dumped)")
-            } else {
-                format!("killed by signal {sig}")
-            }
+    match ProcessEnd::from_si_code(code, status) {
+        Some(ProcessEnd::Exited(203)) => {
+            format!("exited with status 203/EXEC: executable not found or not executable: {path}")
         }
-        _ => String::new(),
+        Some(ProcessEnd::Exited(s)) if s != 0 => match systemd_exit_name(s) {
+            Some((name, meaning)) => format!("exited with status {s}/{name}: {meaning}"),
+            None => ProcessEnd::Exited(s).describe(),
+        },
+        Some(end) => end.describe(),
+        None => String::new(),
     }
 }
 
@@ -313,13 +301,11 @@ pub fn exit_in_words(code: i32, status: i32, path: &str) -> String {
 /// signal systemd counts as clean (SIGHUP, SIGINT, SIGTERM, SIGPIPE: what `stop` sends,
 /// and a service that re-raises it to end "the same way" as its command).
 pub fn clean_exit_in_words(code: i32, status: i32) -> Option<String> {
-    use nix::sys::signal::Signal;
-    match (code, Signal::try_from(status)) {
-        (1, _) if status == 0 => Some("exited cleanly (status 0)".into()),
-        (2, Ok(sig @ (Signal::SIGHUP | Signal::SIGINT | Signal::SIGTERM | Signal::SIGPIPE))) => {
-            Some(format!("exited cleanly after {}", sig.as_str()))
+    match ProcessEnd::from_si_code(code, status).filter(|e| e.is_clean())? {
+        ProcessEnd::Exited(_) => Some("exited cleanly (status 0)".into()),
+        ProcessEnd::Killed { signal, .. } => {
+            Some(format!("exited cleanly after {}", signal_name(signal)))
         }
-        _ => None,
     }
 }
 
@@ -368,29 +354,6 @@ pub fn format_utc(usec: u64) -> String {
     )
 }
 
-/// `1h 2min 3s`, `450ms`, `2d 3h`: the two largest units.
-pub fn format_duration(d: Duration) -> String {
-    let ms = d.as_millis() as u64;
-    if ms < 1000 {
-        return format!("{ms}ms");
-    }
-    let s = ms / 1000;
-    let parts = [
-        (s / 86_400, "d"),
-        (s % 86_400 / 3600, "h"),
-        (s % 3600 / 60, "min"),
-        (s % 60, "s"),
-    ];
-    let first = parts.iter().position(|(v, _)| *v > 0).unwrap_or(3);
-    parts[first..]
-        .iter()
-        .take(2)
-        .filter(|(v, _)| *v > 0)
-        .map(|(v, u)| format!("{v}{u}"))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
 /// `12.3M`, `512K`, `900B`.
 pub fn format_bytes(b: u64) -> String {
     const UNITS: [&str; 4] = ["K", "M", "G", "T"];
@@ -413,10 +376,10 @@ mod tests {
     #[test]
     fn exit_words() {
         assert_eq!(exit_in_words(1, 1, "/x"), "exited with status 1");
-        assert_eq!(exit_in_words(2, 9, "/x"), "killed by signal SIGKILL");
+        assert_eq!(exit_in_words(2, 9, "/x"), "was killed by signal SIGKILL");
         assert_eq!(
             exit_in_words(3, 6, "/x"),
-            "killed by signal SIGABRT (core dumped)"
+            "was killed by signal SIGABRT (core dumped)"
         );
         assert_eq!(
             exit_in_words(1, 203, "/opt/gone"),
@@ -436,10 +399,6 @@ mod tests {
 
     #[test]
     fn durations_and_sizes() {
-        assert_eq!(format_duration(Duration::from_millis(450)), "450ms");
-        assert_eq!(format_duration(Duration::from_secs(3723)), "1h 2min");
-        assert_eq!(format_duration(Duration::from_secs(59)), "59s");
-        assert_eq!(format_duration(Duration::from_secs(86_400 + 5)), "1d");
         assert_eq!(format_bytes(900), "900B");
         assert_eq!(format_bytes(3 * 1024 * 1024 + 512 * 1024), "3.5M");
     }
@@ -544,7 +503,7 @@ mod tests {
         let text = st.render(UNIX_EPOCH);
         assert!(!st.stopped());
         assert!(
-            text.contains("Main exit: killed by signal SIGTERM\n"),
+            text.contains("Main exit: was killed by signal SIGTERM\n"),
             "{text}"
         );
         assert!(

@@ -214,13 +214,26 @@ pub fn path_value(field: &str, path: &str) -> Result<String> {
     Ok(v)
 }
 
-/// Quotes a word for the shell (for the "Regenerate:" comment): plain words as they
-/// are, others in POSIX single quotes, and words with control characters in bash's
-/// `$'...'` (also zsh, ksh, POSIX.1-2024) so the comment stays on one line.
-pub fn shell_word(word: &str) -> String {
-    if !word.is_empty() && word.chars().all(is_plain) {
+/// Characters a shell word may hold unquoted (in any POSIX shell, and in bash and zsh;
+/// not `^`, a glob operator in zsh with `EXTENDED_GLOB`).
+fn is_shell_plain(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-_./:,+=@%".contains(c)
+}
+
+/// Quotes a word for a POSIX shell script (`/bin/sh`, dash included): plain words as
+/// they are, others in single quotes (`'` written as `'\''`); a newline stays inside
+/// the quotes, so the word may span lines.
+pub fn posix_shell_word(word: &str) -> String {
+    if !word.is_empty() && word.chars().all(is_shell_plain) {
         return word.to_string();
     }
+    format!("'{}'", word.replace('\'', "'\\''"))
+}
+
+/// Quotes a word for the shell on one line (the "Regenerate:" comment, log lines): as
+/// [`posix_shell_word`], but words with control characters in bash's `$'...'` (also
+/// zsh, ksh, POSIX.1-2024) so the line stays one line.
+pub fn shell_word(word: &str) -> String {
     if word.chars().any(|c| c.is_control()) {
         let mut out = String::from("$'");
         for c in word.chars() {
@@ -242,7 +255,7 @@ pub fn shell_word(word: &str) -> String {
         out.push('\'');
         return out;
     }
-    format!("'{}'", word.replace('\'', "'\\''"))
+    posix_shell_word(word)
 }
 
 #[cfg(test)]
@@ -457,5 +470,9 @@ mod tests {
         assert_eq!(shell_word("a\nb"), "$'a\\nb'");
         assert_eq!(shell_word(""), "''");
         assert!(!shell_word("\r\u{85}").contains(['\r', '\u{85}']));
+        assert_eq!(shell_word("50%"), "50%");
+        assert_eq!(shell_word("^x"), "'^x'");
+        assert_eq!(posix_shell_word("a\nb"), "'a\nb'");
+        assert_eq!(posix_shell_word("it's"), "'it'\\''s'");
     }
 }
