@@ -10,7 +10,9 @@
 //! cargo run --example greeter -- 127.0.0.1:7070 /etc/greeting
 //! ```
 //! As a systemd unit: `Type=notify`, `ExecStart=/path/to/greeter`,
-//! `ExecReload=/bin/kill -HUP $MAINPID`, `WatchdogSec=10`.
+//! `ExecReload=/bin/kill -HUP $MAINPID`, `WatchdogSec=10`. Socket-activated (a
+//! `greeter.socket` with `ListenStream=`), it serves from the socket it is passed
+//! (`ctx.listeners()`, from `LISTEN_FDS`) instead of binding ADDR.
 
 use std::io::{ErrorKind, Write};
 use std::net::TcpListener;
@@ -48,7 +50,12 @@ impl Greeter {
 impl Service for Greeter {
     fn start(&mut self, ctx: &mut Context) -> ServiceResult {
         self.load_greeting()?;
-        let listener = TcpListener::bind(&self.addr)?;
+        // Socket-activated (a NAME.socket, or `mydaemon --backend pidfile start
+        // --listen`): the socket passed in; else bind ADDR ourselves.
+        let listener = match ctx.listeners().iter().next() {
+            Some(passed) => passed.tcp_listener()?,
+            None => TcpListener::bind(&self.addr)?,
+        };
         listener.set_nonblocking(true)?;
         log::info!("listening on {}", listener.local_addr()?);
         self.listener = Some(listener);

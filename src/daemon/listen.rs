@@ -243,7 +243,9 @@ fn remove_stale_socket(p: &Path) -> io::Result<()> {
 ///
 /// Call it last, once `cmd` is complete (program, arguments, environment changes, its
 /// other `pre_exec` hooks): its hook runs last and ends in `execve(2)`. The
-/// descriptors must stay open in this process until `spawn` returns.
+/// descriptors must stay open in this process until `spawn` returns. The child's
+/// environment is ours with `cmd`'s changes (`env`, `env_remove`) applied; a `cmd`
+/// with `env_clear` is not supported (`Command` does not say it was cleared).
 pub fn hand_on(cmd: &mut Command, listeners: &Listeners) -> io::Result<()> {
     if listeners.is_empty() {
         return Ok(());
