@@ -61,6 +61,9 @@ pub struct Reload {
     pub(super) deadline: Option<Instant>,
     /// How long a pending reload may take.
     pub(super) timeout: Duration,
+    /// SIGHUP came during a reload: another one follows it (what changed meanwhile
+    /// may not have been read), for these requesters.
+    pub(super) again: Option<Vec<i32>>,
 }
 
 impl Default for Reload {
@@ -71,6 +74,7 @@ impl Default for Reload {
             started: None,
             deadline: None,
             timeout: DEFAULT_RELOAD_TIMEOUT,
+            again: None,
         }
     }
 }
@@ -190,14 +194,40 @@ pub(super) fn on_hup<S: super::Service + ?Sized>(
     r: super::Received,
 ) {
     if ctx.reload.in_progress() {
-        log::info!("received SIGHUP while reloading: answered with the reload under way");
-        ctx.reload.add_requester(r.sender, r.value);
+        log::info!("received SIGHUP while reloading: another reload follows this one");
+        let again = ctx.reload.again.get_or_insert_with(Vec::new);
+        if r.value == Some(REQUEST_VALUE) && r.sender > 0 && !again.contains(&r.sender) {
+            again.push(r.sender);
+        }
         return;
     }
     log::info!(mydaemon_event = "reloading"; "received SIGHUP: reloading");
+    ctx.reload.add_requester(r.sender, r.value);
+    begin(ctx, service);
+}
+
+/// Before the runner waits: the reload asked for during the last one, now that it is
+/// over (refused if the service is stopping).
+pub(super) fn start_again<S: super::Service + ?Sized>(ctx: &mut super::Context, service: &mut S) {
+    if ctx.reload.in_progress() || ctx.reload.again.is_none() {
+        return;
+    }
+    let waiting = ctx.reload.again.take().unwrap_or_default();
+    if ctx.stopping || !ctx.ready {
+        for pid in waiting {
+            let _ = kill(Pid::from_raw(pid), REPLY_FAILED);
+        }
+        return;
+    }
+    log::info!(mydaemon_event = "reloading"; "reloading again (SIGHUP during the last reload)");
+    ctx.reload.requesters = waiting;
+    begin(ctx, service);
+}
+
+/// `RELOADING=1`, then [`Service::reload`](super::Service::reload).
+fn begin<S: super::Service + ?Sized>(ctx: &mut super::Context, service: &mut S) {
     ctx.notifier.reloading();
     ctx.status_sent = "reloading".into();
-    ctx.reload.add_requester(r.sender, r.value);
     ctx.reload.started = Some(Instant::now());
     ctx.reload.phase = Phase::Running { pending: false };
     match service.reload(ctx) {
@@ -435,5 +465,90 @@ mod tests {
             "READY=1\nSTATUS=reload failed: the reload did not finish within 300ms\nMYDAEMON_RELOAD=failed\n"
         );
         assert!(started.elapsed() >= Duration::from_millis(300));
+    }
+
+    /// Asks for a second reload during its first (pending for 100 ms each).
+    struct Twice {
+        reloads: u32,
+        since: Option<Instant>,
+    }
+
+    impl crate::daemon::Service for Twice {
+        fn start(&mut self, ctx: &mut Context) -> ServiceResult {
+            ctx.ready();
+            nix::sys::signal::raise(Signal::SIGHUP)?;
+            Ok(())
+        }
+        fn reload(&mut self, ctx: &mut Context) -> ServiceResult {
+            self.reloads += 1;
+            if self.reloads == 1 {
+                nix::sys::signal::raise(Signal::SIGHUP)?;
+            }
+            ctx.reload_pending();
+            self.since = Some(Instant::now());
+            ctx.wake_in(Duration::from_millis(100));
+            Ok(())
+        }
+        fn run(&mut self, ctx: &mut Context) -> ServiceResult {
+            if ctx.is_reloading() {
+                if self
+                    .since
+                    .is_some_and(|t| t.elapsed() >= Duration::from_millis(100))
+                {
+                    ctx.set_status(format!("reloaded {}", self.reloads));
+                    ctx.reloaded();
+                }
+                ctx.wake_in(Duration::from_millis(10));
+            } else if self.reloads == 2 {
+                ctx.exit(Exit::Code(0));
+            } else {
+                ctx.wake_in(Duration::from_millis(10));
+            }
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_sighup_during_a_reload_gets_a_reload_of_its_own_afterwards() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        let mut svc = Twice {
+            reloads: 0,
+            since: None,
+        };
+        let exit = Runner::new("twice")
+            .with_notifier(Notifier::to_socket(Some(path.into())))
+            .with_watchdog(None)
+            .run(&mut svc)
+            .unwrap();
+        assert_eq!(exit, Exit::Code(0));
+        sock.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 512];
+        let mut msgs = Vec::new();
+        while let Ok(n) = sock.recv(&mut buf) {
+            msgs.push(String::from_utf8_lossy(&buf[..n]).into_owned());
+        }
+        let kinds: Vec<&str> = msgs
+            .iter()
+            .filter_map(|m| {
+                if m.starts_with("RELOADING=1") {
+                    Some("RELOADING")
+                } else if m.contains(RESULT_KEY) {
+                    Some("DONE")
+                } else {
+                    None
+                }
+            })
+            .collect();
+        assert_eq!(
+            kinds,
+            ["RELOADING", "DONE", "RELOADING", "DONE"],
+            "{msgs:?}"
+        );
+        assert!(
+            msgs.iter().any(|m| m.contains("STATUS=reloaded 2")),
+            "{msgs:?}"
+        );
     }
 }

@@ -95,6 +95,8 @@ impl Runner {
                 log::debug!("exiting: {exit:?}");
                 return Ok(exit);
             }
+            super::reload::start_again(&mut ctx, service);
+            flush(&mut ctx);
             let now = Instant::now();
             let dog_next = dog
                 .as_ref()
