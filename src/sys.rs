@@ -348,6 +348,26 @@ pub fn signal_pending(sig: Signal) -> bool {
     }
 }
 
+/// zbus's own parse of raw message bytes (tests of the private-socket filter compare
+/// their output with it). Test-only: zbus's parser is an `unsafe fn`.
+#[cfg(test)]
+pub(crate) fn parse_dbus_message(bytes: Vec<u8>, big_endian: bool) -> zbus::Result<zbus::Message> {
+    use zbus::wire::{
+        serialized::{Context, Data},
+        Endian,
+    };
+    let endian = if big_endian {
+        Endian::Big
+    } else {
+        Endian::Little
+    };
+    let data = Data::new(bytes, Context::new(endian, 0));
+    // SAFETY: `from_bytes` is unsafe only because a message may carry file descriptors
+    // whose validity it cannot check; these test messages carry none (no UNIX_FDS
+    // field), and zbus validates everything else itself.
+    unsafe { zbus::Message::from_bytes(data) }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
