@@ -170,12 +170,7 @@ impl ServiceSpec {
             Some(d) => quote::single_line("--description", d)?,
             None => quote::single_line("--name", &self.default_description())?,
         };
-        Ok(Some(socket::render(
-            &self.name,
-            &description,
-            &self.listen,
-            self.user_manager,
-        )))
+        Ok(Some(socket::render(&self.name, &description, &self.listen)))
     }
 
     /// The unit file name, `NAME.service`.

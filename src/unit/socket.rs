@@ -175,7 +175,7 @@ pub fn parse_listen(s: &str) -> Result<ListenAddr, String> {
 }
 
 /// The socket unit `NAME.socket` for `service` listening on `addrs`.
-pub fn render(service: &str, description: &str, addrs: &[ListenAddr], user: bool) -> String {
+pub fn render(service: &str, description: &str, addrs: &[ListenAddr]) -> String {
     let mut u = format!(
         "{}; edits are lost when it is regenerated.\n\n[Unit]\nDescription={description} (sockets)\nDocumentation=man:mydaemon(1)\n\n[Socket]\n",
         super::MARKER
@@ -194,7 +194,6 @@ pub fn render(service: &str, description: &str, addrs: &[ListenAddr], user: bool
     }
     u.push_str(&format!("Service={service}.service\n"));
     // sockets.target exists in the system and the user managers alike.
-    let _ = user;
     u.push_str("\n[Install]\nWantedBy=sockets.target\n");
     u
 }
@@ -256,7 +255,7 @@ mod tests {
             .iter()
             .map(|s| s.parse().unwrap())
             .collect();
-        let u = render("web", "web server", &addrs, false);
+        let u = render("web", "web server", &addrs);
         let body = u.split("[Socket]\n").nth(1).unwrap();
         assert!(
             body.starts_with(
@@ -266,5 +265,21 @@ mod tests {
         );
         assert!(u.contains("Service=web.service\n"), "{u}");
         assert!(u.contains("WantedBy=sockets.target\n"), "{u}");
+    }
+
+    #[test]
+    fn a_listening_service_requires_its_socket_and_has_one() {
+        let mut spec = crate::unit::ServiceSpec::new("web", "/usr/local/bin/mydaemon");
+        assert_eq!(spec.render_socket().unwrap(), None);
+        assert!(!spec.render().unwrap().contains("web.socket"));
+        spec.listen = vec!["tcp:8080,name=web".parse().unwrap()];
+        let service = spec.render().unwrap();
+        assert!(
+            service.contains("Requires=web.socket\nAfter=web.socket\n"),
+            "{service}"
+        );
+        let socket = spec.render_socket().unwrap().unwrap();
+        assert!(socket.starts_with(crate::unit::MARKER), "{socket}");
+        assert!(socket.contains("ListenStream=8080\n"), "{socket}");
     }
 }
