@@ -106,3 +106,30 @@ fn reload_waits_for_the_service_and_reports_its_failure() {
     // Still running, on what it had.
     assert_eq!(prop(&bx, "stuck.service", "ActiveState"), "active");
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn a_broken_config_fails_the_reload_of_the_built_in_workload_in_its_words() {
+    let bx = TestBox::boot();
+    bx.write_file("/etc/hb.conf", b"INTERVAL=1s\n");
+    bx.sh_ok(&format!(
+        "{BIN} --name hb install --now --config /etc/hb.conf"
+    ));
+    // A good configuration reloads (the negative case first proves the path works).
+    bx.sh_ok(&format!("{BIN} --name hb reload"));
+    bx.write_file("/etc/hb.conf", b"INTERVAL=soon\n");
+    let out = bx.sh(&format!("{BIN} --name hb reload"));
+    let err = text(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("reload failed: /etc/hb.conf: line 1"), "{err}");
+    let out = bx.sh("systemctl reload hb");
+    assert_ne!(
+        out.status.code(),
+        Some(0),
+        "systemctl reload of a broken config"
+    );
+    // Still running on the previous configuration; a fixed file reloads again.
+    assert_eq!(prop(&bx, "hb.service", "ActiveState"), "active");
+    bx.write_file("/etc/hb.conf", b"INTERVAL=2s\n");
+    bx.sh_ok(&format!("{BIN} --name hb reload"));
+}
