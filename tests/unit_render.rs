@@ -426,7 +426,7 @@ fn watchdog_takes_a_duration_like_every_other_time_option() {
         assert_eq!(ok(&args), unit, "regenerated from {regen:?}");
     }
     assert_eq!(
-        ok(&["unit"])
+        ok(&["unit", "--exec-path", "/usr/local/bin/mydaemon"])
             .lines()
             .find(|l| l.starts_with("WatchdogSec=")),
         Some("WatchdogSec=30"),
