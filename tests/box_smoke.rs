@@ -335,11 +335,14 @@ fn make_run_starts_the_daemon_under_systemd_from_a_clone_in_root() {
     // A fresh clone as root lands in /root (mode 0700): its target/release/mydaemon is
     // out of reach of the service's dynamic user. CARGO=true: the binary under test
     // stands in for the release build.
-    let makefile = Path::new(env!("CARGO_MANIFEST_DIR")).join("Makefile");
+    // The Makefile is copied in by content: the checkout may be under the host's /tmp,
+    // which the box replaces with its own.
+    let makefile = std::fs::read(Path::new(env!("CARGO_MANIFEST_DIR")).join("Makefile"))
+        .expect("read the Makefile");
+    bx.write_file("/root/mydaemon/Makefile", &makefile);
     bx.sh_ok(&format!(
         "set -e; mkdir -p /root/mydaemon/target/release; chmod 700 /root; \
-         cp {} /root/mydaemon/Makefile; cp {BIN} /root/mydaemon/target/release/mydaemon",
-        makefile.display()
+         cp {BIN} /root/mydaemon/target/release/mydaemon"
     ));
     let out = bx.sh("cd /root/mydaemon && make run CARGO=true 2>&1");
     let text = String::from_utf8_lossy(&out.stdout);

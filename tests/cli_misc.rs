@@ -301,7 +301,15 @@ fn sub_microsecond_durations_are_usage_errors_and_written_durations_round_trip()
             "{args:?}: {out:?}"
         );
     }
-    let out = mydaemon(&["--name", "d", "unit", "--interval", "1.0015"]);
+    let out = mydaemon(&[
+        "--name",
+        "d",
+        "unit",
+        "--exec-path",
+        "/usr/local/bin/mydaemon",
+        "--interval",
+        "1.0015",
+    ]);
     assert!(out.status.success(), "{out:?}");
     let unit = String::from_utf8(out.stdout).unwrap();
     assert!(unit.contains("--interval 1001500us"), "{unit}");

@@ -407,7 +407,14 @@ fn watchdog_takes_a_duration_like_every_other_time_option() {
         ("0", None),
         ("0s", None),
     ] {
-        let unit = ok(&["unit", "--watchdog-sec", arg]);
+        // The binary path given: where the checkout lives (under /tmp, say) is no matter.
+        let unit = ok(&[
+            "unit",
+            "--exec-path",
+            "/usr/local/bin/mydaemon",
+            "--watchdog-sec",
+            arg,
+        ]);
         let got = unit.lines().find(|l| l.starts_with("WatchdogSec="));
         assert_eq!(got, line, "--watchdog-sec {arg}:\n{unit}");
         // The regenerate comment gives back the same unit.
@@ -419,7 +426,7 @@ fn watchdog_takes_a_duration_like_every_other_time_option() {
         assert_eq!(ok(&args), unit, "regenerated from {regen:?}");
     }
     assert_eq!(
-        ok(&["unit"])
+        ok(&["unit", "--exec-path", "/usr/local/bin/mydaemon"])
             .lines()
             .find(|l| l.starts_with("WatchdogSec=")),
         Some("WatchdogSec=30"),
