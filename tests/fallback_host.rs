@@ -10,55 +10,14 @@ mod support;
 use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::BoundedOutput;
+use support::{ok, text, BoundedOutput};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
 
 /// One service under test, in its own temporary directory.
-struct Svc {
-    dir: tempfile::TempDir,
-    name: String,
-}
+type Svc = support::PidfileService;
 
-impl Svc {
-    fn new(name: &str) -> Svc {
-        Svc {
-            dir: tempfile::tempdir().unwrap(),
-            name: name.to_owned(),
-        }
-    }
-
-    fn pid_file(&self) -> PathBuf {
-        self.dir
-            .path()
-            .join("run")
-            .join(format!("{}.pid", self.name))
-    }
-
-    fn log_dir(&self) -> PathBuf {
-        self.dir.path().join("log")
-    }
-
-    fn log_file(&self) -> PathBuf {
-        self.log_dir().join(format!("{}.log", self.name))
-    }
-
-    fn command(&self, verb: &str, extra: &[&str]) -> Command {
-        let mut c = Command::new(BIN);
-        c.args(["--name", &self.name, "--backend", "pidfile", verb])
-            .arg("--pid-file")
-            .arg(self.pid_file())
-            .arg("--log-dir")
-            .arg(self.log_dir())
-            .args(extra)
-            .stdin(Stdio::null());
-        c
-    }
-
-    fn run(&self, verb: &str, extra: &[&str]) -> Output {
-        self.command(verb, extra).bounded_output()
-    }
-
+impl support::PidfileService {
     fn status_code(&self) -> i32 {
         self.run("status", &["-n", "0"]).status.code().unwrap()
     }
@@ -69,10 +28,6 @@ impl Svc {
             .trim()
             .parse()
             .unwrap()
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.log_file()).unwrap_or_default()
     }
 
     /// Daemons of this service: processes whose command line names our PID file
@@ -93,16 +48,6 @@ impl Svc {
         }
         out
     }
-}
-
-impl Drop for Svc {
-    fn drop(&mut self) {
-        let _ = self.run("stop", &["--timeout", "2s"]);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
 }
 
 fn wait_until(timeout: Duration, mut f: impl FnMut() -> bool) -> bool {
@@ -127,16 +72,6 @@ fn alive(pid: i32) -> bool {
         }
         Err(_) => false,
     }
-}
-
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 #[test]

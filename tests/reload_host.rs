@@ -3,11 +3,8 @@
 
 mod support;
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
-use support::BoundedOutput;
-
-const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
+use support::{ok, text};
 
 /// A command that is READY=1 at once and, on each SIGHUP, sends its own RELOADING=1,
 /// works for `argv[1]` seconds, then READY=1 (it never reports a failure itself).
@@ -30,67 +27,12 @@ while True:
     notify('READY=1\nSTATUS=reloaded %d' % n)
 "#;
 
-struct Svc {
-    dir: tempfile::TempDir,
-    name: String,
-}
+type Svc = support::PidfileService;
 
-impl Svc {
-    fn new(name: &str) -> Svc {
-        Svc {
-            dir: tempfile::tempdir().unwrap(),
-            name: name.to_owned(),
-        }
-    }
-    fn run(&self, verb: &str, extra: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(["--name", &self.name, "--backend", "pidfile", verb])
-            .arg("--pid-file")
-            .arg(
-                self.dir
-                    .path()
-                    .join("run")
-                    .join(format!("{}.pid", self.name)),
-            )
-            .arg("--log-dir")
-            .arg(self.dir.path().join("log"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .bounded_output()
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(
-            self.dir
-                .path()
-                .join("log")
-                .join(format!("{}.log", self.name)),
-        )
-        .unwrap_or_default()
-    }
+impl support::PidfileService {
     fn json(&self) -> serde_json::Value {
         serde_json::from_slice(&self.run("status", &["--json"]).stdout).unwrap()
     }
-}
-
-impl Drop for Svc {
-    fn drop(&mut self) {
-        let _ = self.run("stop", &["--timeout", "2s"]);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
 }
 
 #[test]

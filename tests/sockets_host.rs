@@ -6,11 +6,11 @@
 mod support;
 use std::io::Read;
 use std::net::TcpStream;
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
-use support::BoundedOutput;
+use support::{ok, text, BoundedOutput};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
 
@@ -39,65 +39,7 @@ while not stop:
     c.close()
 "#;
 
-struct Svc {
-    dir: tempfile::TempDir,
-    name: String,
-}
-
-impl Svc {
-    fn new(name: &str) -> Svc {
-        Svc {
-            dir: tempfile::tempdir().unwrap(),
-            name: name.to_owned(),
-        }
-    }
-    fn run(&self, verb: &str, extra: &[&str]) -> Output {
-        Command::new(BIN)
-            .args(["--name", &self.name, "--backend", "pidfile", verb])
-            .arg("--pid-file")
-            .arg(
-                self.dir
-                    .path()
-                    .join("run")
-                    .join(format!("{}.pid", self.name)),
-            )
-            .arg("--log-dir")
-            .arg(self.dir.path().join("log"))
-            .args(extra)
-            .stdin(Stdio::null())
-            .bounded_output()
-    }
-    fn log(&self) -> String {
-        std::fs::read_to_string(
-            self.dir
-                .path()
-                .join("log")
-                .join(format!("{}.log", self.name)),
-        )
-        .unwrap_or_default()
-    }
-}
-
-impl Drop for Svc {
-    fn drop(&mut self) {
-        let _ = self.run("stop", &["--timeout", "2s"]);
-    }
-}
-
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-#[track_caller]
-fn ok(out: &Output) {
-    assert!(
-        out.status.success(),
-        "exit {:?}\nstdout: {}\nstderr: {}",
-        out.status.code(),
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-}
+type Svc = support::PidfileService;
 
 /// A free TCP port on 127.0.0.1 (bound and released: a race with other tests is
 /// possible but the port is then refused loudly by `start`).

@@ -129,3 +129,88 @@ impl BoundedOutput for Command {
         output_within(self, COMMAND_LIMIT, &what)
     }
 }
+
+/// A service of the PID-file backend (`--backend pidfile`) whose PID file and log live
+/// in a temporary directory of its own; stopped when dropped. Test files add their own
+/// methods (`impl PidfileService { ... }`: it is defined in their crate).
+pub struct PidfileService {
+    /// Holds `run/NAME.pid` and `log/NAME.log`.
+    pub dir: tempfile::TempDir,
+    /// The service's `--name`.
+    pub name: String,
+}
+
+impl PidfileService {
+    /// A service `name` in a fresh temporary directory (nothing started).
+    pub fn new(name: &str) -> PidfileService {
+        PidfileService {
+            dir: tempfile::tempdir().unwrap(),
+            name: name.to_owned(),
+        }
+    }
+
+    /// Its `--pid-file`.
+    pub fn pid_file(&self) -> std::path::PathBuf {
+        self.dir
+            .path()
+            .join("run")
+            .join(format!("{}.pid", self.name))
+    }
+
+    /// Its `--log-dir`.
+    pub fn log_dir(&self) -> std::path::PathBuf {
+        self.dir.path().join("log")
+    }
+
+    /// The log file the backend writes in [`PidfileService::log_dir`].
+    pub fn log_file(&self) -> std::path::PathBuf {
+        self.log_dir().join(format!("{}.log", self.name))
+    }
+
+    /// `mydaemon --name NAME --backend pidfile VERB --pid-file … --log-dir … EXTRA`.
+    pub fn command(&self, verb: &str, extra: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_mydaemon"));
+        c.args(["--name", &self.name, "--backend", "pidfile", verb])
+            .arg("--pid-file")
+            .arg(self.pid_file())
+            .arg("--log-dir")
+            .arg(self.log_dir())
+            .args(extra)
+            .stdin(Stdio::null());
+        c
+    }
+
+    /// Runs [`PidfileService::command`] with a deadline.
+    #[track_caller]
+    pub fn run(&self, verb: &str, extra: &[&str]) -> Output {
+        self.command(verb, extra).bounded_output()
+    }
+
+    /// The log so far (empty if none yet).
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.log_file()).unwrap_or_default()
+    }
+}
+
+impl Drop for PidfileService {
+    fn drop(&mut self) {
+        let _ = self.run("stop", &["--timeout", "2s"]);
+    }
+}
+
+/// Bytes as text, invalid UTF-8 replaced.
+pub fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+/// Panics with the exit code, stdout and stderr unless `out` is a success.
+#[track_caller]
+pub fn ok(out: &Output) {
+    assert!(
+        out.status.success(),
+        "exit {:?}\nstdout: {}\nstderr: {}",
+        out.status.code(),
+        text(&out.stdout),
+        text(&out.stderr)
+    );
+}
