@@ -2,7 +2,7 @@
 //! keeps its listening sockets and only replaces the service process, so clients that
 //! connect meanwhile wait in the kernel's queue instead of being refused.
 //!
-//! The request is SIGHUP sent with `sigqueue(3)` and the value [`RESTART_VALUE`] (a
+//! The request is SIGHUP sent with `sigqueue(3)` and the value [`RESTART_VALUE`](super::supervise::RESTART_VALUE) (a
 //! plain SIGHUP is a reload, passed on); `restart` then waits until the supervisor
 //! publishes a new service process that is ready.
 
@@ -12,13 +12,10 @@ use nix::sys::signal::Signal;
 
 use super::paths::Paths;
 use super::pidfile::{PidFile, State};
-use super::supervise::Published;
+use super::supervise::{Published, RESTART_VALUE};
 use super::{PidfileArgs, Target};
 use crate::error::{exit, Error, Result};
 use crate::time::format_duration;
-
-/// The `sigqueue(3)` value that asks the supervisor for an in-place restart.
-pub const RESTART_VALUE: u64 = 0x6d79_6453; // "mydS"
 
 /// Restarts the service process in place if the daemon runs and holds sockets;
 /// `None`: it does not (the caller stops and starts instead).

@@ -56,6 +56,9 @@ use crate::sys::describe;
 use crate::sys::prepare_child;
 use crate::time::{format_duration, rfc3339};
 
+/// The `sigqueue(3)` value that asks the supervisor for an in-place restart.
+pub const RESTART_VALUE: u64 = 0x6d79_6453; // "mydS"
+
 /// What the supervisor publishes next to the PID file for `status`, `reload` and the
 /// next `start` (as JSON). Every field is optional when read: a daemon of an earlier
 /// version may have written fewer.
@@ -294,7 +297,7 @@ pub fn supervise(spec: &Spec, policy: &Policy, held: Held, mut reporter: Reporte
         s.wait(&signals);
         if let Ok(list) = signals.drain() {
             for r in list {
-                if r.signal == Signal::SIGHUP && r.value == Some(super::inplace::RESTART_VALUE) {
+                if r.signal == Signal::SIGHUP && r.value == Some(RESTART_VALUE) {
                     s.restart_in_place();
                 } else {
                     s.on_signal(r.signal);
