@@ -15,7 +15,7 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use crate::error::{Error, Result};
-pub use crate::spec::Scope;
+pub use crate::unit::Scope;
 pub use crate::unit::MARKER;
 
 /// System unit directory (relative to `/` or to an image root).

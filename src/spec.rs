@@ -5,6 +5,7 @@
 
 use crate::daemon::options::RunArgs;
 use crate::error::{Error, Result};
+pub use crate::unit::Scope;
 use crate::unit::{command, quote, HomeAccess, Level, Restart, ServiceSpec, DEFAULT_WATCHDOG};
 
 /// The service a verb acts on, and how much it says: what the library takes instead of
@@ -30,26 +31,6 @@ impl Target {
     /// The service manager it is under.
     pub fn scope(&self) -> Scope {
         Scope::from_user(self.user)
-    }
-}
-
-/// Which service manager: PID 1, or the calling user's `systemd --user`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Scope {
-    /// The system manager (PID 1).
-    System,
-    /// The per-user manager of the calling user.
-    User,
-}
-
-impl Scope {
-    /// The scope for the `--user` flag.
-    pub fn from_user(user: bool) -> Scope {
-        if user {
-            Scope::User
-        } else {
-            Scope::System
-        }
     }
 }
 
