@@ -1,6 +1,6 @@
 //! `cargo bench --bench sockets`: restarts under load, under a real systemd (test box).
 //!
-//! Installs a socket-activated server (`bench/fd3_server.py`, `install --listen`), then
+//! Installs a socket-activated server (`tests/support/fd3_server.py`, `install --listen`), then
 //! runs `bench/restart_load.py` in the box: a client connecting every 5 ms while 20
 //! restarts run, each waited for until the new server answered; once with
 //! `mydaemon restart`, once with `systemctl restart`. Prints connections and failures
@@ -21,7 +21,7 @@ fn main() {
     bx.sh_ok("ip link set lo up");
     bx.write_file(
         "/usr/local/bin/fd3-server",
-        include_str!("fd3_server.py").as_bytes(),
+        include_str!("../tests/support/fd3_server.py").as_bytes(),
     );
     bx.write_file(
         "/usr/local/bin/restart-load",

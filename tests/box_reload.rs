@@ -1,7 +1,7 @@
 //! Reloads that mean reloaded, under a real systemd (issue 12): the generated unit's
 //! `ExecReload=` waits for the service, so `mydaemon reload` and `systemctl reload`
 //! return only once it has reloaded, and fail when the reload failed.
-//! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
+//! They need root: without it `make test` shows them as skipped.
 
 mod testbox;
 
@@ -10,26 +10,8 @@ use std::time::{Duration, Instant};
 
 use testbox::{TestBox, BIN};
 
-/// READY=1 at once; on each SIGHUP its own RELOADING=1, `argv[1]` seconds of work,
-/// then READY=1 with `STATUS=reloaded N`.
-const SLOW_RELOADER: &str = r#"#!/usr/bin/python3
-import os, signal, socket, sys, time
-delay = float(sys.argv[1])
-addr = os.environ['NOTIFY_SOCKET']
-if addr.startswith('@'): addr = '\0' + addr[1:]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-def notify(m): s.sendto(m.encode(), addr)
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-notify('READY=1\nSTATUS=serving')
-n = 0
-while True:
-    signal.sigwait({signal.SIGHUP})
-    n += 1
-    notify('RELOADING=1')
-    print('reload %d: working for %s s' % (n, delay), flush=True)
-    time.sleep(delay)
-    notify('READY=1\nSTATUS=reloaded %d' % n)
-"#;
+/// The slow-reloading test command (see the file).
+const SLOW_RELOADER: &str = include_str!("support/slow_reloader.py");
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

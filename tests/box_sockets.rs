@@ -1,8 +1,7 @@
 //! Socket activation under a real systemd (issue 12): `NAME.socket` holds the port, the
 //! first connection starts the service, `mydaemon run` hands the socket on at fd 3
 //! with the server's own `LISTEN_PID`, and restarts under a client loop lose no
-//! connection. Without root these tests print SKIP (or fail under
-//! `MYDAEMON_REQUIRE_BOX=1`).
+//! connection. They need root: without it `make test` shows them as skipped.
 
 mod testbox;
 
@@ -11,30 +10,8 @@ use std::time::{Duration, Instant};
 
 use testbox::{wait_within, TestBox, BIN};
 
-/// Serves only from fd 3 (refusing to run unless `LISTEN_PID` is its own PID),
-/// answering each connection with its PID; on SIGTERM it finishes the connection at
-/// hand and exits.
-const FD3_SERVER: &str = r#"#!/usr/bin/python3
-import os, signal, socket, sys
-if os.environ.get('LISTEN_PID') != str(os.getpid()) or os.environ.get('LISTEN_FDS') != '1':
-    sys.exit('not for me: LISTEN_PID=%s LISTEN_FDS=%s' % (os.environ.get('LISTEN_PID'), os.environ.get('LISTEN_FDS')))
-s = socket.socket(fileno=3)
-s.settimeout(0.02)
-stop = False
-def on_term(*_):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, on_term)
-print('serving %s from fd 3' % os.environ.get('LISTEN_FDNAMES'), flush=True)
-while not stop:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    c.settimeout(None)
-    c.sendall(b'%d\n' % os.getpid())
-    c.close()
-"#;
+/// The socket-activated test server (see the file).
+const FD3_SERVER: &str = include_str!("support/fd3_server.py");
 
 /// Connects every 5 ms until /run/stop-client exists; keeps the number of distinct
 /// servers that answered in /run/client-servers; prints a JSON summary at the end.

@@ -6,26 +6,8 @@ use std::path::PathBuf;
 use std::time::{Duration, Instant};
 use support::{ok, text};
 
-/// A command that is READY=1 at once and, on each SIGHUP, sends its own RELOADING=1,
-/// works for `argv[1]` seconds, then READY=1 (it never reports a failure itself).
-pub const SLOW_RELOADER: &str = r#"
-import os, signal, socket, sys, time
-delay = float(sys.argv[1])
-addr = os.environ['NOTIFY_SOCKET']
-if addr.startswith('@'): addr = '\0' + addr[1:]
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-def notify(m): s.sendto(m.encode(), addr)
-signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP})
-notify('READY=1\nSTATUS=serving')
-n = 0
-while True:
-    signal.sigwait({signal.SIGHUP})
-    n += 1
-    notify('RELOADING=1')
-    print('reload %d: working for %s s' % (n, delay), flush=True)
-    time.sleep(delay)
-    notify('READY=1\nSTATUS=reloaded %d' % n)
-"#;
+/// The slow-reloading test command (see the file).
+pub const SLOW_RELOADER: &str = include_str!("support/slow_reloader.py");
 
 type Svc = support::PidfileService;
 

@@ -14,30 +14,8 @@ use support::{ok, text, BoundedOutput};
 
 const BIN: &str = env!("CARGO_BIN_EXE_mydaemon");
 
-/// A server that only serves from fd 3 (refusing to run if `LISTEN_PID` is not its
-/// own PID), answering each connection with its PID; on SIGTERM it finishes the
-/// connection at hand and exits.
-pub const FD3_SERVER: &str = r#"
-import os, signal, socket, sys
-if os.environ.get('LISTEN_PID') != str(os.getpid()) or os.environ.get('LISTEN_FDS') != '1':
-    sys.exit('not for me: LISTEN_PID=%s LISTEN_FDS=%s' % (os.environ.get('LISTEN_PID'), os.environ.get('LISTEN_FDS')))
-s = socket.socket(fileno=3)
-s.settimeout(0.02)
-stop = False
-def on_term(*_):
-    global stop
-    stop = True
-signal.signal(signal.SIGTERM, on_term)
-print('serving %s from fd 3' % os.environ.get('LISTEN_FDNAMES'), flush=True)
-while not stop:
-    try:
-        c, _ = s.accept()
-    except socket.timeout:
-        continue
-    c.settimeout(None)
-    c.sendall(b'%d\n' % os.getpid())
-    c.close()
-"#;
+/// The socket-activated test server (see the file).
+pub const FD3_SERVER: &str = include_str!("support/fd3_server.py");
 
 type Svc = support::PidfileService;
 
