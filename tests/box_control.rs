@@ -2,7 +2,7 @@
 //! stop → uninstall through mydaemon alone; failures named in words; privilege, unknown
 //! names, control with no dbus-daemon (private socket), a lingering user's manager, and
 //! the init.d script on a real root (the box's /etc).
-//! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
+//! They need root: without it `make test` shows them as skipped.
 
 mod testbox;
 

@@ -1,7 +1,6 @@
 //! `mydaemon run` under a real systemd (the test box): readiness, STATUS, reload,
 //! stop, watchdog restarts, journald fields, exec mode and the notify relay, and the
-//! strict unit `mydaemon unit` generates. Without root these print SKIP (or fail under
-//! `MYDAEMON_REQUIRE_BOX=1`).
+//! strict unit `mydaemon unit` generates. They need root: without it `make test` shows them as skipped.
 
 mod testbox;
 

@@ -1,7 +1,7 @@
 //! Smoke tests of the real-systemd test box (`tests/testbox`): a booted box runs systemd as
 //! PID 1 with a working system bus, journald, logind and per-user managers, runs the
 //! binary under test, keeps its writes to itself, and boots several times in parallel.
-//! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
+//! They need root: without it `make test` shows them as skipped.
 
 mod testbox;
 

@@ -15,7 +15,7 @@
 //!   is loaded and enabled, and refused when it could not start; a user without write
 //!   access gets exit 4 and nothing written.
 //!
-//! Without root these tests print SKIP (or fail under `MYDAEMON_REQUIRE_BOX=1`).
+//! They need root: without it `make test` shows them as skipped.
 
 mod testbox;
 

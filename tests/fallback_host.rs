@@ -281,7 +281,12 @@ fn a_daemon_failing_during_start_up_fails_the_start_with_its_error() {
     assert!(err.contains("exited with status 1"), "{err}");
     assert!(err.contains("boom-from-the-command"), "{err}");
     assert_eq!(s.status_code(), 3);
-    assert!(s.daemons().is_empty());
+    // The supervisor reports the failure, then exits: give it a moment to be gone.
+    assert!(
+        wait_until(Duration::from_secs(5), || s.daemons().is_empty()),
+        "a daemon outlived its failed start: {:?}",
+        s.daemons()
+    );
 
     let out = s.run("start", &["--", "/nonexistent/program"]);
     assert!(!out.status.success());
