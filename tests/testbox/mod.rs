@@ -48,6 +48,9 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+
+pub mod fleet;
+
 #[allow(unused_imports)]
 pub use support::{output_within, wait_within};
 
