@@ -143,7 +143,9 @@ impl NotifySocket {
         mut warn: impl FnMut(&str),
     ) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
-        let mut buf = vec![0u8; DATAGRAM_MAX];
+        // On the stack: no allocation per call (the caller reads only when poll(2)
+        // said the socket is readable, and keeps nothing of the buffer).
+        let mut buf = [0u8; DATAGRAM_MAX];
         for _ in 0..max {
             let (len, sender) = {
                 let mut cmsg = nix::cmsg_space!(UnixCredentials);
