@@ -93,6 +93,8 @@ impl Runner {
             return Err(format!("failed to start: {e}").into());
         }
         flush(&mut ctx, false);
+        // Idle from here on, mostly: what start-up allocated and freed goes back.
+        crate::sys::release_free_memory();
         loop {
             if let Some(exit) = ctx.exit.take() {
                 log::debug!("exiting: {exit:?}");
