@@ -625,10 +625,13 @@ fn due(t: Instant, now: Instant) -> bool {
     t <= now + super::runner::SLACK
 }
 
-/// A probe's result, if it is over; looked at only when its descriptor (an `exec:`
-/// probe's pidfd, a `tcp:` probe's socket) was found ready or its time is up.
+/// A probe's result, if it is over. An `exec:` probe is reaped only once its pidfd was
+/// found ready (or its time is up); a `tcp:` probe's connect is looked at at once
+/// (one zero-timeout poll: on loopback it is usually done already, which saves the
+/// loop a round).
 fn finished(check: &mut Check, ctx: &Context, now: Instant) -> Option<Result<(), String>> {
-    let waiting = check.poll_fd().is_some_and(|(fd, _)| !ctx.fd_ready(fd));
+    let waiting =
+        matches!(check, Check::Running { exited: Some(fd), .. } if !ctx.fd_ready(fd.as_fd()));
     let timed_out = check.deadline().is_some_and(|d| due(d, now));
     if waiting && !timed_out {
         return None;
