@@ -16,7 +16,8 @@
 //!   ≤ 512 KiB) and wake-ups (voluntary context switches) over 60 s of idling (target
 //!   ≤ 4); measured at the same time, exec mode in the same kind of unit: a command
 //!   that says `READY=1` on its notify socket and listens on a TCP port, checked by
-//!   `--health tcp:` every 10 s (the default with `WatchdogSec=30`).
+//!   `--health tcp:` every 10 s (the default with `WatchdogSec=30`; target ≤ 6 wake-ups,
+//!   one per check, the pings sharing them).
 //!
 //! Ratios and counts are printed, never asserted; a command that fails, a unit that
 //! fails to start, or an idle unit restarted during the measurement (watchdog) fails
@@ -188,18 +189,20 @@ fn main() {
             "{unit} did not stay up, unrestarted, over the idle measurement"
         );
         let wakeups = after - before;
+        // The targets are the built-in loop's; exec mode's health checks (every 10 s)
+        // wake it 6 times a minute by themselves, the pings riding along.
+        let (what, wake_target) = if *unit == "idle" {
+            ("--interval 60s", 4)
+        } else {
+            ("exec mode, --ready notify, --health tcp: every 10 s", 6)
+        };
         println!(
             "idle {unit} (strict unit, WatchdogSec=30, {what}, {idle_secs} s): resident {rss} KiB \
              (target <= 4096){}, private (RssAnon) {anon} KiB (target <= 512){}, \
-             wake-ups {wakeups} (target <= 4){}",
+             wake-ups {wakeups} (target <= {wake_target}){}",
             flag(rss <= 4096),
             flag(anon <= 512),
-            flag(wakeups <= 4),
-            what = if *unit == "idle" {
-                "--interval 60s"
-            } else {
-                "exec mode, --ready notify, --health tcp: every 10 s"
-            },
+            flag(wakeups <= wake_target),
         );
     }
     bx.sh_ok("systemctl stop idle idle-exec");
