@@ -30,7 +30,11 @@ fn show(out: &Output) -> String {
 #[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
 fn ssh_and_systemctl_reach_each_server_from_the_client() {
     let fleet = Fleet::boot(2);
-    eprintln!("fleet of 1 + 2 boxes up in {:?}", fleet.boot_time());
+    eprintln!(
+        "fleet of 1 + 2 boxes up in {:?}: {:?}",
+        fleet.boot_time(),
+        fleet.boot_phases()
+    );
     let c = fleet.client();
 
     // The client's config makes ssh batch-mode (no prompt can hang a test).

@@ -27,8 +27,8 @@
 //!   `/usr/sbin/sshd -D -e -f /etc/ssh/fleet/sshd_config`, a config of its own (nothing
 //!   read from the host's `/etc/ssh/sshd_config*`), with one ed25519 host key generated
 //!   at its first start (never the host's keys), key-only root login, `UseDNS no`, and
-//!   `UsePAM` as [`FleetOptions::use_pam`] says (the Debian default, PAM sessions with
-//!   pam_systemd, unless a bench asks otherwise).
+//!   `UsePAM` as [`FleetOptions::use_pam`] says (no unless asked; Debian's config says
+//!   yes). [`Fleet::configure_sshd`] changes it on a booted fleet.
 //! - **Keys.** Every fleet box mounts a fresh tmpfs on `/root` (the host's `/root`, the
 //!   overlay's lower layer, is none of the fleet's business). The client gets a fresh
 //!   ed25519 key in `/root/.ssh/id_ed25519`, authorized on every server, a `known_hosts`
@@ -72,17 +72,18 @@ pub fn blackhole_host() -> String {
 pub struct FleetOptions {
     /// Number of server boxes (1..=250).
     pub servers: usize,
-    /// sshd's `UsePAM` (Debian's default config says yes: each login opens a PAM session,
-    /// which pam_systemd registers with logind, starting root's user manager).
+    /// sshd's `UsePAM`. Debian's config says yes: each login then opens a PAM session,
+    /// which pam_systemd registers with logind, and the first starts root's user
+    /// manager (0.5 s more to boot the fleet, a session more to every connection).
     pub use_pam: bool,
 }
 
 impl FleetOptions {
-    /// `servers` servers, with Debian's sshd defaults (`UsePAM yes`).
+    /// `servers` servers, with `UsePAM no` (the lighter; the bench measures both).
     pub fn new(servers: usize) -> FleetOptions {
         FleetOptions {
             servers,
-            use_pam: true,
+            use_pam: false,
         }
     }
 }
@@ -92,13 +93,19 @@ pub struct Fleet {
     client: TestBox,
     servers: Vec<TestBox>,
     boot_time: Duration,
+    phases: Vec<(&'static str, Duration)>,
 }
 
-/// The files every server box boots with (see the module documentation).
-fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
+/// Where a server's sshd config is.
+pub const SSHD_CONFIG: &str = "/etc/ssh/fleet/sshd_config";
+
+/// A server's sshd config: `extra` lines first (in sshd_config the first value of an
+/// option wins), then the fleet's own settings.
+fn sshd_config(use_pam: bool, extra: &str) -> String {
     let pam = if use_pam { "yes" } else { "no" };
-    let sshd_config = format!(
+    format!(
         "# sshd of a fleet server box (tests/testbox/fleet.rs)\n\
+         {extra}\
          Port 22\n\
          AddressFamily inet\n\
          HostKey /etc/ssh/fleet/ssh_host_ed25519_key\n\
@@ -112,7 +119,11 @@ fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
          PrintMotd no\n\
          PrintLastLog no\n\
          X11Forwarding no\n"
-    );
+    )
+}
+
+/// The files every server box boots with (see the module documentation).
+fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
     // Debian's sshd tells systemd when it listens (as its ssh.service, Type=notify, relies
     // on); one that does not is waited for by polling its port (see `Fleet::try_boot`).
     let kind = if notify { "notify" } else { "exec" };
@@ -131,7 +142,7 @@ fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
          TimeoutStartSec=30\n"
     );
     let mut files = fleet_box_files();
-    files.push(("/etc/ssh/fleet/sshd_config", sshd_config.into_bytes()));
+    files.push((SSHD_CONFIG, sshd_config(use_pam, "").into_bytes()));
     files.push(("/etc/systemd/system/fleet-sshd.service", unit.into_bytes()));
     files.push((
         "/etc/systemd/system/multi-user.target.d/fleet-sshd.conf",
@@ -262,6 +273,8 @@ impl Fleet {
         });
         let (client, client_key) = client?;
         let servers = servers?;
+        let mut phases = vec![("boxes booted (in parallel)", started.elapsed())];
+        let mark = Instant::now();
 
         // The links, straight into the namespaces (nothing on the host), in one `ip`.
         let mut batch = String::new();
@@ -346,11 +359,14 @@ impl Fleet {
              EOF\n"
         ));
         run(&client, "the client's links and ssh config", &script)?;
+        phases.push(("links, keys, known_hosts", mark.elapsed()));
+        let mark = Instant::now();
 
-        let fleet = Fleet {
+        let mut fleet = Fleet {
             client,
             servers,
             boot_time: Duration::ZERO,
+            phases,
         };
         // Ready when every server answers, all at once.
         let mut check = String::from("pids=\n");
@@ -361,10 +377,11 @@ impl Fleet {
         }
         check.push_str("rc=0\nfor p in $pids; do wait $p || rc=1; done\nexit $rc\n");
         run(&fleet.client, "ssh from the client to every server", &check)?;
-        Ok(Fleet {
-            boot_time: started.elapsed(),
-            ..fleet
-        })
+        fleet
+            .phases
+            .push(("every server answered ssh", mark.elapsed()));
+        fleet.boot_time = started.elapsed();
+        Ok(fleet)
     }
 
     /// The client box (its root has the key, known_hosts and ssh config).
@@ -396,6 +413,34 @@ impl Fleet {
     /// How long the boot took, until every server answered ssh.
     pub fn boot_time(&self) -> Duration {
         self.boot_time
+    }
+
+    /// Rewrites every server's sshd config (`use_pam`, and `extra` lines that take
+    /// precedence over the fleet's settings) and restarts the sshd, all servers at once.
+    /// Connections open meanwhile live on (`KillMode=process`).
+    #[track_caller]
+    pub fn configure_sshd(&self, use_pam: bool, extra: &str) {
+        let config = sshd_config(use_pam, extra);
+        std::thread::scope(|s| {
+            for bx in &self.servers {
+                let config = &config;
+                s.spawn(move || {
+                    bx.write_file(SSHD_CONFIG, config.as_bytes());
+                    // (an sshd without readiness notification may not listen yet)
+                    bx.sh_ok(
+                        "systemctl restart fleet-sshd.service\n\
+                         for i in $(seq 500); do\n\
+                         \x20   ss -Hltn 'sport = :22' | grep -q . && exit 0; sleep 0.01\n\
+                         done\nexit 1",
+                    );
+                });
+            }
+        });
+    }
+
+    /// The boot's phases and how long each took, in order.
+    pub fn boot_phases(&self) -> &[(&'static str, Duration)] {
+        &self.phases
     }
 }
 
