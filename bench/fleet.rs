@@ -12,7 +12,9 @@
 //!   `cpu.stat`) against its wall time: with N cores, 8 parallel calls take at least
 //!   8 × CPU / N, which bounds the fan-out ratio from below;
 //! - the same cost under other sshd/ssh settings (PAM sessions, Debian's three host keys,
-//!   the classic curve25519 key exchange instead of OpenSSH 9's sntrup761x25519);
+//!   the classic curve25519 key exchange instead of OpenSSH 9's sntrup761x25519), and
+//!   with the fleet's routes set to `quickack` (no delayed ACKs: how long ssh's messages
+//!   wait for them);
 //! - the subject, once the CLI has `-H` (issue 15): `mydaemon -H HOST status -n 0`
 //!   against the one-host reference (target ≤ 1.0), and `mydaemon -H H1 … -H H8 status
 //!   -n 0` against the 8 sequential calls (target ≤ 0.3). Without `-H` in the binary the
@@ -162,6 +164,12 @@ fn run() -> i32 {
         fleet.boot_time().as_secs_f64(),
         phases.join(", ")
     );
+    let boot_cpu: u64 = fleet.servers().iter().map(|bx| cpu_usec(bx).0).sum();
+    println!(
+        "  CPU used by the boot: client box {:.2} s, {SERVERS} server boxes {:.2} s",
+        cpu_usec(fleet.client()).0 as f64 / 1e6,
+        boot_cpu as f64 / 1e6
+    );
     std::thread::scope(|s| {
         for bx in fleet.servers() {
             s.spawn(move || bx.sh_ok(&format!("{BIN} install --systemd --now")));
@@ -211,7 +219,7 @@ fn run() -> i32 {
     );
 
     // How CPU-bound a call is, and what settings change.
-    let reps = 2;
+    let reps = 3;
     println!(
         "cost of one `systemctl -H` call ({} calls, hosts in turn):",
         reps * SERVERS
@@ -326,4 +334,31 @@ fn settings(fleet: &Fleet, calls: &[Vec<String>], reps: usize, use_pam: bool) {
         fleet.configure_sshd(use_pam, "");
     }
     c.sh_ok("mv /root/.ssh/config.orig /root/.ssh/config");
+    // Not an ssh setting: the fleet's routes without delayed ACKs (`quickack`), which
+    // shows how much of a call is ssh's small messages waiting for the peer's delayed
+    // ACK (Nagle's algorithm holds a message back until the previous one is acked).
+    let quickack = |on: bool| {
+        let q = if on { " quickack 1" } else { "" };
+        std::thread::scope(|s| {
+            for (i, bx) in fleet.servers().iter().enumerate() {
+                let k = i + 1;
+                s.spawn(move || {
+                    bx.sh_ok(&format!(
+                        "ip route change 10.77.{k}.0/24 dev eth0 proto kernel scope link \
+                         src 10.77.{k}.2{q}"
+                    ))
+                });
+                c.sh_ok(&format!(
+                    "ip route change 10.77.{k}.0/24 dev s{k} proto kernel scope link \
+                     src 10.77.{k}.1{q}"
+                ));
+            }
+        });
+    };
+    quickack(true);
+    print_cost(
+        "as booted, routes with quickack (no delayed ACKs)",
+        &cost(fleet, calls, reps),
+    );
+    quickack(false);
 }
