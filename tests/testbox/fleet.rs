@@ -13,7 +13,8 @@
 //! - **Network.** One veth pair per server, created from the test process straight into
 //!   the two namespaces (`ip link add sK netns CLIENT type veth peer name eth0 netns
 //!   SERVER`), so no interface ever exists on the host: the client holds `s1`..`sN`
-//!   with `10.77.K.1/24`, server K holds `eth0` with `10.77.K.2/24` ([`server_addr`]).
+//!   with `10.77.K.1/24`, server K holds `eth0` with `10.77.K.2/24` ([`server_addr`]);
+//!   its sshd listens on port 22 and on [`ALT_PORT`].
 //!   Point-to-point links rather than a bridge: the client is the only one talking to
 //!   the servers, and nothing needs forwarding. The links vanish with the namespaces.
 //! - **Unreachable hosts.** [`REFUSED_ADDR`] (`10.77.0.2`) is an address of the client
@@ -50,6 +51,9 @@ use super::TestBox;
 pub fn server_addr(i: usize) -> String {
     format!("10.77.{}.2", i + 1)
 }
+
+/// Every server's sshd also listens on this port (for `HOST:PORT`; see [`Fleet::host_port`]).
+pub const ALT_PORT: u16 = 2222;
 
 /// An address of the client box on which nothing listens: connecting is refused at once.
 pub const REFUSED_ADDR: &str = "10.77.0.2";
@@ -107,6 +111,7 @@ fn sshd_config(use_pam: bool, extra: &str) -> String {
         "# sshd of a fleet server box (tests/testbox/fleet.rs)\n\
          {extra}\
          Port 22\n\
+         Port {ALT_PORT}\n\
          AddressFamily inet\n\
          HostKey /etc/ssh/fleet/ssh_host_ed25519_key\n\
          PermitRootLogin prohibit-password\n\
@@ -330,7 +335,9 @@ impl Fleet {
         });
         let mut known_hosts = String::new();
         for (i, r) in results.into_iter().enumerate() {
-            known_hosts.push_str(&format!("{} {}\n", server_addr(i), r?.trim()));
+            let addr = server_addr(i);
+            let key = r?;
+            known_hosts.push_str(&format!("{addr},[{addr}]:{ALT_PORT} {}\n", key.trim()));
         }
         let mut script = String::from("set -e\n");
         for i in 0..n {
@@ -412,6 +419,12 @@ impl Fleet {
     pub fn host(&self, i: usize) -> String {
         assert!(i < self.servers.len(), "no server {i}");
         format!("root@{}", server_addr(i))
+    }
+
+    /// `root@ADDR:PORT` of server `i`, on its sshd's other port [`ALT_PORT`] (as
+    /// `systemctl -H` takes it; `ssh` itself wants `-p PORT`).
+    pub fn host_port(&self, i: usize) -> String {
+        format!("{}:{ALT_PORT}", self.host(i))
     }
 
     /// `root@ADDR` of every server, in order.
