@@ -241,10 +241,10 @@ fn run() -> i32 {
         SERVERS as f64 * base.wall,
         floor.max(idle) / (SERVERS as f64 * idle),
     );
-    settings(&fleet, &sequential, reps, use_pam);
 
-    // The subject.
+    // The subject, then what settings change (the fleet is restored after each).
     if !has_host_option(&fleet) {
+        settings(&fleet, &sequential, reps, use_pam);
         println!(
             "SUBJECT MISSING: `{BIN} -H HOST status` is refused by this build (no -H option \
              yet, issue 15): the mydaemon figures cannot be measured"
@@ -287,6 +287,7 @@ fn run() -> i32 {
         0.3,
     );
     print_ranges(&md_eight);
+    settings(&fleet, &sequential, reps, use_pam);
     0
 }
 
