@@ -28,7 +28,10 @@ pub(crate) mod socket_status;
 pub(crate) mod socket_unit;
 pub(crate) mod status;
 
+use std::collections::HashMap;
 use std::time::SystemTime;
+
+use zbus::OwnedVariant;
 
 pub use connection::{connect, Route, Scope, Systemd};
 pub use job::{JobResult, Verb};
@@ -80,8 +83,39 @@ pub(crate) fn unit_status(sd: &Systemd, unit: &str) -> Result<UnitStatus, Error>
 /// `start`/`stop`/`restart`/`reload` of `unit`: 0 when the job is done (or queued, with
 /// `no_block`); otherwise an error that explains the failure in words.
 pub(crate) fn control(scope: Scope, unit: &str, verb: Verb, no_block: bool) -> Result<u8, Error> {
+    control_reading(scope, unit, verb, no_block, None).map(|(code, _)| code)
+}
+
+/// [`control`], and the properties of another unit read on the same connection
+/// (`None` when they could not be read). On a private socket the job goes through
+/// [`job::run_direct`] (one write, no zbus connection); otherwise, or when that socket
+/// does not take the connection, through zbus.
+pub(crate) fn control_reading(
+    scope: Scope,
+    unit: &str,
+    verb: Verb,
+    no_block: bool,
+    also: Option<job::AlsoRead<'_>>,
+) -> Result<(u8, Option<HashMap<String, OwnedVariant>>), Error> {
+    if let Some(socket) = connection::private_socket_for(scope) {
+        match job::run_direct(&socket, scope, verb, unit, no_block, also) {
+            Ok(outcome) => {
+                let outcome = outcome?;
+                return match outcome.result {
+                    JobResult::Done | JobResult::Queued => Ok((exit::OK, outcome.also)),
+                    JobResult::Failed(result) => {
+                        Err(explain_failure(scope, None, unit, verb, &result))
+                    }
+                };
+            }
+            Err(e) => log::debug!("{}: {e}; trying a zbus connection", socket.display()),
+        }
+    }
     let sd = connect(scope)?;
-    control_with(&sd, unit, verb, no_block)
+    let code = control_with(&sd, unit, verb, no_block)?;
+    let props =
+        also.and_then(|(other, _)| zbus::block_on(manager::unit_properties(&sd.conn, other)).ok());
+    Ok((code, props))
 }
 
 /// [`control`] on an open connection.
@@ -93,14 +127,23 @@ pub(crate) fn control_with(
 ) -> Result<u8, Error> {
     match job::run(sd, verb, unit, no_block) {
         Ok(JobResult::Done | JobResult::Queued) => Ok(exit::OK),
-        Ok(JobResult::Failed(result)) => Err(explain_failure(sd, unit, verb, &result)),
+        Ok(JobResult::Failed(result)) => {
+            Err(explain_failure(sd.scope, Some(sd), unit, verb, &result))
+        }
         Err(e) => Err(e),
     }
 }
 
 /// The error for a job that ended with `result` (not `done`): the job result, the unit's
-/// `Result`, the main process's end in words, and the last journal lines.
-pub(crate) fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str) -> Error {
+/// `Result`, the main process's end in words, and the last journal lines. The unit's
+/// state is read on `sd` when there is a connection, else as `status` reads it.
+pub(crate) fn explain_failure(
+    scope: Scope,
+    sd: Option<&Systemd>,
+    unit: &str,
+    verb: Verb,
+    result: &str,
+) -> Error {
     let not_running = verb == Verb::Reload && matches!(result, "skipped" | "invalid");
     let why = if not_running {
         "it is not running"
@@ -108,7 +151,11 @@ pub(crate) fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str
         JobResult::describe(result)
     };
     let mut msg = format!("{} {unit} failed: {why}", verb.progressive());
-    if let Ok(st) = unit_status(sd, unit) {
+    let st = match sd {
+        Some(sd) => unit_status(sd, unit),
+        None => read_status(scope, unit),
+    };
+    if let Ok(st) = st {
         if !st.result.is_empty() && st.result != "success" {
             msg.push_str(&format!(
                 "\n  reason: {} ({})",
@@ -123,14 +170,14 @@ pub(crate) fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str
             msg.push_str(&format!("\n  last status: {}", st.status_text));
         }
     }
-    let lines = journal::last_lines(sd.scope, unit, 10, true);
+    let lines = journal::last_lines(scope, unit, 10, true);
     if !lines.is_empty() {
         msg.push_str("\n  last log lines:");
         for l in lines {
             msg.push_str(&format!("\n    {l}"));
         }
     }
-    let cmd = errors::invocation(sd.scope, unit);
+    let cmd = errors::invocation(scope, unit);
     if not_running {
         return Error::not_running(msg).with_hint(format!("start it: `{cmd} start`"));
     }

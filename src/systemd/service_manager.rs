@@ -210,18 +210,27 @@ impl ServiceManager for SystemdManager {
     }
 
     fn stop(&self, t: &Target) -> Result<u8> {
-        let code = self.job(t, Verb::Stop)?;
-        // As systemctl warns: a socket that still listens starts the service again.
-        if !t.quiet && !self.no_block {
-            let unit = t.unit_name();
-            if let Some(s) = super::socket_status::read(bus_scope(t), &unit, false)
-                .filter(|s| s.active_state == "active")
-            {
-                eprintln!(
-                    "note: {} still listens: the next connection starts {unit} again                      (stop it too: `systemctl stop {}`; or `mydaemon uninstall`)",
-                    s.unit, s.unit
-                );
-            }
+        // As systemctl warns: a socket that still listens starts the service again. Its
+        // state is read on the stop's own connection (on a private socket, in the same
+        // write as `StopUnit`: stopping the service leaves the socket as it is).
+        let unit = t.unit_name();
+        let socket =
+            super::socket_status::socket_name(&unit).filter(|_| !t.quiet && !self.no_block);
+        let also = socket
+            .as_deref()
+            .map(|s| (s, &super::socket_status::PROPERTIES[..]));
+        let (code, props) =
+            super::control_reading(bus_scope(t), &unit, Verb::Stop, self.no_block, also)?;
+        if let Some(s) = socket
+            .zip(props)
+            .and_then(|(s, p)| super::socket_status::SocketStatus::from_properties(&s, &p, false))
+            .filter(|s| s.active_state == "active")
+        {
+            eprintln!(
+                "note: {} still listens: the next connection starts {unit} again \
+                 (stop it too: `systemctl stop {}`; or `mydaemon uninstall`)",
+                s.unit, s.unit
+            );
         }
         Ok(code)
     }

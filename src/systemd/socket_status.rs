@@ -104,8 +104,8 @@ impl SocketStatus {
     }
 }
 
-/// The properties `status` reads of the socket unit.
-const PROPERTIES: [(&str, Option<&str>); 5] = [
+/// The properties `status` (and `stop`) read of the socket unit.
+pub const PROPERTIES: [(&str, Option<&str>); 5] = [
     ("org.freedesktop.systemd1.Unit", Some("LoadState")),
     ("org.freedesktop.systemd1.Unit", Some("ActiveState")),
     ("org.freedesktop.systemd1.Unit", Some("SubState")),
@@ -113,11 +113,16 @@ const PROPERTIES: [(&str, Option<&str>); 5] = [
     ("org.freedesktop.systemd1.Socket", Some("NAccepted")),
 ];
 
+/// The socket unit beside `service`: `NAME.service` → `NAME.socket`.
+pub fn socket_name(service: &str) -> Option<String> {
+    Some(format!("{}.socket", service.strip_suffix(".service")?))
+}
+
 /// The status of the socket unit of `service` (`NAME.service` → `NAME.socket`), if one
 /// is loaded: through the private socket when it can be used (as `read_status`), else
 /// over a bus connection.
 pub fn read(scope: super::Scope, service: &str, service_running: bool) -> Option<SocketStatus> {
-    let socket = format!("{}.socket", service.strip_suffix(".service")?);
+    let socket = socket_name(service)?;
     if let Some(path) = super::connection::private_socket_for(scope) {
         match super::direct::unit_properties(
             &path,
