@@ -44,6 +44,10 @@ const SIGNAL: u8 = 4;
 /// of the first property's call (the unit itself could not be read).
 pub type Outcome = Result<HashMap<String, OwnedVariant>, (String, String)>;
 
+/// The property calls of one unit: (interface, `Some(property)`) is a `Get`, (interface,
+/// `None`) a `GetAll`.
+pub type Calls<'a> = &'a [(&'a str, Option<&'a str>)];
+
 /// A call to `org.freedesktop.DBus.Properties` of the object at `path`: (interface,
 /// `Some(property)`) is a `Get`, (interface, `None`) a `GetAll`.
 pub fn properties_call(
@@ -62,31 +66,43 @@ pub fn properties_call(
     .map_err(io::Error::other)
 }
 
-/// Reads `props` of unit `unit` over the private socket at `socket`, all calls in flight
-/// together: (interface, `Some(property)`) is a `Get`, (interface, `None`) a `GetAll`.
-/// A call that fails is left out, except the first one: its error is the [`Outcome`]'s.
-/// `Err` when the socket cannot be used.
-pub fn unit_properties(
+/// Reads properties of `units` over the private socket at `socket`, all calls in flight
+/// together (one connection, one write): for each unit its calls, (interface,
+/// `Some(property)`) a `Get`, (interface, `None`) a `GetAll`. An [`Outcome`] for each
+/// unit, in their order: a call that fails is left out, except the unit's first one,
+/// whose error is the unit's outcome. `Err` when the socket cannot be used.
+pub fn units_properties(
     socket: &Path,
-    unit: &str,
-    props: &[(&str, Option<&str>)],
+    units: &[(&str, Calls<'_>)],
     timeout: Duration,
-) -> io::Result<Outcome> {
-    let path = unit_path(unit);
-    let calls = props
-        .iter()
-        .map(|p| properties_call(&path, *p))
-        .collect::<io::Result<Vec<_>>>()?;
-    let mut ex = Exchange::open(socket, &calls, timeout)?;
-    let mut got = Properties::new(ex.serials());
-    while !got.complete() {
-        let msg = ex.next()?;
-        got.take(&msg, props);
+) -> io::Result<Vec<Outcome>> {
+    let mut calls = Vec::new();
+    for (unit, props) in units {
+        let path = unit_path(unit);
+        for p in *props {
+            calls.push(properties_call(&path, *p)?);
+        }
     }
-    Ok(got.outcome())
+    let mut ex = Exchange::open(socket, &calls, timeout)?;
+    let mut serials = ex.serials();
+    let mut got: Vec<Properties> = units
+        .iter()
+        .map(|(_, props)| {
+            let (mine, rest) = serials.split_at(props.len());
+            serials = rest;
+            Properties::new(mine)
+        })
+        .collect();
+    while !got.iter().all(Properties::complete) {
+        let msg = ex.next()?;
+        for (g, (_, props)) in got.iter_mut().zip(units) {
+            g.take(&msg, props);
+        }
+    }
+    Ok(got.into_iter().map(Properties::outcome).collect())
 }
 
-/// The answers to a batch of property calls (see [`unit_properties`]), gathered as they
+/// The answers to a batch of property calls (see [`units_properties`]), gathered as they
 /// come in among other messages.
 #[derive(Debug)]
 pub struct Properties {

@@ -179,7 +179,7 @@ pub async fn wait_job(stream: &mut MessageStream, job: &str) -> Result<JobResult
 }
 
 /// Another unit's properties to read along with a job (`stop` looks at the socket unit
-/// beside the service): the unit, and its calls as [`super::direct::unit_properties`]
+/// beside the service): the unit, and its calls as [`super::direct::units_properties`]
 /// takes them.
 pub type AlsoRead<'a> = (&'a str, &'a [(&'a str, Option<&'a str>)]);
 

@@ -49,28 +49,61 @@ pub(crate) fn scope(user: bool) -> Scope {
 /// Reads the status of `unit` for `status`: over the private socket in one blocking
 /// exchange when there is one ([`direct`]), else over a zbus connection.
 pub(crate) fn read_status(scope: Scope, unit: &str) -> Result<UnitStatus, Error> {
-    if let Some(socket) = connection::private_socket_for(scope) {
+    read_status_and_socket(scope, unit, false).map(|(st, _)| st)
+}
+
+/// [`read_status`], and with `socket` the socket unit beside it (`NAME.socket`, if one is
+/// loaded), on a private socket in the same exchange.
+fn read_status_and_socket(
+    scope: Scope,
+    unit: &str,
+    socket: bool,
+) -> Result<(UnitStatus, Option<socket_status::SocketStatus>), Error> {
+    let socket_unit = socket.then(|| socket_status::socket_name(unit)).flatten();
+    if let Some(path) = connection::private_socket_for(scope) {
         let what = format!("reading the state of {unit}");
         let props = manager::status_properties(unit);
-        match direct::unit_properties(&socket, unit, &props, connection::METHOD_TIMEOUT) {
-            Ok(Ok(props)) => {
-                log::debug!("read the state of {unit} through {}", socket.display());
-                return Ok(UnitStatus::from_properties(unit, &props));
+        let mut units = vec![(unit, &props[..])];
+        if let Some(s) = &socket_unit {
+            units.push((s.as_str(), &socket_status::PROPERTIES[..]));
+        }
+        match direct::units_properties(&path, &units, connection::METHOD_TIMEOUT) {
+            Ok(mut got) => {
+                let sock = if socket_unit.is_some() {
+                    got.pop()
+                } else {
+                    None
+                };
+                match got.remove(0) {
+                    Ok(props) => {
+                        log::debug!("read the state of {unit} through {}", path.display());
+                        let st = UnitStatus::from_properties(unit, &props);
+                        let sock = socket_unit.zip(sock).and_then(|(s, p)| {
+                            socket_status::SocketStatus::from_properties(&s, &p.ok()?, st.running())
+                        });
+                        return Ok((st, sock));
+                    }
+                    Err((name, desc)) => {
+                        return Err(errors::from_name(
+                            &name,
+                            &desc,
+                            &what,
+                            unit,
+                            &errors::invocation(scope, unit),
+                        ))
+                    }
+                }
             }
-            Ok(Err((name, desc))) => {
-                return Err(errors::from_name(
-                    &name,
-                    &desc,
-                    &what,
-                    unit,
-                    &errors::invocation(scope, unit),
-                ))
-            }
-            Err(e) => log::debug!("{}: {e}; trying a zbus connection", socket.display()),
+            Err(e) => log::debug!("{}: {e}; trying a zbus connection", path.display()),
         }
     }
     let sd = connect(scope)?;
-    unit_status(&sd, unit)
+    let st = unit_status(&sd, unit)?;
+    let sock = socket_unit.and_then(|s| {
+        let props = zbus::block_on(manager::unit_properties(&sd.conn, &s)).ok()?;
+        socket_status::SocketStatus::from_properties(&s, &props, st.running())
+    });
+    Ok((st, sock))
 }
 
 /// Reads the status of `unit`.
@@ -204,13 +237,12 @@ pub(crate) fn print_status(
     lines: usize,
     json: bool,
 ) -> Result<u8, Error> {
-    let st = read_status(scope, unit)?;
+    let (st, socket) = read_status_and_socket(scope, unit, true)?;
     let journal = if st.not_found() {
         Vec::new()
     } else {
         journal::last_lines(scope, unit, lines, false)
     };
-    let socket = socket_status::read(scope, unit, st.running());
     if json {
         let obj = StatusJson {
             status: &st,
