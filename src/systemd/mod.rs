@@ -52,58 +52,89 @@ pub(crate) fn read_status(scope: Scope, unit: &str) -> Result<UnitStatus, Error>
     read_status_and_socket(scope, unit, false).map(|(st, _)| st)
 }
 
-/// [`read_status`], and with `socket` the socket unit beside it (`NAME.socket`, if one is
-/// loaded), on a private socket in the same exchange.
+/// [`read_status`], and with `socket` the socket unit beside it (`NAME.socket`) when it
+/// triggers the service (the service's `TriggeredBy`, read with the rest): a unit that
+/// does not exist is not asked about, as systemd would load it for every call.
 fn read_status_and_socket(
     scope: Scope,
     unit: &str,
     socket: bool,
 ) -> Result<(UnitStatus, Option<socket_status::SocketStatus>), Error> {
-    let socket_unit = socket.then(|| socket_status::socket_name(unit)).flatten();
+    let trigger = |props: &HashMap<String, OwnedVariant>| {
+        socket_status::socket_name(unit).filter(|s| socket && triggered_by(props).contains(s))
+    };
     if let Some(path) = connection::private_socket_for(scope) {
         let what = format!("reading the state of {unit}");
-        let props = manager::status_properties(unit);
-        let mut units = vec![(unit, &props[..])];
-        if let Some(s) = &socket_unit {
-            units.push((s.as_str(), &socket_status::PROPERTIES[..]));
-        }
-        match direct::units_properties(&path, &units, connection::METHOD_TIMEOUT) {
-            Ok(mut got) => {
-                let sock = if socket_unit.is_some() {
-                    got.pop()
-                } else {
-                    None
-                };
-                match got.remove(0) {
-                    Ok(props) => {
-                        log::debug!("read the state of {unit} through {}", path.display());
-                        let st = UnitStatus::from_properties(unit, &props);
-                        let sock = socket_unit.zip(sock).and_then(|(s, p)| {
-                            socket_status::SocketStatus::from_properties(&s, &p.ok()?, st.running())
-                        });
-                        return Ok((st, sock));
-                    }
-                    Err((name, desc)) => {
-                        return Err(errors::from_name(
-                            &name,
-                            &desc,
-                            &what,
-                            unit,
-                            &errors::invocation(scope, unit),
-                        ))
-                    }
+        let calls = manager::status_properties(unit);
+        match direct::units_properties(&path, &[(unit, &calls)], connection::METHOD_TIMEOUT) {
+            Ok(mut got) => match got.remove(0) {
+                Ok(props) => {
+                    log::debug!("read the state of {unit} through {}", path.display());
+                    let st = UnitStatus::from_properties(unit, &props);
+                    let sock =
+                        trigger(&props).and_then(|s| socket_status_of(scope, &s, st.running()));
+                    return Ok((st, sock));
                 }
-            }
+                Err((name, desc)) => {
+                    return Err(errors::from_name(
+                        &name,
+                        &desc,
+                        &what,
+                        unit,
+                        &errors::invocation(scope, unit),
+                    ))
+                }
+            },
             Err(e) => log::debug!("{}: {e}; trying a zbus connection", path.display()),
         }
     }
     let sd = connect(scope)?;
-    let st = unit_status(&sd, unit)?;
-    let sock = socket_unit.and_then(|s| {
+    let props = zbus::block_on(manager::unit_properties(&sd.conn, unit))
+        .map_err(|e| from_zbus(e, &format!("reading the state of {unit}"), unit, sd.scope))?;
+    let st = UnitStatus::from_properties(unit, &props);
+    let sock = trigger(&props).and_then(|s| {
         let props = zbus::block_on(manager::unit_properties(&sd.conn, &s)).ok()?;
         socket_status::SocketStatus::from_properties(&s, &props, st.running())
     });
     Ok((st, sock))
+}
+
+/// The units that trigger a unit (its `TriggeredBy`), from its properties.
+pub(crate) fn triggered_by(props: &HashMap<String, OwnedVariant>) -> Vec<String> {
+    match props.get("TriggeredBy").map(|v| &**v) {
+        Some(zbus::Variant::Array(a)) => a
+            .inner()
+            .iter()
+            .filter_map(|v| match v {
+                zbus::Variant::Str(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The state of socket unit `socket` (if loaded), read on its own: over the private
+/// socket when there is one, else over a zbus connection.
+pub(crate) fn socket_status_of(
+    scope: Scope,
+    socket: &str,
+    service_running: bool,
+) -> Option<socket_status::SocketStatus> {
+    let props = match connection::private_socket_for(scope).map(|path| {
+        direct::units_properties(
+            &path,
+            &[(socket, &socket_status::PROPERTIES[..])],
+            connection::METHOD_TIMEOUT,
+        )
+    }) {
+        Some(Ok(mut got)) => got.remove(0).ok()?,
+        _ => {
+            let sd = connect(scope).ok()?;
+            zbus::block_on(manager::unit_properties(&sd.conn, socket)).ok()?
+        }
+    };
+    socket_status::SocketStatus::from_properties(socket, &props, service_running)
 }
 
 /// Reads the status of `unit`.
