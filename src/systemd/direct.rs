@@ -1,16 +1,15 @@
-//! `status`'s read of a unit over a systemd private socket: one blocking exchange, no
-//! executor, no thread.
+//! One blocking exchange over a systemd private socket: no executor, no thread.
 //!
 //! A zbus connection costs a reactor thread (`async-io`), an executor thread
 //! (`zruntime`), a handshake round trip before the first call and wake-ups between the
-//! threads for every reply. `status` needs none of that: it asks a fixed list of
-//! properties once. This module writes the authentication (`AUTH EXTERNAL`, `BEGIN`) and
-//! one `Properties.Get` per property in a single `write` (systemd's sd-bus reads the
-//! messages that follow `BEGIN` as it does for systemctl, which pipelines the same way),
-//! then reads `OK <guid>` and the replies. The calls are built by zbus
-//! ([`zbus::Message::method_call`]); each reply's header is walked here (its `SENDER` is
-//! the well-known name zbus would refuse, see [`super::private_socket`]) and its body, a
-//! variant, is decoded by zbus' deserializer.
+//! threads for every reply. `status` (its properties) and `start`/`stop`/... (the job's
+//! call and its `JobRemoved`, see [`super::job::run_direct`]) need none of that.
+//! [`Exchange`] writes the authentication (`AUTH EXTERNAL`, `BEGIN`) and the calls in a
+//! single `write` (padded past sd-bus's 256-byte authentication read, see
+//! [`Exchange::open`]), then reads `OK <guid>` and whole messages. The calls are built
+//! by zbus ([`zbus::Message::method_call`]); each message's header is walked here
+//! ([`Incoming`]: its `SENDER` is the well-known name zbus would refuse, see
+//! [`super::private_socket`]) and its body is decoded by zbus' deserializer.
 //!
 //! Used only on a private socket (root, or a user's own manager); the bus route keeps the
 //! zbus connection.

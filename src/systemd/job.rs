@@ -6,6 +6,10 @@
 //! call returned is the result. No polling: the wait is on the connection's message stream.
 //! A start of a `Type=notify` service finishes when the service sends `READY=1` (that is
 //! when systemd removes the start job), so `start` returns only then.
+//!
+//! On a private socket (root, `--user`) the same happens in one blocking exchange
+//! ([`run_direct`]): systemd sends its signals there to every client unasked, so there is
+//! nothing to register; the call and the wait share one write and one read loop.
 
 use std::collections::HashMap;
 use std::io;

@@ -5,9 +5,11 @@
 //!
 //! - `connection`: private socket as root, else the system bus; `--user`: the user's;
 //! - `private_socket`: the read half that makes zbus accept systemd's private socket;
-//! - `direct`: `status`'s properties in one blocking exchange on a private socket;
+//! - `direct`: one blocking exchange on a private socket (no zbus connection): the
+//!   properties `status` reads, and the transport of `job`'s private-socket route;
 //! - `manager`: the Manager calls (hand-written `#[proxy]`; why, see there);
-//! - `job`: start/stop/restart/reload, waiting race-free for `JobRemoved`;
+//! - `job`: start/stop/restart/reload, waiting race-free for `JobRemoved` (over
+//!   `direct` on a private socket, over zbus on a bus);
 //! - `status`: a unit's state from one `GetAll`, exit statuses in words;
 //! - `clean`: `uninstall --purge`, systemd's `CleanUnit`, waited for;
 //! - `journal`: the unit's journal lines (through `journalctl`);
