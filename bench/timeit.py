@@ -4,7 +4,8 @@
 usage: timeit.py ROUNDS JSON
 JSON: {"subject": [[argv], ...], "reference": [[argv], ...], "setup": [[argv], ...]}
 Each round runs the setup (untimed), then the subject and the reference sequences in
-alternating order (ABBA), each command exec'd directly (no shell), and must exit 0.
+alternating order (ABBA), each command exec'd directly (no shell); every command, the
+setup's too, must exit 0, or the run fails naming it.
 Prints one JSON object: the median seconds of each, their [min, max], and the ratio
 subject/reference of the medians.
 """
@@ -15,12 +16,16 @@ import sys
 import time
 
 
+def run_ok(argv):
+    r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    if r.returncode != 0:
+        sys.exit(f"timeit: {argv} exited {r.returncode}: {r.stderr.decode(errors='replace')}")
+
+
 def run_seq(seq):
     t0 = time.perf_counter()
     for argv in seq:
-        r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        if r.returncode != 0:
-            sys.exit(f"timeit: {argv} exited {r.returncode}: {r.stderr.decode(errors='replace')}")
+        run_ok(argv)
     return time.perf_counter() - t0
 
 
@@ -32,7 +37,7 @@ def main():
         order = ["subject", "reference"] if i % 2 == 0 else ["reference", "subject"]
         for name in order:
             for argv in spec.get("setup", []):
-                subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                run_ok(argv)
             times[name].append(run_seq(spec[name]))
     subject = statistics.median(times["subject"])
     reference = statistics.median(times["reference"])

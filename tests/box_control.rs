@@ -409,6 +409,53 @@ fn root_control_works_without_dbus_daemon() {
 
 #[test]
 #[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn start_and_stop_over_the_private_socket_wait_for_the_job() {
+    let bx = TestBox::boot();
+    // Ready only a second after it starts; a second to stop.
+    bx.write_file(
+        "/etc/systemd/system/slow.service",
+        b"[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nNotifyAccess=all\n\
+          ExecStart=/bin/sh -c 'trap \"sleep 1; exit 0\" TERM; sleep 1; \
+          systemd-notify --ready; while :; do sleep 0.1; done'\n",
+    );
+    bx.sh_ok("systemctl daemon-reload");
+    let timed = |args: &str| {
+        let t = std::time::Instant::now();
+        let out = md(&bx, args);
+        (out, t.elapsed())
+    };
+    for _ in 0..2 {
+        let (out, took) = timed("-vv --name slow start");
+        let err = text(&out.stderr);
+        assert_eq!(code(&out), 0, "{err}");
+        assert!(
+            err.contains("starting slow.service through /run/systemd/private"),
+            "{err}"
+        );
+        assert!(err.contains("job /org/freedesktop/systemd1/job/"), "{err}");
+        assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
+        // Returned once systemd had READY=1: active, not activating.
+        assert_eq!(systemctl_prop(&bx, "slow.service", "ActiveState"), "active");
+        let (out, took) = timed("--name slow stop");
+        assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+        assert!(took >= std::time::Duration::from_millis(900), "{took:?}");
+        assert_eq!(
+            systemctl_prop(&bx, "slow.service", "ActiveState"),
+            "inactive"
+        );
+    }
+    // --no-block returns with the job queued, before READY=1.
+    let (out, took) = timed("--name slow start --no-block");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    assert!(took < std::time::Duration::from_secs(60));
+    assert_eq!(
+        systemctl_prop(&bx, "slow.service", "ActiveState"),
+        "activating"
+    );
+}
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
 fn user_manager_of_a_lingering_user() {
     let bx = TestBox::boot();
     bx.add_lingering_user("alice");
@@ -445,8 +492,17 @@ fn user_manager_of_a_lingering_user() {
         &format!("MYDAEMON_SYSTEMD_ROUTE=bus {BIN} --user restart"),
     );
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
-    let out = bx.sh_as("alice", &format!("{BIN} --user stop"));
-    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    // The user manager's private socket, the job waited for: stopped on return.
+    let out = bx.sh_as("alice", &format!("{BIN} -vv --user stop"));
+    let err = text(&out.stderr);
+    assert_eq!(code(&out), 0, "{err}");
+    assert!(
+        err.contains("stopping mydaemon.service through /run/user/")
+            && err.contains("/systemd/private"),
+        "{err}"
+    );
+    let out = bx.sh_as("alice", &format!("{BIN} --user status -n 0"));
+    assert_eq!(code(&out), 3, "{}", text(&out.stdout));
     let out = bx.sh_as("alice", &format!("{BIN} --user uninstall"));
     assert_eq!(code(&out), 0, "{}", text(&out.stderr));
 }

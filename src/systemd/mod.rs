@@ -5,9 +5,11 @@
 //!
 //! - `connection`: private socket as root, else the system bus; `--user`: the user's;
 //! - `private_socket`: the read half that makes zbus accept systemd's private socket;
-//! - `direct`: `status`'s properties in one blocking exchange on a private socket;
+//! - `direct`: one blocking exchange on a private socket (no zbus connection): the
+//!   properties `status` reads, and the transport of `job`'s private-socket route;
 //! - `manager`: the Manager calls (hand-written `#[proxy]`; why, see there);
-//! - `job`: start/stop/restart/reload, waiting race-free for `JobRemoved`;
+//! - `job`: start/stop/restart/reload, waiting race-free for `JobRemoved` (over
+//!   `direct` on a private socket, over zbus on a bus);
 //! - `status`: a unit's state from one `GetAll`, exit statuses in words;
 //! - `clean`: `uninstall --purge`, systemd's `CleanUnit`, waited for;
 //! - `journal`: the unit's journal lines (through `journalctl`);
@@ -28,7 +30,10 @@ pub(crate) mod socket_status;
 pub(crate) mod socket_unit;
 pub(crate) mod status;
 
+use std::collections::HashMap;
 use std::time::SystemTime;
+
+use zbus::OwnedVariant;
 
 pub use connection::{connect, Route, Scope, Systemd};
 pub use job::{JobResult, Verb};
@@ -46,28 +51,92 @@ pub(crate) fn scope(user: bool) -> Scope {
 /// Reads the status of `unit` for `status`: over the private socket in one blocking
 /// exchange when there is one ([`direct`]), else over a zbus connection.
 pub(crate) fn read_status(scope: Scope, unit: &str) -> Result<UnitStatus, Error> {
-    if let Some(socket) = connection::private_socket_for(scope) {
+    read_status_and_socket(scope, unit, false).map(|(st, _)| st)
+}
+
+/// [`read_status`], and with `socket` the socket unit beside it (`NAME.socket`) when it
+/// triggers the service (the service's `TriggeredBy`, read with the rest): a unit that
+/// does not exist is not asked about, as systemd would load it for every call.
+fn read_status_and_socket(
+    scope: Scope,
+    unit: &str,
+    socket: bool,
+) -> Result<(UnitStatus, Option<socket_status::SocketStatus>), Error> {
+    let trigger = |props: &HashMap<String, OwnedVariant>| {
+        socket_status::socket_name(unit).filter(|s| socket && triggered_by(props).contains(s))
+    };
+    if let Some(path) = connection::private_socket_for(scope) {
         let what = format!("reading the state of {unit}");
-        let props = manager::status_properties(unit);
-        match direct::unit_properties(&socket, unit, &props, connection::METHOD_TIMEOUT) {
-            Ok(Ok(props)) => {
-                log::debug!("read the state of {unit} through {}", socket.display());
-                return Ok(UnitStatus::from_properties(unit, &props));
-            }
-            Ok(Err((name, desc))) => {
-                return Err(errors::from_name(
-                    &name,
-                    &desc,
-                    &what,
-                    unit,
-                    &errors::invocation(scope, unit),
-                ))
-            }
-            Err(e) => log::debug!("{}: {e}; trying a zbus connection", socket.display()),
+        let calls = manager::status_properties(unit);
+        match direct::units_properties(&path, &[(unit, &calls)], connection::METHOD_TIMEOUT) {
+            Ok(mut got) => match got.remove(0) {
+                Ok(props) => {
+                    log::debug!("read the state of {unit} through {}", path.display());
+                    let st = UnitStatus::from_properties(unit, &props);
+                    let sock =
+                        trigger(&props).and_then(|s| socket_status_of(scope, &s, st.running()));
+                    return Ok((st, sock));
+                }
+                Err((name, desc)) => {
+                    return Err(errors::from_name(
+                        &name,
+                        &desc,
+                        &what,
+                        unit,
+                        &errors::invocation(scope, unit),
+                    ))
+                }
+            },
+            Err(e) => log::debug!("{}: {e}; trying a zbus connection", path.display()),
         }
     }
     let sd = connect(scope)?;
-    unit_status(&sd, unit)
+    let props = zbus::block_on(manager::unit_properties(&sd.conn, unit))
+        .map_err(|e| from_zbus(e, &format!("reading the state of {unit}"), unit, sd.scope))?;
+    let st = UnitStatus::from_properties(unit, &props);
+    let sock = trigger(&props).and_then(|s| {
+        let props = zbus::block_on(manager::unit_properties(&sd.conn, &s)).ok()?;
+        socket_status::SocketStatus::from_properties(&s, &props, st.running())
+    });
+    Ok((st, sock))
+}
+
+/// The units that trigger a unit (its `TriggeredBy`), from its properties.
+pub(crate) fn triggered_by(props: &HashMap<String, OwnedVariant>) -> Vec<String> {
+    match props.get("TriggeredBy").map(|v| &**v) {
+        Some(zbus::Variant::Array(a)) => a
+            .inner()
+            .iter()
+            .filter_map(|v| match v {
+                zbus::Variant::Str(s) => Some(s.to_string()),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The state of socket unit `socket` (if loaded), read on its own: over the private
+/// socket when there is one, else over a zbus connection.
+pub(crate) fn socket_status_of(
+    scope: Scope,
+    socket: &str,
+    service_running: bool,
+) -> Option<socket_status::SocketStatus> {
+    let props = match connection::private_socket_for(scope).map(|path| {
+        direct::units_properties(
+            &path,
+            &[(socket, &socket_status::PROPERTIES[..])],
+            connection::METHOD_TIMEOUT,
+        )
+    }) {
+        Some(Ok(mut got)) => got.remove(0).ok()?,
+        _ => {
+            let sd = connect(scope).ok()?;
+            zbus::block_on(manager::unit_properties(&sd.conn, socket)).ok()?
+        }
+    };
+    socket_status::SocketStatus::from_properties(socket, &props, service_running)
 }
 
 /// Reads the status of `unit`.
@@ -80,8 +149,39 @@ pub(crate) fn unit_status(sd: &Systemd, unit: &str) -> Result<UnitStatus, Error>
 /// `start`/`stop`/`restart`/`reload` of `unit`: 0 when the job is done (or queued, with
 /// `no_block`); otherwise an error that explains the failure in words.
 pub(crate) fn control(scope: Scope, unit: &str, verb: Verb, no_block: bool) -> Result<u8, Error> {
+    control_reading(scope, unit, verb, no_block, None).map(|(code, _)| code)
+}
+
+/// [`control`], and the properties of another unit read on the same connection
+/// (`None` when they could not be read). On a private socket the job goes through
+/// [`job::run_direct`] (one write, no zbus connection); otherwise, or when that socket
+/// does not take the connection, through zbus.
+pub(crate) fn control_reading(
+    scope: Scope,
+    unit: &str,
+    verb: Verb,
+    no_block: bool,
+    also: Option<job::AlsoRead<'_>>,
+) -> Result<(u8, Option<HashMap<String, OwnedVariant>>), Error> {
+    if let Some(socket) = connection::private_socket_for(scope) {
+        match job::run_direct(&socket, scope, verb, unit, no_block, also) {
+            Ok(outcome) => {
+                let outcome = outcome?;
+                return match outcome.result {
+                    JobResult::Done | JobResult::Queued => Ok((exit::OK, outcome.also)),
+                    JobResult::Failed(result) => {
+                        Err(explain_failure(scope, None, unit, verb, &result))
+                    }
+                };
+            }
+            Err(e) => log::debug!("{}: {e}; trying a zbus connection", socket.display()),
+        }
+    }
     let sd = connect(scope)?;
-    control_with(&sd, unit, verb, no_block)
+    let code = control_with(&sd, unit, verb, no_block)?;
+    let props =
+        also.and_then(|(other, _)| zbus::block_on(manager::unit_properties(&sd.conn, other)).ok());
+    Ok((code, props))
 }
 
 /// [`control`] on an open connection.
@@ -93,14 +193,23 @@ pub(crate) fn control_with(
 ) -> Result<u8, Error> {
     match job::run(sd, verb, unit, no_block) {
         Ok(JobResult::Done | JobResult::Queued) => Ok(exit::OK),
-        Ok(JobResult::Failed(result)) => Err(explain_failure(sd, unit, verb, &result)),
+        Ok(JobResult::Failed(result)) => {
+            Err(explain_failure(sd.scope, Some(sd), unit, verb, &result))
+        }
         Err(e) => Err(e),
     }
 }
 
 /// The error for a job that ended with `result` (not `done`): the job result, the unit's
-/// `Result`, the main process's end in words, and the last journal lines.
-pub(crate) fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str) -> Error {
+/// `Result`, the main process's end in words, and the last journal lines. The unit's
+/// state is read on `sd` when there is a connection, else as `status` reads it.
+pub(crate) fn explain_failure(
+    scope: Scope,
+    sd: Option<&Systemd>,
+    unit: &str,
+    verb: Verb,
+    result: &str,
+) -> Error {
     let not_running = verb == Verb::Reload && matches!(result, "skipped" | "invalid");
     let why = if not_running {
         "it is not running"
@@ -108,7 +217,11 @@ pub(crate) fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str
         JobResult::describe(result)
     };
     let mut msg = format!("{} {unit} failed: {why}", verb.progressive());
-    if let Ok(st) = unit_status(sd, unit) {
+    let st = match sd {
+        Some(sd) => unit_status(sd, unit),
+        None => read_status(scope, unit),
+    };
+    if let Ok(st) = st {
         if !st.result.is_empty() && st.result != "success" {
             msg.push_str(&format!(
                 "\n  reason: {} ({})",
@@ -123,14 +236,14 @@ pub(crate) fn explain_failure(sd: &Systemd, unit: &str, verb: Verb, result: &str
             msg.push_str(&format!("\n  last status: {}", st.status_text));
         }
     }
-    let lines = journal::last_lines(sd.scope, unit, 10, true);
+    let lines = journal::last_lines(scope, unit, 10, true);
     if !lines.is_empty() {
         msg.push_str("\n  last log lines:");
         for l in lines {
             msg.push_str(&format!("\n    {l}"));
         }
     }
-    let cmd = errors::invocation(sd.scope, unit);
+    let cmd = errors::invocation(scope, unit);
     if not_running {
         return Error::not_running(msg).with_hint(format!("start it: `{cmd} start`"));
     }
@@ -157,13 +270,12 @@ pub(crate) fn print_status(
     lines: usize,
     json: bool,
 ) -> Result<u8, Error> {
-    let st = read_status(scope, unit)?;
+    let (st, socket) = read_status_and_socket(scope, unit, true)?;
     let journal = if st.not_found() {
         Vec::new()
     } else {
         journal::last_lines(scope, unit, lines, false)
     };
-    let socket = socket_status::read(scope, unit, st.running());
     if json {
         let obj = StatusJson {
             status: &st,

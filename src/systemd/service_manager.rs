@@ -210,18 +210,26 @@ impl ServiceManager for SystemdManager {
     }
 
     fn stop(&self, t: &Target) -> Result<u8> {
-        let code = self.job(t, Verb::Stop)?;
-        // As systemctl warns: a socket that still listens starts the service again.
-        if !t.quiet && !self.no_block {
-            let unit = t.unit_name();
-            if let Some(s) = super::socket_status::read(bus_scope(t), &unit, false)
-                .filter(|s| s.active_state == "active")
-            {
-                eprintln!(
-                    "note: {} still listens: the next connection starts {unit} again                      (stop it too: `systemctl stop {}`; or `mydaemon uninstall`)",
-                    s.unit, s.unit
-                );
-            }
+        // As systemctl warns: a socket that still listens starts the service again. What
+        // triggers the service (`TriggeredBy`) is read on the stop's own connection (on a
+        // private socket, in the same write as `StopUnit`); the socket unit only when it
+        // is one of them.
+        let unit = t.unit_name();
+        let check = !t.quiet && !self.no_block;
+        let calls = [("org.freedesktop.systemd1.Unit", Some("TriggeredBy"))];
+        let also = check.then_some((unit.as_str(), &calls[..]));
+        let (code, props) =
+            super::control_reading(bus_scope(t), &unit, Verb::Stop, self.no_block, also)?;
+        let listening = super::socket_status::socket_name(&unit)
+            .filter(|s| props.is_some_and(|p| super::triggered_by(&p).contains(s)))
+            .and_then(|s| super::socket_status_of(bus_scope(t), &s, false))
+            .filter(|s| s.active_state == "active");
+        if let Some(s) = listening {
+            eprintln!(
+                "note: {} still listens: the next connection starts {unit} again \
+                 (stop it too: `systemctl stop {}`; or `mydaemon uninstall`)",
+                s.unit, s.unit
+            );
         }
         Ok(code)
     }

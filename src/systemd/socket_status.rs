@@ -6,8 +6,6 @@ use std::collections::HashMap;
 
 use zbus::zvariant::{OwnedVariant, Variant};
 
-use super::Systemd;
-
 /// The facts `status` shows of `NAME.socket`.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct SocketStatus {
@@ -104,8 +102,8 @@ impl SocketStatus {
     }
 }
 
-/// The properties `status` reads of the socket unit.
-const PROPERTIES: [(&str, Option<&str>); 5] = [
+/// The properties `status` (and `stop`) read of the socket unit.
+pub const PROPERTIES: [(&str, Option<&str>); 5] = [
     ("org.freedesktop.systemd1.Unit", Some("LoadState")),
     ("org.freedesktop.systemd1.Unit", Some("ActiveState")),
     ("org.freedesktop.systemd1.Unit", Some("SubState")),
@@ -113,27 +111,7 @@ const PROPERTIES: [(&str, Option<&str>); 5] = [
     ("org.freedesktop.systemd1.Socket", Some("NAccepted")),
 ];
 
-/// The status of the socket unit of `service` (`NAME.service` → `NAME.socket`), if one
-/// is loaded: through the private socket when it can be used (as `read_status`), else
-/// over a bus connection.
-pub fn read(scope: super::Scope, service: &str, service_running: bool) -> Option<SocketStatus> {
-    let socket = format!("{}.socket", service.strip_suffix(".service")?);
-    if let Some(path) = super::connection::private_socket_for(scope) {
-        match super::direct::unit_properties(
-            &path,
-            &socket,
-            &PROPERTIES,
-            super::connection::METHOD_TIMEOUT,
-        ) {
-            Ok(Ok(props)) => {
-                return SocketStatus::from_properties(&socket, &props, service_running)
-            }
-            // No such unit (or not loaded): no socket activation.
-            Ok(Err(_)) => return None,
-            Err(e) => log::debug!("{}: {e}; trying a zbus connection", path.display()),
-        }
-    }
-    let sd: Systemd = super::connect(scope).ok()?;
-    let props = zbus::block_on(super::manager::unit_properties(&sd.conn, &socket)).ok()?;
-    SocketStatus::from_properties(&socket, &props, service_running)
+/// The socket unit beside `service`: `NAME.service` → `NAME.socket`.
+pub fn socket_name(service: &str) -> Option<String> {
+    Some(format!("{}.socket", service.strip_suffix(".service")?))
 }
