@@ -21,11 +21,15 @@ pub mod cli;
 pub mod daemon;
 pub mod error;
 pub mod fallback;
+pub mod fleet;
 pub(crate) mod install;
 pub(crate) mod logging;
 pub mod notify;
 pub(crate) mod notify_socket;
+pub(crate) mod output;
+pub(crate) mod remote_files;
 pub mod spec;
+pub mod ssh;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;

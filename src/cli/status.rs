@@ -1,5 +1,6 @@
 //! `mydaemon status`: the service's state, with LSB exit codes.
 
+use crate::backend::ServiceManager;
 use crate::cli::{manager, Global};
 use crate::error::Result;
 use crate::fallback::PidfileManager;
@@ -19,8 +20,15 @@ pub struct Args {
     pub paths: crate::fallback::paths::PathArgs,
 }
 
-/// Shows the status; exit 0 running, 3 not running, 4 unknown.
+/// Shows the status; exit 0 running, 3 not running, 4 unknown. With `-H`: each host's
+/// (as `systemctl -H`, without journal lines: see `logs`); `--json`: one line per host.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
+    if let Some(fleet) = crate::cli::hosts::fleet(g, "status", a.json)? {
+        let t = g.target()?;
+        return fleet.run("status", &SystemdManager::default(), |m| {
+            m.status(&t, a.lines, a.json)
+        });
+    }
     manager(g, None, SystemdManager::default(), || {
         PidfileManager::at(&a.paths)
     })

@@ -4,17 +4,22 @@
 
 use std::path::Path;
 
-use super::{connect, control, Scope, Verb};
+use super::{connect, Remote, Scope, Systemd, Verb};
 use crate::backend::{InstallOptions, LogQuery, ServiceManager, Target, UninstallOptions};
 use crate::error::{privilege_hint, Error, Result};
 use crate::install::{self, Written};
+use crate::output::{errln, outln};
+use crate::remote_files::{self, Wrote};
 use crate::spec::{build_spec, check_runnable_here, UnitOptions};
 
-/// systemd (the system manager, or with [`Target::user`] the user's) over D-Bus.
-#[derive(Debug, Clone, Copy, Default)]
+/// systemd (the system manager, or with [`Target::user`] the user's) over D-Bus: this
+/// machine's, or with [`SystemdManager::remote`] another's over ssh (`-H`).
+#[derive(Debug, Clone, Default)]
 pub struct SystemdManager {
     /// `start`/`stop`/`restart`/`reload` return once the job is queued.
     pub no_block: bool,
+    /// Another machine's manager (`-H HOST`), reached over ssh.
+    pub remote: Option<Remote>,
 }
 
 /// Whether the service manager addressed is running here (the system one, or with
@@ -32,13 +37,24 @@ fn bus_scope(t: &Target) -> Scope {
 }
 
 impl SystemdManager {
+    /// A connection to the manager addressed: here, or on the remote host.
+    fn connect(&self, t: &Target) -> Result<Systemd> {
+        match &self.remote {
+            None => connect(bus_scope(t)),
+            Some(r) => super::remote::connect(r, bus_scope(t)),
+        }
+    }
+
     fn job(&self, t: &Target, verb: Verb) -> Result<u8> {
-        control(bus_scope(t), &t.unit_name(), verb, self.no_block)
+        super::control_with(&self.connect(t)?, &t.unit_name(), verb, self.no_block)
     }
 }
 
 impl ServiceManager for SystemdManager {
     fn install(&self, t: &Target, unit: &UnitOptions, how: &InstallOptions) -> Result<u8> {
+        if let Some(r) = &self.remote {
+            return self.install_remote(r, t, unit, how);
+        }
         // Everything that can be refused is refused before anything is written.
         let spec = build_spec(t, unit)?;
         let text = spec.render()?;
@@ -54,7 +70,7 @@ impl ServiceManager for SystemdManager {
             .map_err(|e| privilege_hint(e, "install"))?;
         let say = |s: String| {
             if !t.quiet {
-                println!("{s}");
+                outln!("{s}");
             }
         };
         match written {
@@ -144,6 +160,9 @@ impl ServiceManager for SystemdManager {
     }
 
     fn uninstall(&self, t: &Target, how: &UninstallOptions) -> Result<u8> {
+        if let Some(r) = &self.remote {
+            return self.uninstall_remote(r, t, how);
+        }
         let scope = install::Place::select(t.user, how.root.as_deref())?;
         let dir = install::unit_dir(&scope)?;
         let unit_name = t.unit_name();
@@ -173,11 +192,11 @@ impl ServiceManager for SystemdManager {
                 let cleaned = super::clean::clean(&sd, &unit_name)?;
                 if !t.quiet {
                     match cleaned {
-                        super::clean::Cleaned::Removed => println!(
+                        super::clean::Cleaned::Removed => outln!(
                             "removed the state, cache, logs and runtime directories of {unit_name}"
                         ),
                         super::clean::Cleaned::Nothing => {
-                            println!("{unit_name} has no directories to remove")
+                            outln!("{unit_name} has no directories to remove")
                         }
                     }
                 }
@@ -195,9 +214,9 @@ impl ServiceManager for SystemdManager {
             .map_err(|e| privilege_hint(e, "uninstall"))?;
         if !t.quiet {
             for l in &removed.links {
-                println!("removed {}", l.display());
+                outln!("removed {}", l.display());
             }
-            println!("removed {}", removed.unit.display());
+            outln!("removed {}", removed.unit.display());
         }
         if let Some(sd) = systemd {
             super::uninstall_reload(&sd, &unit_name)?;
@@ -210,14 +229,15 @@ impl ServiceManager for SystemdManager {
     }
 
     fn stop(&self, t: &Target) -> Result<u8> {
-        let code = self.job(t, Verb::Stop)?;
+        let sd = self.connect(t)?;
+        let unit = t.unit_name();
+        let code = super::control_with(&sd, &unit, Verb::Stop, self.no_block)?;
         // As systemctl warns: a socket that still listens starts the service again.
         if !t.quiet && !self.no_block {
-            let unit = t.unit_name();
-            if let Some(s) = super::socket_status::read(bus_scope(t), &unit, false)
+            if let Some(s) = super::socket_status::read_with(&sd, &unit, false)
                 .filter(|s| s.active_state == "active")
             {
-                eprintln!(
+                errln!(
                     "note: {} still listens: the next connection starts {unit} again                      (stop it too: `systemctl stop {}`; or `mydaemon uninstall`)",
                     s.unit, s.unit
                 );
@@ -235,24 +255,120 @@ impl ServiceManager for SystemdManager {
     }
 
     fn status(&self, t: &Target, lines: usize, json: bool) -> Result<u8> {
-        super::print_status(bus_scope(t), &t.unit_name(), lines, json)
+        match &self.remote {
+            None => super::print_status(bus_scope(t), &t.unit_name(), lines, json),
+            Some(_) => super::print_status_with(&self.connect(t)?, &t.unit_name(), json),
+        }
     }
 
     fn enable(&self, t: &Target, _root: Option<&Path>, now: bool) -> Result<u8> {
-        super::enable(bus_scope(t), &t.unit_name(), now, t.quiet)
+        super::enable_with(&self.connect(t)?, &t.unit_name(), now, false, t.quiet)
     }
 
     fn disable(&self, t: &Target, _root: Option<&Path>, now: bool) -> Result<u8> {
-        super::disable(bus_scope(t), &t.unit_name(), now, t.quiet)
+        super::disable_with(&self.connect(t)?, &t.unit_name(), now, t.quiet)
     }
 
     fn logs(&self, t: &Target, q: &LogQuery) -> Result<u8> {
         super::journal::show(
+            self.remote.as_ref(),
             bus_scope(t),
             &t.unit_name(),
             q.lines,
             q.follow,
             q.since.as_deref(),
         )
+    }
+}
+
+impl SystemdManager {
+    /// `install -H`: the unit rendered here, written there over ssh (after checking that
+    /// the program it runs exists there), then enabled (and started) over D-Bus.
+    fn install_remote(
+        &self,
+        r: &Remote,
+        t: &Target,
+        unit: &UnitOptions,
+        how: &InstallOptions,
+    ) -> Result<u8> {
+        let spec = build_spec(t, unit)?;
+        if !spec.listen.is_empty() {
+            return Err(
+                Error::usage("install -H does not install socket units (--listen) yet")
+                    .with_hint("install on that machine itself, or leave out --listen"),
+            );
+        }
+        let text = spec.render()?;
+        let scope = bus_scope(t);
+        let unit_name = spec.unit_name();
+        let wrote = remote_files::write_unit(r, scope, &spec, &text, how.force)?;
+        let say = |s: String| {
+            if !t.quiet {
+                outln!("{s}");
+            }
+        };
+        let changed = match &wrote {
+            Wrote::Created(p) => {
+                say(format!("wrote {p}"));
+                true
+            }
+            Wrote::Replaced(p) => {
+                say(format!("replaced {p}"));
+                true
+            }
+            Wrote::Unchanged(p) => {
+                say(format!("{p} is up to date"));
+                false
+            }
+        };
+        let enabled = self.connect(t).and_then(|sd| {
+            super::enable_with(&sd, &unit_name, false, changed, t.quiet).map(|_| sd)
+        });
+        let sd = match enabled {
+            Ok(sd) => sd,
+            Err(e) => {
+                // Leave no half-installed unit behind.
+                if let Wrote::Created(p) = &wrote {
+                    if remote_files::remove_unit(r, scope, &unit_name, false).is_ok() {
+                        say(format!("removed {p} again"));
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if how.now {
+            return super::control_with(&sd, &unit_name, Verb::Start, false);
+        }
+        Ok(0)
+    }
+
+    /// `uninstall -H`: checked there (exists, is ours), stopped and disabled over D-Bus,
+    /// removed over ssh, and systemd reloaded.
+    fn uninstall_remote(&self, r: &Remote, t: &Target, how: &UninstallOptions) -> Result<u8> {
+        let scope = bus_scope(t);
+        let unit_name = t.unit_name();
+        remote_files::check_removable(r, scope, &unit_name, how.force)?;
+        let sd = self.connect(t)?;
+        super::uninstall_stop_disable(&sd, &unit_name, t.quiet)?;
+        if how.purge {
+            let cleaned = super::clean::clean(&sd, &unit_name)?;
+            if !t.quiet {
+                match cleaned {
+                    super::clean::Cleaned::Removed => outln!(
+                        "removed the state, cache, logs and runtime directories of {unit_name}"
+                    ),
+                    super::clean::Cleaned::Nothing => {
+                        outln!("{unit_name} has no directories to remove")
+                    }
+                }
+            }
+        }
+        for p in remote_files::remove_unit(r, scope, &unit_name, how.force)? {
+            if !t.quiet {
+                outln!("removed {p}");
+            }
+        }
+        super::uninstall_reload(&sd, &unit_name)?;
+        Ok(0)
     }
 }

@@ -134,6 +134,12 @@ pub fn read(scope: super::Scope, service: &str, service_running: bool) -> Option
         }
     }
     let sd: Systemd = super::connect(scope).ok()?;
+    read_with(&sd, service, service_running)
+}
+
+/// [`read`] on an open connection.
+pub fn read_with(sd: &Systemd, service: &str, service_running: bool) -> Option<SocketStatus> {
+    let socket = format!("{}.socket", service.strip_suffix(".service")?);
     let props = zbus::block_on(super::manager::unit_properties(&sd.conn, &socket)).ok()?;
     SocketStatus::from_properties(&socket, &props, service_running)
 }
