@@ -53,7 +53,8 @@ impl HostArgs {
             .collect::<Result<Vec<_>>>()?;
         if let Some(f) = &self.hosts_file {
             let text = std::fs::read_to_string(f).map_err(|e| {
-                Error::io("read", f.display(), e).with_hint("--hosts-file names a file of hosts")
+                Error::usage(format!("--hosts-file {}: {e}", f.display()))
+                    .with_hint("one [USER@]HOST[:PORT] a line, # comments")
             })?;
             hosts.extend(parse_hosts_file(&text, f)?);
         }
