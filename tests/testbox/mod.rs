@@ -48,6 +48,9 @@
 
 #[path = "../support/mod.rs"]
 mod support;
+
+pub mod fleet;
+
 #[allow(unused_imports)]
 pub use support::{output_within, wait_within};
 
@@ -79,8 +82,10 @@ const ROOT_ENV: &[&str] = &[
 ];
 
 /// Units masked in every box: consoles and gettys, timers, host services (postgresql,
-/// cron, ssh), and what cannot work or only slows boot in a container (udev, sysctl,
-/// binfmt, kernel modules, hardware and persistent-state services). The journal is
+/// cron, ssh: installing openssh-server enables it on the host; a fleet server box runs
+/// an sshd unit of its own, see `fleet.rs`), and what cannot work or only slows boot in
+/// a container (udev, sysctl, binfmt, kernel modules, hardware and persistent-state
+/// services). The journal is
 /// flushed into the box's own empty `/var/log/journal` (see `boot.sh`), so users get
 /// their own journal files, as on a real host.
 pub const MASKED_UNITS: &[&str] = &[
@@ -126,6 +131,10 @@ pub const MASKED_UNITS: &[&str] = &[
     "cron.service",
     "anacron.service",
     "ssh.service",
+    "ssh.socket",
+    "ssh@.service",
+    "sshd-unix-local.socket",
+    "sshd-vsock.socket",
     "rsyslog.service",
     "networking.service",
     "systemd-networkd.service",
@@ -324,7 +333,20 @@ impl TestBox {
 
     /// Boots a box with `binary`, or says why it cannot.
     pub fn try_boot_with_binary(binary: &Path) -> Result<TestBox, String> {
+        Self::try_boot_with_files(binary, &[])
+    }
+
+    /// Boots a box with `binary` and extra files in its `/etc`, present before systemd
+    /// starts (`(absolute path under /etc/, contents)`: a unit and a drop-in that wants it
+    /// start during the boot), or says why it cannot.
+    pub fn try_boot_with_files(binary: &Path, etc: &[(&str, &[u8])]) -> Result<TestBox, String> {
         let started = Instant::now();
+        if let Some((bad, _)) = etc
+            .iter()
+            .find(|(p, _)| !p.starts_with("/etc/") || p.split('/').any(|c| c == ".."))
+        {
+            return skip(&format!("boot file {bad} is not a path under /etc/"));
+        }
         if !nix::unistd::geteuid().is_root() {
             return skip("the test box needs root (namespaces, mounts, cgroups); not root");
         }
@@ -386,7 +408,7 @@ impl TestBox {
             procs,
             boot_time: Duration::ZERO,
         };
-        match bx.start(&binary, n) {
+        match bx.start(&binary, n, etc) {
             Ok(()) => {
                 bx.boot_time = started.elapsed();
                 Ok(bx)
@@ -406,13 +428,14 @@ impl TestBox {
     }
 
     /// Starts `unshare` + systemd, finds its PID, waits until it is running.
-    fn start(&mut self, binary: &Path, n: u32) -> Result<(), String> {
+    fn start(&mut self, binary: &Path, n: u32, etc: &[(&str, &[u8])]) -> Result<(), String> {
         let dir = self.dir.as_ref().expect("temp dir").path().to_path_buf();
         let mnt = dir.join("m");
         fs::create_dir(&mnt).map_err(|e| format!("mkdir {}: {e}", mnt.display()))?;
         let hostname = format!("box{n}");
         let prep = dir.join("prep");
-        prepare_etc(&prep, &hostname).map_err(|e| format!("prepare {}: {e}", prep.display()))?;
+        prepare_etc(&prep, &hostname, etc)
+            .map_err(|e| format!("prepare {}: {e}", prep.display()))?;
         let log = File::create(dir.join("console.log")).map_err(|e| format!("console.log: {e}"))?;
         let log2 = log.try_clone().map_err(|e| e.to_string())?;
 
@@ -719,9 +742,9 @@ exec runuser -u "$1" -- /bin/sh -c "$2""#;
 }
 
 /// Writes what boot.sh copies into the box's `/etc`: its hostname, a fresh machine ID,
-/// the unit masks and `default.target` (multi-user). Creating these here, not in the
-/// shell, saves one process per file at every boot.
-fn prepare_etc(prep: &Path, hostname: &str) -> std::io::Result<()> {
+/// the unit masks, `default.target` (multi-user) and the caller's `extra` files. Creating
+/// these here, not in the shell, saves one process per file at every boot.
+fn prepare_etc(prep: &Path, hostname: &str, extra: &[(&str, &[u8])]) -> std::io::Result<()> {
     let etc = prep.join("etc");
     let units = etc.join("systemd/system");
     fs::create_dir_all(&units)?;
@@ -738,6 +761,11 @@ fn prepare_etc(prep: &Path, hostname: &str) -> std::io::Result<()> {
         "/lib/systemd/system/multi-user.target",
         units.join("default.target"),
     )?;
+    for (path, contents) in extra {
+        let file = prep.join(path.trim_start_matches('/'));
+        fs::create_dir_all(file.parent().expect("a path under /etc/"))?;
+        fs::write(file, contents)?;
+    }
     Ok(())
 }
 
