@@ -371,3 +371,67 @@ fn no_bridge_a_refused_key_and_a_login_without_rights_are_said_in_words() {
     );
     no_ssh_left(&fleet);
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn user_reaches_the_logins_own_manager_which_systemctl_h_refuses() {
+    let fleet = Fleet::boot(1);
+    let s = fleet.server(0);
+    s.add_lingering_user("alice");
+    let key = fleet.client().sh_ok("cat /root/.ssh/id_ed25519.pub");
+    s.sh_ok("mkdir -p /home/alice/.ssh");
+    s.write_file("/home/alice/.ssh/authorized_keys", key.as_bytes());
+    s.sh_ok("chown -R alice: /home/alice/.ssh && chmod 700 /home/alice/.ssh");
+    let addr = fleet.host(0).trim_start_matches("root@").to_owned();
+    let alice = vec![format!("alice@{addr}")];
+
+    // systemctl 252 refuses; mydaemon does it.
+    let out = fleet.client().sh(&format!(
+        "systemctl -H alice@{addr} --user is-system-running"
+    ));
+    assert!(!out.status.success(), "{}", show(&out));
+
+    let out = on(
+        &fleet,
+        &alice,
+        "--user --name u install --now -- /bin/sleep 1000",
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("wrote /home/alice/.config/systemd/user/u.service"),
+        "{}",
+        show(&out)
+    );
+    let state = s.sh_as(
+        "alice",
+        "systemctl --user is-active u; systemctl --user is-enabled u",
+    );
+    assert_eq!(text(&state.stdout), "active\nenabled\n");
+    // Nothing went to the system manager.
+    assert_eq!(
+        s.sh_ok("systemctl show -p LoadState --value u.service"),
+        "not-found\n"
+    );
+    let pid = s.sh_as("alice", "systemctl --user show -p MainPID --value u");
+    let out = on(&fleet, &alice, "--user --name u status");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("Main PID: {}", text(&pid.stdout).trim())),
+        "{}",
+        show(&out)
+    );
+    let out = on(&fleet, &alice, "--user --name u logs -n 20");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains("started /usr/bin/sleep 1000"),
+        "{}",
+        show(&out)
+    );
+    let out = on(&fleet, &alice, "--user --name u uninstall");
+    assert!(out.status.success(), "{}", show(&out));
+    let state = s.sh_as(
+        "alice",
+        "systemctl --user show -p LoadState --value u; ls ~/.config/systemd/user",
+    );
+    assert_eq!(text(&state.stdout), "not-found\n");
+}

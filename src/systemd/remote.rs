@@ -41,11 +41,21 @@ impl Drop for Tunnel {
     }
 }
 
-/// The remote command: the bridge to the system bus, or with `--user` to the user's.
-pub fn bridge_command(scope: Scope) -> &'static str {
+/// The remote command: the bridge to the system bus, as `systemctl -H` runs it; with
+/// `--user`, to the login's own bus, named explicitly: systemd 252's bridge takes
+/// `--user` but still connects to the system bus (measured: the same bus ID as without
+/// it), so the address is given with `-p`, from `$DBUS_SESSION_BUS_ADDRESS` or
+/// `$XDG_RUNTIME_DIR/bus` there (`/run/user/UID/bus` without either), by `sh`, whatever
+/// the login shell is.
+pub fn bridge_command(scope: Scope) -> String {
     match scope {
-        Scope::System => "systemd-stdio-bridge",
-        Scope::User => "systemd-stdio-bridge --user",
+        Scope::System => "systemd-stdio-bridge".into(),
+        Scope::User => crate::ssh::remote_command(&[
+            "sh",
+            "-c",
+            "exec systemd-stdio-bridge --user \
+             -p \"${DBUS_SESSION_BUS_ADDRESS:-unix:path=${XDG_RUNTIME_DIR:-/run/user/$(id -u)}/bus}\"",
+        ]),
     }
 }
 
@@ -61,7 +71,7 @@ pub fn connect(remote: &Remote, scope: Scope) -> Result<Systemd> {
         .args(ssh::ssh_args(
             &remote.host,
             &remote.ssh,
-            bridge_command(scope),
+            &bridge_command(scope),
         ))
         .stdin(Stdio::from(std::os::fd::OwnedFd::from(theirs)))
         .stdout(Stdio::from(std::os::fd::OwnedFd::from(theirs_out)))
@@ -146,6 +156,36 @@ mod tests {
     #[test]
     fn user_scope_bridges_to_the_users_bus() {
         assert_eq!(bridge_command(Scope::System), "systemd-stdio-bridge");
-        assert_eq!(bridge_command(Scope::User), "systemd-stdio-bridge --user");
+        // The remote shell runs `sh -c '...'`: run it here the same way, with a stand-in
+        // bridge that prints its arguments.
+        let dir = tempfile::tempdir().unwrap();
+        let fake = dir.path().join("systemd-stdio-bridge");
+        std::fs::write(&fake, "#!/bin/sh\necho \"$@\"\n").unwrap();
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&fake, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let run = |env: &[(&str, &str)]| {
+            let out = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(bridge_command(Scope::User))
+                .env_clear()
+                .env("PATH", format!("{}:/usr/bin:/bin", dir.path().display()))
+                .envs(env.iter().copied())
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        assert_eq!(
+            run(&[("XDG_RUNTIME_DIR", "/run/user/1001")]),
+            "--user -p unix:path=/run/user/1001/bus\n"
+        );
+        assert_eq!(
+            run(&[("DBUS_SESSION_BUS_ADDRESS", "unix:path=/x/bus")]),
+            "--user -p unix:path=/x/bus\n"
+        );
+        let uid = nix::unistd::getuid();
+        assert_eq!(
+            run(&[]),
+            format!("--user -p unix:path=/run/user/{uid}/bus\n")
+        );
     }
 }
