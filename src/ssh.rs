@@ -137,14 +137,19 @@ pub fn ssh_program() -> OsString {
 }
 
 /// The arguments of `ssh` (without the program) that run `remote` (one shell command
-/// line, quoted by the caller) on `host`: no X11, no tty, no password prompt.
+/// line, quoted by the caller) on `host`: no X11, no tty, no password prompt, the
+/// connect timeout, and keep-alives every connect timeout (a host that dies during a
+/// long job wait is noticed after three unanswered ones instead of never).
 pub fn ssh_args(host: &Host, opts: &SshOptions, remote: &str) -> Vec<String> {
+    let secs = opts.connect_timeout.as_secs().max(1);
     let mut a: Vec<String> = vec![
         "-xT".into(),
         "-o".into(),
         "BatchMode=yes".into(),
         "-o".into(),
-        format!("ConnectTimeout={}", opts.connect_timeout.as_secs().max(1)),
+        format!("ConnectTimeout={secs}"),
+        "-o".into(),
+        format!("ServerAliveInterval={secs}"),
     ];
     if let Some(p) = host.port {
         a.push("-p".into());
@@ -463,6 +468,8 @@ mod tests {
                 "BatchMode=yes",
                 "-o",
                 "ConnectTimeout=3",
+                "-o",
+                "ServerAliveInterval=3",
                 "-p",
                 "2222",
                 "-l",
@@ -474,7 +481,14 @@ mod tests {
         );
         assert_eq!(
             ssh_args(&h(None, "web", None), &SshOptions::default(), "x")[4..],
-            ["ConnectTimeout=10", "--", "web", "x"]
+            [
+                "ConnectTimeout=10",
+                "-o",
+                "ServerAliveInterval=10",
+                "--",
+                "web",
+                "x"
+            ]
         );
         assert_eq!(
             remote_command(&["journalctl", "--unit", "a b.service", "it's"]),

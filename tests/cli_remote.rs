@@ -152,9 +152,9 @@ fn ssh_is_called_as_systemctl_does_in_batch_mode_for_every_host_of_the_file() {
     assert_eq!(
         argvs,
         [
-            "-xT -o BatchMode=yes -o ConnectTimeout=3 -- web1 systemd-stdio-bridge",
-            "-xT -o BatchMode=yes -o ConnectTimeout=3 -- web2 systemd-stdio-bridge",
-            "-xT -o BatchMode=yes -o ConnectTimeout=3 -p 2222 -l ops -- ::1 systemd-stdio-bridge",
+            "-xT -o BatchMode=yes -o ConnectTimeout=3 -o ServerAliveInterval=3 -- web1 systemd-stdio-bridge",
+            "-xT -o BatchMode=yes -o ConnectTimeout=3 -o ServerAliveInterval=3 -- web2 systemd-stdio-bridge",
+            "-xT -o BatchMode=yes -o ConnectTimeout=3 -o ServerAliveInterval=3 -p 2222 -l ops -- ::1 systemd-stdio-bridge",
         ],
         "{log}"
     );
