@@ -107,6 +107,21 @@ fn the_whole_life_of_a_service_on_two_hosts_at_once() {
         "{stdout}"
     );
 
+    // No journal lines by default (as systemctl -H); -n asks for them, each host's own.
+    assert!(!stdout.contains("Started web.service"), "{stdout}");
+    let out = on(&fleet, &hosts, &format!("{svc} status -n 20"));
+    assert!(out.status.success(), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    for h in &hosts {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l.starts_with(&format!("{h}: ")) && l.contains("Started web.service")),
+            "{}",
+            show(&out)
+        );
+    }
+
     // status --json: one JSON line per host, named.
     let out = on(&fleet, &hosts, &format!("{svc} status --json"));
     assert!(out.status.success(), "{}", show(&out));

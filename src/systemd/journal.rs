@@ -11,6 +11,10 @@ use super::remote::Remote;
 use crate::error::Error;
 use crate::ssh;
 
+/// How long `journalctl` on another machine may take for a few lines, on top of the
+/// connect timeout.
+const REMOTE_LIMIT: Duration = Duration::from_secs(20);
+
 /// `journalctl ARGS` here, or on `remote` through ssh.
 fn journalctl(remote: Option<&Remote>, args: Vec<String>) -> Command {
     match remote {
@@ -82,12 +86,25 @@ pub fn last_lines(
     let mut args = unit_args(scope, unit);
     args.extend(["-n", &n.to_string(), "--no-pager", "-q", "-o"].map(String::from));
     args.push(if bare { "cat" } else { "json" }.into());
-    let out = journalctl(remote, args)
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output();
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
+    let stdout = match remote {
+        None => journalctl(None, args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| o.stdout)
+            .map_err(drop),
+        // Bounded, as every wait on another machine.
+        Some(r) => {
+            let mut words = vec!["journalctl".to_owned()];
+            words.extend(args);
+            let limit = r.ssh.connect_timeout + REMOTE_LIMIT;
+            ssh::run(&r.host, &r.ssh, &ssh::remote_command(&words), b"", limit)
+                .map(|o| o.stdout)
+                .map_err(drop)
+        }
+    };
+    match stdout {
+        Ok(o) => String::from_utf8_lossy(&o)
             .lines()
             .filter_map(|l| {
                 if bare {

@@ -180,15 +180,25 @@ pub(crate) fn print_status(
     render_status(&snap, scope, unit, json, None)
 }
 
-/// `status` of a unit on another machine (`-H`), over `sd`. Without journal lines, as
-/// `systemctl -H status` (they are `mydaemon -H HOST logs`).
-pub(crate) fn print_status_with(sd: &Systemd, unit: &str, json: bool) -> Result<u8, Error> {
+/// `status` of a unit on another machine (`-H`), over `sd`, as `systemctl -H status`,
+/// with the `journal` lines read there (none unless asked for).
+pub(crate) fn print_status_with(
+    sd: &Systemd,
+    unit: &str,
+    journal: Vec<String>,
+    json: bool,
+) -> Result<u8, Error> {
     let status = unit_status(sd, unit)?;
     let socket = socket_status::read_with(sd, unit, status.running());
+    let journal = if status.not_found() {
+        Vec::new()
+    } else {
+        journal
+    };
     let snap = Snapshot {
         status,
         socket,
-        journal: Vec::new(),
+        journal,
     };
     render_status(&snap, sd.scope, unit, json, sd.route.remote())
 }

@@ -257,7 +257,23 @@ impl ServiceManager for SystemdManager {
     fn status(&self, t: &Target, lines: usize, json: bool) -> Result<u8> {
         match &self.remote {
             None => super::print_status(bus_scope(t), &t.unit_name(), lines, json),
-            Some(_) => super::print_status_with(&self.connect(t)?, &t.unit_name(), json),
+            // Journal lines (only when asked for) come from `journalctl` there, over a
+            // second ssh login made while the first one sets up D-Bus.
+            Some(r) => {
+                let unit = t.unit_name();
+                std::thread::scope(|s| {
+                    let journal = (lines > 0).then(|| {
+                        s.spawn(|| {
+                            super::journal::last_lines(Some(r), bus_scope(t), &unit, lines, false)
+                        })
+                    });
+                    let sd = self.connect(t);
+                    let journal = journal
+                        .map(|j| j.join().unwrap_or_default())
+                        .unwrap_or_default();
+                    super::print_status_with(&sd?, &unit, journal, json)
+                })
+            }
         }
     }
 
