@@ -29,10 +29,11 @@ generated() {
 "#;
 
 /// Writes the unit (stdin) to `$f`; `$5` is the program the unit runs, `$6`/`$7` its
-/// user and group (empty: none). Answers `no-exec`, `no-user`, `no-group`, `foreign`,
-/// `unchanged`, `replaced` or `created`, then the path.
-const WRITE: &str = r#"exe=$5 user=$6 group=$7
+/// user and group, `$8` the command it runs (empty: none). Answers `no-exec`, `no-user`,
+/// `no-group`, `foreign`, `unchanged`, `replaced` or `created`, then the path.
+const WRITE: &str = r#"exe=$5 user=$6 group=$7 cmd=$8
 [ -f "$exe" ] && [ -x "$exe" ] || { echo "no-exec $exe"; exit 0; }
+[ -z "$cmd" ] || { [ -f "$cmd" ] && [ -x "$cmd" ]; } || { echo "no-exec $cmd"; exit 0; }
 case $user in ''|*[!0-9]*) [ -z "$user" ] || getent passwd "$user" >/dev/null || { echo "no-user $user"; exit 0; } ;; esac
 case $group in ''|*[!0-9]*) [ -z "$group" ] || getent group "$group" >/dev/null || { echo "no-group $group"; exit 0; } ;; esac
 mkdir -p "$dir" || exit 1
@@ -147,6 +148,7 @@ pub fn write_unit(
             &spec.exec_path,
             spec.exec_user.as_deref().unwrap_or(""),
             spec.exec_group.as_deref().unwrap_or(""),
+            spec.command.first().map(String::as_str).unwrap_or(""),
         ],
     );
     let answer = run(remote, &cmd, text.as_bytes())?;
@@ -160,7 +162,7 @@ pub fn write_unit(
         "no-exec" => Err(Error::not_installed(format!(
             "{rest} is not an executable file there, so the service could not start; nothing was written"
         ))
-        .with_hint("install the binary there first (same path), or name it with --exec-path")),
+        .with_hint("install it there first (mydaemon: same path as here, or --exec-path; the command: its path there after --)")),
         "no-user" => Err(Error::usage(format!("--exec-user {rest}: no such user there"))
             .with_hint("create it there first, or leave out --exec-user for a dynamic user")),
         "no-group" => Err(Error::usage(format!("--exec-group {rest}: no such group there"))),
@@ -262,12 +264,27 @@ mod tests {
         let w = |force: &str, exe: &str, text: &str| {
             sh(
                 &write,
-                &[dir, "x.service", force, MARKER, exe, "", ""],
+                &[dir, "x.service", force, MARKER, exe, "", "", ""],
                 text,
             )
         };
         let f = format!("{dir}/x.service");
         assert_eq!(w("0", "/nonexistent/bin", &unit)[0].0, "no-exec");
+        let cmd = sh(
+            &write,
+            &[
+                dir,
+                "x.service",
+                "0",
+                MARKER,
+                "/bin/sh",
+                "",
+                "",
+                "/nonexistent/app",
+            ],
+            &unit,
+        );
+        assert_eq!(cmd, [("no-exec".into(), "/nonexistent/app".into())]);
         assert_eq!(w("0", "/bin/sh", &unit), [("created".into(), f.clone())]);
         let mode = std::fs::metadata(&f).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o644);
@@ -296,7 +313,17 @@ mod tests {
         let out = Command::new("sh")
             .arg("-c")
             .arg(&write)
-            .args(["sh", "", "y.service", "0", MARKER, "/bin/sh", "", ""])
+            .args([
+                "sh",
+                "",
+                "y.service",
+                "0",
+                MARKER,
+                "/bin/sh",
+                "",
+                "",
+                "/bin/sh",
+            ])
             .env("XDG_CONFIG_HOME", d.path())
             .stdin(std::process::Stdio::null())
             .output()

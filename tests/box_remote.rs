@@ -223,6 +223,35 @@ fn the_whole_life_of_a_service_on_two_hosts_at_once() {
             .sh_ok("ls /etc/systemd/system | grep -c web || true"),
         "0\n"
     );
+
+    // A command that only the servers have: named by its path there, checked there.
+    for s in fleet.servers() {
+        s.write_file("/opt/app/serve", b"#!/bin/sh\nexec sleep 1000\n");
+        s.sh_ok("chmod 755 /opt/app/serve");
+    }
+    assert!(!std::path::Path::new("/opt/app/serve").exists());
+    let out = on(
+        &fleet,
+        &hosts,
+        "--name app install --now -- /opt/app/serve --port 1",
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    for s in fleet.servers() {
+        assert_eq!(s.sh_ok("systemctl is-active app"), "active\n");
+        let exec = s.sh_ok("grep ^ExecStart= /etc/systemd/system/app.service");
+        assert!(exec.contains(" -- /opt/app/serve --port 1"), "{exec}");
+    }
+    fleet.server(1).sh_ok("rm /opt/app/serve");
+    let out = on(&fleet, &hosts, "--name app2 install -- /opt/app/serve");
+    assert_eq!(out.status.code(), Some(5), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains(&format!(
+            "{}: mydaemon: /opt/app/serve is not an executable file there",
+            hosts[1]
+        )),
+        "{}",
+        show(&out)
+    );
 }
 
 #[test]
@@ -438,7 +467,7 @@ fn user_reaches_the_logins_own_manager_which_systemctl_h_refuses() {
     let out = on(&fleet, &alice, "--user --name u logs -n 20");
     assert!(out.status.success(), "{}", show(&out));
     assert!(
-        text(&out.stdout).contains("started /usr/bin/sleep 1000"),
+        text(&out.stdout).contains("started /bin/sleep 1000"),
         "{}",
         show(&out)
     );

@@ -94,6 +94,10 @@ fn what_cannot_go_over_ssh_is_a_usage_error_before_any_ssh_runs() {
         ),
         (&["-H", "web1", "--parallel", "0", "status"], "parallel"),
         (
+            &["-H", "web1", "install", "--", "sleep", "1"],
+            "give its absolute path there",
+        ),
+        (
             &["--hosts-file", "/nonexistent/hosts", "status"],
             "/nonexistent/hosts",
         ),

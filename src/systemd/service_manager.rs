@@ -307,7 +307,7 @@ impl SystemdManager {
         unit: &UnitOptions,
         how: &InstallOptions,
     ) -> Result<u8> {
-        let spec = build_spec(t, unit)?;
+        let spec = crate::spec::build_spec_for(t, unit, false)?;
         if !spec.listen.is_empty() {
             return Err(
                 Error::usage("install -H does not install socket units (--listen) yet")
