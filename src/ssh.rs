@@ -204,22 +204,21 @@ pub fn classify(stderr: &str, opts: &SshOptions) -> Option<Error> {
     if has("Connection timed out") || has("timed out during banner exchange") {
         return Some(no_answer(secs));
     }
-    for why in [
-        "Connection refused",
-        "No route to host",
-        "Network is unreachable",
-        "Could not resolve hostname",
-        "Name or service not known",
-        "Temporary failure in name resolution",
-        "Connection reset by peer",
-        "Connection closed by",
-    ] {
-        if has(why) {
-            let why = if why.starts_with("Could not resolve") || why.contains("Name or service") {
-                "no such host name"
-            } else {
-                why
-            };
+    let words = [
+        ("Connection refused", "Connection refused"),
+        ("No route to host", "No route to host"),
+        ("Network is unreachable", "Network is unreachable"),
+        ("Could not resolve hostname", "no such host name"),
+        ("Name or service not known", "no such host name"),
+        (
+            "Temporary failure in name resolution",
+            "the name could not be resolved now",
+        ),
+        ("Connection reset by peer", "the host closed the connection"),
+        ("Connection closed by", "the host closed the connection"),
+    ];
+    for (said, why) in words {
+        if has(said) {
             return Some(Error::generic(format!("cannot connect ({why})")));
         }
     }
@@ -528,6 +527,11 @@ mod tests {
         assert_eq!(e.message(), "cannot connect (no such host name)");
         let e = classify("Host key verification failed.\n", &o).unwrap();
         assert!(e.message().contains("host key"), "{e}");
+        let e = classify("Connection closed by 10.0.0.2 port 22\r\n", &o).unwrap();
+        assert_eq!(
+            e.message(),
+            "cannot connect (the host closed the connection)"
+        );
         assert!(classify("something else\n", &o).is_none());
     }
 }
