@@ -24,7 +24,7 @@ pub struct HostArgs {
         value_name = "[USER@]HOST[:PORT]"
     )]
     pub host: Vec<String>,
-    /// Read more hosts from FILE: one [USER@]HOST[:PORT] a line, # comments.
+    /// Read more hosts from FILE: one `[USER@]HOST[:PORT]` a line, # comments.
     #[arg(long, global = true, value_name = "FILE")]
     pub hosts_file: Option<PathBuf>,
     /// How many hosts at a time.

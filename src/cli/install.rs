@@ -1,6 +1,6 @@
 //! `mydaemon install`: write the unit (or init.d script), reload and enable it.
 //!
-//! The backend does the work ([`ServiceManager::install`](crate::backend::ServiceManager::install)):
+//! The backend does the work ([`ServiceManager::install`]):
 //! systemd's renders the unit exactly as `mydaemon unit` prints it, writes it, and
 //! enables it (offline with `--root`, else over D-Bus); the PID-file backend writes the
 //! init.d script.

@@ -1,6 +1,6 @@
 //! `mydaemon uninstall`: stop, disable and remove the service.
 //!
-//! The backend does the work ([`ServiceManager::uninstall`](crate::backend::ServiceManager::uninstall)):
+//! The backend does the work ([`ServiceManager::uninstall`]):
 //! under systemd, stop and disable over D-Bus, remove the unit and its enable symlinks
 //! (`install::remove_unit`), reload; without, the init.d script and its links.
 
