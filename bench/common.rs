@@ -8,11 +8,15 @@ use crate::testbox::TestBox;
 
 const TIMEIT: &str = include_str!("timeit.py");
 
-/// One comparison's medians (seconds) and their ratio, from timeit.py's JSON.
+/// One comparison's medians (seconds), their ratio and ranges, from timeit.py's JSON.
+#[allow(dead_code)] // not every bench prints the ranges
 pub struct Figures {
     pub subject: f64,
     pub reference: f64,
     pub ratio: f64,
+    /// Fastest and slowest round of the subject, of the reference (seconds).
+    pub subject_range: (f64, f64),
+    pub reference_range: (f64, f64),
 }
 
 /// Runs `bench/timeit.py` in the box: `spec` is its JSON (`subject`, `reference`,
@@ -45,7 +49,13 @@ pub fn timeit(bx: &TestBox, rounds: usize, spec: &serde_json::Value) -> Figures 
         subject: v["subject_median_s"].as_f64().unwrap(),
         reference: v["reference_median_s"].as_f64().unwrap(),
         ratio: v["ratio"].as_f64().unwrap(),
+        subject_range: range(&v["subject_range_s"]),
+        reference_range: range(&v["reference_range_s"]),
     }
+}
+
+fn range(v: &serde_json::Value) -> (f64, f64) {
+    (v[0].as_f64().unwrap(), v[1].as_f64().unwrap())
 }
 
 /// Prints `WHAT: SUBJECT x ms, REFERENCE y ms, ratio r (target <= t) PASS|MISS`. A miss

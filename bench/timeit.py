@@ -5,7 +5,8 @@ usage: timeit.py ROUNDS JSON
 JSON: {"subject": [[argv], ...], "reference": [[argv], ...], "setup": [[argv], ...]}
 Each round runs the setup (untimed), then the subject and the reference sequences in
 alternating order (ABBA), each command exec'd directly (no shell), and must exit 0.
-Prints one JSON object: the median seconds of each and the ratio subject/reference.
+Prints one JSON object: the median seconds of each, their [min, max], and the ratio
+subject/reference of the medians.
 """
 import json
 import statistics
@@ -39,6 +40,8 @@ def main():
         "rounds": rounds,
         "subject_median_s": subject,
         "reference_median_s": reference,
+        "subject_range_s": [min(times["subject"]), max(times["subject"])],
+        "reference_range_s": [min(times["reference"]), max(times["reference"])],
         "ratio": subject / reference,
     }))
 

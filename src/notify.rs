@@ -94,7 +94,13 @@ impl Notifier {
         for s in states {
             let _ = writeln!(msg, "{s}");
         }
-        match self.send_raw(&msg) {
+        self.send_text(what, &msg)
+    }
+
+    /// Sends `msg` (newline-terminated `KEY=VALUE` lines, already checked) as one
+    /// datagram; returns whether it was sent (or not needed).
+    pub fn send_text(&self, what: &str, msg: &str) -> bool {
+        match self.send_raw(msg) {
             Ok(()) => {
                 log::trace!("sd_notify {what}");
                 true
@@ -191,7 +197,7 @@ pub fn watchdog_interval() -> Option<Duration> {
         .map(|d| d.min(crate::time::MAX_DURATION))
 }
 
-fn single_line(text: &str) -> String {
+pub(crate) fn single_line(text: &str) -> String {
     text.replace(['\n', '\r'], " ")
 }
 

@@ -12,7 +12,7 @@
 use std::cell::RefCell;
 use std::ffi::{OsStr, OsString};
 use std::io::{self, IoSliceMut};
-use std::os::fd::{AsFd, AsRawFd, BorrowedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::os::unix::fs::PermissionsExt;
 use std::os::unix::net::{SocketAddr, UnixDatagram};
 use std::path::Path;
@@ -28,6 +28,10 @@ pub const DRAIN_MAX: usize = 64;
 
 /// Largest datagram read whole (systemd reads up to its page-sized buffer too).
 const DATAGRAM_MAX: usize = 8192;
+
+/// Most descriptors one datagram can carry (the kernel's `SCM_MAX_FD`): room for them
+/// all, so that the sender's credentials are never cut off.
+const PASSED_FDS_MAX: usize = 253;
 
 /// Lines about foreign senders: at most this many …
 const FOREIGN_BURST: u32 = 10;
@@ -143,10 +147,12 @@ impl NotifySocket {
         mut warn: impl FnMut(&str),
     ) -> io::Result<Vec<String>> {
         let mut out = Vec::new();
-        let mut buf = vec![0u8; DATAGRAM_MAX];
+        // On the stack: no allocation per call (the caller reads only when poll(2)
+        // said the socket is readable, and keeps nothing of the buffer).
+        let mut buf = [0u8; DATAGRAM_MAX];
+        let mut cmsg = nix::cmsg_space!(UnixCredentials, [RawFd; PASSED_FDS_MAX]);
         for _ in 0..max {
             let (len, sender) = {
-                let mut cmsg = nix::cmsg_space!(UnixCredentials);
                 let mut iov = [IoSliceMut::new(&mut buf)];
                 match recvmsg::<()>(
                     self.sock.as_raw_fd(),
@@ -158,8 +164,17 @@ impl NotifySocket {
                         let mut sender = None;
                         if let Ok(cmsgs) = msg.cmsgs() {
                             for c in cmsgs {
-                                if let ControlMessageOwned::ScmCredentials(cred) = c {
-                                    sender = Some(cred.pid());
+                                match c {
+                                    ControlMessageOwned::ScmCredentials(cred) => {
+                                        sender = Some(cred.pid())
+                                    }
+                                    // Descriptors passed along (`systemd-notify`'s
+                                    // BARRIER=1 pipe, FDSTORE=1) are not kept: closed
+                                    // at once, which is also how a barrier is answered.
+                                    ControlMessageOwned::ScmRights(fds) => {
+                                        fds.into_iter().for_each(crate::sys::close_raw)
+                                    }
+                                    _ => {}
                                 }
                             }
                         }
@@ -288,6 +303,38 @@ mod tests {
         assert!(warned.is_empty(), "{warned:?}");
         drop(s);
         assert!(!dir.exists());
+    }
+
+    #[test]
+    fn a_barrier_with_its_pipe_is_heard_and_the_pipe_closed() {
+        // What `systemd-notify` (systemd 25x) sends after its message: BARRIER=1 and
+        // the write end of a pipe, then waits until that end is closed everywhere.
+        use nix::sys::socket::{sendmsg, ControlMessage, UnixAddr};
+        let parent = tempfile::tempdir().unwrap();
+        let mut s = NotifySocket::bind_in(parent.path(), Access::Main, "the test").unwrap();
+        s.set_main(me());
+        let (read_end, write_end) = nix::unistd::pipe().unwrap();
+        let client = UnixDatagram::unbound().unwrap();
+        let fds = [write_end.as_raw_fd()];
+        let addr = UnixAddr::new(Path::new(s.addr())).unwrap();
+        sendmsg(
+            client.as_raw_fd(),
+            &[std::io::IoSlice::new(b"BARRIER=1")],
+            &[ControlMessage::ScmRights(&fds)],
+            MsgFlags::empty(),
+            Some(&addr),
+        )
+        .unwrap();
+        drop(write_end);
+        let mut warned = Vec::new();
+        assert_eq!(
+            s.drain(|l| warned.push(l.to_owned())).unwrap(),
+            vec!["BARRIER=1"]
+        );
+        assert!(warned.is_empty(), "{warned:?}");
+        // Closed by the drain: the read end sees the end of the pipe.
+        let mut buf = [0u8; 1];
+        assert_eq!(nix::unistd::read(&read_end, &mut buf), Ok(0));
     }
 
     #[test]

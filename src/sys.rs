@@ -287,6 +287,17 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
+/// Gives the C allocator's free memory back to the kernel (`malloc_trim(3)`): what
+/// start-up used and freed (argument parsing, the logger, spawning) stops counting
+/// as this long-running process's private memory. A no-op outside glibc.
+pub fn release_free_memory() {
+    #[cfg(target_env = "gnu")]
+    // SAFETY: malloc_trim only walks the allocator's own free lists.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// 64 unpredictable bits from the kernel (`getrandom(2)`), for temporary names.
 pub fn random_u64() -> u64 {
     let mut b = [0u8; 8];

@@ -1,6 +1,7 @@
 //! The fleet of test boxes (tests/testbox/fleet.rs) that the `-H` tests and the fleet
 //! bench stand on: from the client box, ssh with the fleet's key reaches every server,
-//! `systemctl -H` talks to each server's own systemd (two at once), a host with its sshd
+//! `systemctl -H` talks to each server's own systemd (two at once; HOST:PORT on the
+//! servers' second port too), a host with its sshd
 //! down is refused at once, a host that does not answer times out; a box that is not a
 //! fleet server runs no sshd.
 //! They need root: without it `make test` shows them as skipped.
@@ -30,7 +31,11 @@ fn show(out: &Output) -> String {
 #[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
 fn ssh_and_systemctl_reach_each_server_from_the_client() {
     let fleet = Fleet::boot(2);
-    eprintln!("fleet of 1 + 2 boxes up in {:?}", fleet.boot_time());
+    eprintln!(
+        "fleet of 1 + 2 boxes up in {:?}: {:?}",
+        fleet.boot_time(),
+        fleet.boot_phases()
+    );
     let c = fleet.client();
 
     // The client's config makes ssh batch-mode (no prompt can hang a test).
@@ -57,6 +62,18 @@ fn ssh_and_systemctl_reach_each_server_from_the_client() {
         assert!(out.status.success(), "ssh {host}: {}", show(&out));
         let hostname = server.sh_ok("hostname");
         assert_eq!(text(&out.stdout), format!("{} 0\n", hostname.trim()));
+
+        // HOST:PORT reaches the same server's sshd on its other port.
+        let out = c.sh(&format!(
+            "systemctl -H {} show-environment",
+            fleet.host_port(i)
+        ));
+        assert!(
+            out.status.success() && text(&out.stdout).contains(&format!("FLEET_SERVER={i}\n")),
+            "systemctl -H {}: {}",
+            fleet.host_port(i),
+            show(&out)
+        );
 
         // Key-only: a password login is not even offered.
         let out = c.sh(&format!(

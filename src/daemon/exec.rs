@@ -243,25 +243,31 @@ impl ExecService {
             }
         };
         for d in datagrams {
-            let mut pass = Vec::new();
-            for line in crate::notify::relayable_lines(&d) {
-                match line.split_once('=') {
-                    Some(("READY", "1")) if !ctx.is_ready() => {
+            for line in d.lines() {
+                // Filtered here, once: what is not in RELAYED_KEYS is dropped.
+                let Some((key, value)) = line.split_once('=') else {
+                    continue;
+                };
+                if !crate::notify::RELAYED_KEYS.contains(&key) {
+                    continue;
+                }
+                match (key, value) {
+                    ("READY", "1") if !ctx.is_ready() => {
                         log::info!("{} reports ready", self.program());
                         ctx.ready();
                     }
                     // The reload mydaemon announced (RELOADING=1 went out on SIGHUP)
                     // is over when the command says READY=1 again; neither line is
                     // passed on, or systemd would see a second, unasked reload.
-                    Some(("READY", "1")) => {
+                    ("READY", "1") => {
                         if self.reload_deadline.take().is_some() {
                             log::info!("{} reports it has reloaded", self.program());
                             ctx.reloaded();
                         }
                     }
-                    Some(("RELOADING", "1")) => {}
-                    Some(("STATUS", text)) => ctx.set_status(text),
-                    Some(("WATCHDOG", "1")) => {
+                    ("RELOADING", "1") => {}
+                    ("STATUS", text) => ctx.set_status(text),
+                    ("WATCHDOG", "1") => {
                         if !self.child_pings {
                             log::info!(
                                 "{} pings the watchdog itself; relaying its pings",
@@ -271,14 +277,11 @@ impl ExecService {
                             ctx.delegate_watchdog(true);
                         }
                         if self.healthy {
-                            pass.push(line);
+                            ctx.pass_on(line);
                         }
                     }
-                    _ => pass.push(line),
+                    _ => ctx.pass_on(line),
                 }
-            }
-            if !pass.is_empty() {
-                ctx.notifier().relay(&pass.join("\n"));
             }
         }
     }
@@ -291,7 +294,7 @@ impl ExecService {
         if ctx.is_ready() || ctx.is_stopping() || self.child.is_none() {
             return;
         }
-        if self.probe.is_none() && self.next_probe.is_some_and(|t| t <= now) {
+        if self.probe.is_none() && self.next_probe.is_some_and(|t| due(t, now)) {
             let left = self
                 .ready_deadline
                 .map_or(Duration::ZERO, |d| d.saturating_duration_since(now));
@@ -302,7 +305,7 @@ impl ExecService {
                 ),
             );
         }
-        if let Some(result) = self.probe.as_mut().and_then(|c| c.poll(now)) {
+        if let Some(result) = self.probe.as_mut().and_then(|c| finished(c, ctx, now)) {
             self.probe = None;
             match result {
                 Ok(()) => {
@@ -328,7 +331,7 @@ impl ExecService {
                 }
             }
         }
-        if self.ready_deadline.is_some_and(|d| d <= now) {
+        if self.ready_deadline.is_some_and(|d| due(d, now)) {
             log::error!(
                 mydaemon_event = "ready-timeout";
                 "{} not ready after {} ({probe}: {}); stopping it",
@@ -372,16 +375,15 @@ impl ExecService {
         if !ctx.is_ready() || ctx.is_stopping() || self.child.is_none() {
             return;
         }
-        if self.health_check.is_none() {
-            let due = self
-                .next_health
-                .is_none_or(|t| t <= now + super::runner::SLACK);
-            if due {
-                self.health_check = Some(probe.begin(self.opts.health_timeout));
-                self.next_health = Some(now + self.opts.health_interval);
-            }
+        if self.health_check.is_none() && self.next_health.is_none_or(|t| due(t, now)) {
+            self.health_check = Some(probe.begin(self.opts.health_timeout));
+            self.next_health = Some(now + self.opts.health_interval);
         }
-        if let Some(result) = self.health_check.as_mut().and_then(|c| c.poll(now)) {
+        if let Some(result) = self
+            .health_check
+            .as_mut()
+            .and_then(|c| finished(c, ctx, now))
+        {
             self.health_check = None;
             match result {
                 Ok(()) => {
@@ -468,8 +470,19 @@ impl Service for ExecService {
 
     fn run(&mut self, ctx: &mut Context) -> ServiceResult {
         let now = Instant::now();
-        self.relay_messages(ctx);
-        self.reap(ctx);
+        // Only what poll(2) reported: no empty read of the notify socket, no wait4 for
+        // a command still running, on a wake-up for a timer (a pidfd that could not be
+        // opened, on an old kernel, leaves SIGCHLD: try every time then).
+        if self.relay.as_ref().is_some_and(|r| ctx.fd_ready(r.as_fd())) {
+            self.relay_messages(ctx);
+        }
+        if self
+            .child_exited
+            .as_ref()
+            .is_none_or(|fd| ctx.fd_ready(fd.as_fd()))
+        {
+            self.reap(ctx);
+        }
         if self.child.is_none() {
             return Ok(());
         }
@@ -479,7 +492,7 @@ impl Service for ExecService {
             self.health_check = None;
         }
         if self.opts.ready == Readiness::Notify && !ctx.is_ready() && !self.stop_requested {
-            if self.ready_deadline.is_some_and(|d| d <= now) {
+            if self.ready_deadline.is_some_and(|d| due(d, now)) {
                 log::error!(mydaemon_event = "ready-timeout"; "{} sent no READY=1 within {}; stopping it",
                     self.program(), format_duration(self.opts.ready_timeout));
                 ctx.set_status(format!(
@@ -491,7 +504,7 @@ impl Service for ExecService {
         } else if ctx.is_ready() {
             self.ready_deadline = None;
         }
-        if self.reload_deadline.is_some_and(|d| d <= now) {
+        if self.reload_deadline.is_some_and(|d| due(d, now)) {
             self.reload_deadline = None;
             let why = format!(
                 "{} sent no READY=1 within {} of SIGHUP",
@@ -502,7 +515,7 @@ impl Service for ExecService {
         }
         self.probe_readiness(ctx, now);
         self.check_health(ctx, now);
-        if self.kill_at.is_some_and(|t| t <= now) {
+        if self.kill_at.is_some_and(|t| due(t, now)) {
             log::warn!(
                 "{} did not stop within {}; killing it",
                 self.program(),
@@ -601,6 +614,30 @@ impl Drop for ExecService {
             }
         }
     }
+}
+
+/// Whether a timer at `t` is due at `now`: within the runner's [`SLACK`], as the
+/// runner counts the service's deadline, so that a wake-up the runner serves early
+/// (merged with a watchdog ping) does the work rather than ask for a second one.
+///
+/// [`SLACK`]: super::runner::SLACK
+fn due(t: Instant, now: Instant) -> bool {
+    t <= now + super::runner::SLACK
+}
+
+/// A probe's result, if it is over. An `exec:` probe is reaped only once its pidfd was
+/// found ready (or its time is up); a `tcp:` probe's connect is looked at at once
+/// (one zero-timeout poll: on loopback it is usually done already, which saves the
+/// loop a round).
+fn finished(check: &mut Check, ctx: &Context, now: Instant) -> Option<Result<(), String>> {
+    let waiting =
+        matches!(check, Check::Running { exited: Some(fd), .. } if !ctx.fd_ready(fd.as_fd()));
+    let timed_out = check.deadline().is_some_and(|d| due(d, now));
+    if waiting && !timed_out {
+        return None;
+    }
+    // Its timeout counted with the slack too.
+    check.poll(now + super::runner::SLACK)
 }
 
 /// How mydaemon ends after the command ended with `status`.

@@ -5,9 +5,12 @@
 //! wake-up, the next watchdog ping at half `WATCHDOG_USEC`); deadlines that fall within
 //! [`SLACK`] of each other are served by one wake-up, and a wake-up for any other
 //! reason sends a due-soon ping early, so pings and the service's timers share
-//! wake-ups instead of adding theirs.
+//! wake-ups instead of adding theirs. What one wake-up has to say (`READY=1`,
+//! `STATUS=`, lines the service passes on, `WATCHDOG=1`) goes out in one datagram, and
+//! the service learns which of its descriptors were ready ([`Context::fd_ready`]), so
+//! that it reads only those.
 
-use std::os::fd::AsFd;
+use std::os::fd::{AsFd, AsRawFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::errno::Errno;
@@ -89,14 +92,16 @@ impl Runner {
             ctx.notifier.status(&format!("failed to start: {e}"));
             return Err(format!("failed to start: {e}").into());
         }
-        flush(&mut ctx);
+        flush(&mut ctx, false);
+        // Idle from here on, mostly: what start-up allocated and freed goes back.
+        crate::sys::release_free_memory();
         loop {
             if let Some(exit) = ctx.exit.take() {
                 log::debug!("exiting: {exit:?}");
                 return Ok(exit);
             }
             super::reload::start_again(&mut ctx, service);
-            flush(&mut ctx);
+            flush(&mut ctx, false);
             let now = Instant::now();
             let dog_next = dog
                 .as_ref()
@@ -107,14 +112,14 @@ impl Runner {
                 .flatten()
                 .min();
             let timeout = deadline.map(|d| d.saturating_duration_since(now));
-            let (signal_ready, fd_ready) = wait(&signals, service, timeout)?;
+            let (signal_ready, fd_ready) = wait(&signals, service, timeout, &mut ctx.polled_ready)?;
 
             let mut child = false;
             if signal_ready {
                 for r in signals.drain()? {
                     child |= r.signal == Signal::SIGCHLD;
                     on_signal(&mut ctx, service, r)?;
-                    flush(&mut ctx);
+                    flush(&mut ctx, false);
                 }
             }
             let now = Instant::now();
@@ -122,25 +127,29 @@ impl Runner {
             if (child || fd_ready || timer_due) && ctx.exit.is_none() {
                 ctx.wake_at = None;
                 service.run(&mut ctx)?;
-                flush(&mut ctx);
             }
-            if super::reload::expire(&mut ctx, Instant::now()) {
-                flush(&mut ctx);
-            }
-            if let Some(dog) = dog.as_mut().filter(|_| !ctx.watchdog_delegated) {
-                dog.maybe_ping(&mut ctx, service, Instant::now());
-            }
+            super::reload::expire(&mut ctx, Instant::now());
+            // READY=1 carries a ping: the pings' schedule starts where the service's
+            // own timers (exec mode's health checks) start, and they share wake-ups.
+            let becoming_ready = ctx.ready && !ctx.ready_sent && !ctx.stopping;
+            let ping = match dog.as_mut().filter(|_| !ctx.watchdog_delegated) {
+                Some(dog) => dog.maybe_ping(&mut ctx, service, Instant::now(), becoming_ready),
+                None => false,
+            };
+            flush(&mut ctx, ping);
         }
     }
 }
 
-/// Blocks until a signal, a ready service descriptor or `timeout`.
-/// Returns (signalfd readable, a service fd ready).
+/// Blocks until a signal, a ready service descriptor or `timeout`; `ready` gets the
+/// service descriptors found ready. Returns (signalfd readable, a service fd ready).
 fn wait<S: Service + ?Sized>(
     signals: &Signals,
     service: &S,
     timeout: Option<Duration>,
+    ready: &mut Vec<RawFd>,
 ) -> Result<(bool, bool), BoxError> {
+    ready.clear();
     let timeout = match timeout {
         None => PollTimeout::NONE,
         Some(d) => {
@@ -162,8 +171,15 @@ fn wait<S: Service + ?Sized>(
         Err(Errno::EINTR) => return Ok((false, false)),
         Err(e) => return Err(format!("poll: {e}").into()),
     }
-    let ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
-    Ok((ready(&fds[0]), fds[1..].iter().any(ready)))
+    let is_ready = |fd: &PollFd<'_>| fd.revents().is_some_and(|r| !r.is_empty());
+    ready.extend(
+        fds[1..]
+            .iter()
+            .zip(&service_fds)
+            .filter(|(p, _)| is_ready(p))
+            .map(|(_, (fd, _))| fd.as_raw_fd()),
+    );
+    Ok((is_ready(&fds[0]), !ready.is_empty()))
 }
 
 /// Handles one signal: stop, reload, or pass it to the service.
@@ -196,18 +212,42 @@ fn on_signal<S: Service + ?Sized>(
     }
 }
 
-/// Sends `READY=1` once the service is ready (not once it is stopping), and `STATUS=`
-/// when it changed.
-fn flush(ctx: &mut Context) {
+/// Sends what is due in one datagram: `READY=1` once the service is ready (not once it
+/// is stopping), `STATUS=` when it changed, the lines the service passes on, and
+/// `WATCHDOG=1` when `ping`.
+fn flush(ctx: &mut Context, ping: bool) {
     super::reload::finish(ctx);
+    let mut msg = String::new();
+    let mut what = "STATUS";
     if ctx.ready && !ctx.ready_sent && !ctx.stopping {
         ctx.ready_sent = true;
         log::info!(mydaemon_event = "ready"; "ready after {} ms", ctx.uptime().as_millis());
-        ctx.notifier.ready(Some(&ctx.status));
+        msg.push_str("READY=1\n");
+        what = "READY";
+    }
+    if what == "READY" || ctx.status != ctx.status_sent {
+        msg.push_str("STATUS=");
+        msg.push_str(&crate::notify::single_line(&ctx.status));
+        msg.push('\n');
         ctx.status_sent = ctx.status.clone();
-    } else if ctx.status != ctx.status_sent {
-        ctx.notifier.status(&ctx.status);
-        ctx.status_sent = ctx.status.clone();
+    }
+    if !ctx.passed_on.is_empty() {
+        if msg.is_empty() {
+            what = "relay";
+        }
+        msg.push_str(&ctx.passed_on);
+        ctx.passed_on.clear();
+    }
+    if ping {
+        if msg.is_empty() {
+            what = "WATCHDOG";
+        }
+        if !msg.lines().any(|l| l == "WATCHDOG=1") {
+            msg.push_str("WATCHDOG=1\n");
+        }
+    }
+    if !msg.is_empty() {
+        ctx.notifier.send_text(what, &msg);
     }
 }
 
@@ -232,33 +272,44 @@ impl Watchdog {
         }
     }
 
-    /// Pings when due (or when awake anyway and a quarter interval has passed), if the
-    /// service is healthy; an unhealthy service is asked again an eighth later.
+    /// Whether to ping now: when due, when awake anyway and a quarter interval has
+    /// passed, or when the service becomes ready (`READY=1` carries the ping) — and the
+    /// service is healthy. An unhealthy service is asked again on any wake-up, and by
+    /// a wake-up of the watchdog's own only at the last moment a ping still keeps
+    /// systemd's watchdog from firing (an eighth of the interval before), then every
+    /// half interval: no more often than a healthy one.
     fn maybe_ping<S: Service + ?Sized>(
         &mut self,
         ctx: &mut Context,
         service: &mut S,
         now: Instant,
-    ) {
+        becoming_ready: bool,
+    ) -> bool {
         let due = self.next <= now + SLACK;
         let worth_it = now.duration_since(self.last) >= self.interval / 4;
-        if !(due || worth_it) {
-            return;
+        if !(due || worth_it || becoming_ready) {
+            return false;
         }
         if service.health(ctx) {
             if !self.healthy {
                 log::info!(mydaemon_event = "healthy"; "health check passes again: watchdog pings resume");
                 self.healthy = true;
             }
-            ctx.notifier.watchdog();
             self.last = now;
             self.next = now + self.interval / 2;
+            true
         } else {
             if self.healthy {
                 log::warn!(mydaemon_event = "unhealthy"; "health check fails: withholding watchdog pings");
                 self.healthy = false;
             }
-            self.next = now + self.interval / 8;
+            let last_chance = self.last + self.interval - self.interval / 8;
+            self.next = if last_chance > now + SLACK {
+                last_chance
+            } else {
+                now + self.interval / 2
+            };
+            false
         }
     }
 }
@@ -326,12 +377,20 @@ mod tests {
         assert_eq!(svc.wakes, 4);
         let msgs = messages(&sock);
         let ready = msgs.iter().position(|m| m.starts_with("READY=1")).unwrap();
-        assert_eq!(msgs[ready], "READY=1\nSTATUS=wake 2\n");
+        // READY=1 carries a ping: the ping schedule starts at readiness.
+        assert_eq!(msgs[ready], "READY=1\nSTATUS=wake 2\nWATCHDOG=1\n");
         assert!(
-            msgs[..ready].contains(&"STATUS=wake 1\n".to_string()),
+            msgs[..ready]
+                .iter()
+                .any(|m| m.starts_with("STATUS=wake 1\n")),
             "{msgs:?}"
         );
-        assert!(msgs.iter().any(|m| m == "WATCHDOG=1\n"), "{msgs:?}");
+        assert!(
+            msgs[ready + 1..]
+                .iter()
+                .any(|m| m.ends_with("WATCHDOG=1\n")),
+            "{msgs:?}"
+        );
         assert_eq!(
             msgs.last().unwrap(),
             "STOPPING=1\nSTATUS=stopping (SIGTERM)\n"
@@ -433,6 +492,83 @@ mod tests {
                 "pinged {gap:?} apart while stuck"
             );
         }
+    }
+
+    /// Ready at once; a new status on every wake-up, every 50 ms, five times.
+    struct Ticker {
+        wakes: u32,
+    }
+
+    impl Service for Ticker {
+        fn start(&mut self, ctx: &mut Context) -> crate::daemon::ServiceResult {
+            ctx.ready();
+            ctx.wake_in(Duration::from_millis(50));
+            Ok(())
+        }
+        fn run(&mut self, ctx: &mut Context) -> crate::daemon::ServiceResult {
+            self.wakes += 1;
+            ctx.set_status(format!("tick {}", self.wakes));
+            if self.wakes == 5 {
+                ctx.exit(Exit::Code(0));
+            }
+            ctx.wake_in(Duration::from_millis(50));
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn status_and_ping_due_together_go_in_one_datagram() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("notify");
+        let sock = UnixDatagram::bind(&path).unwrap();
+        // Pings every 50 ms, as the ticks: each wake-up has both to say.
+        Runner::new("ticker")
+            .with_notifier(Notifier::to_socket(Some(path.into())))
+            .with_watchdog(Some(Duration::from_millis(100)))
+            .run(&mut Ticker { wakes: 0 })
+            .unwrap();
+        let msgs = messages(&sock);
+        let ticks: Vec<_> = msgs.iter().filter(|m| m.contains("STATUS=tick")).collect();
+        assert_eq!(ticks.len(), 5, "{msgs:?}");
+        for m in &ticks[..4] {
+            assert!(m.ends_with("\nWATCHDOG=1\n"), "a ping of its own: {msgs:?}");
+        }
+        assert!(!msgs.iter().any(|m| m == "WATCHDOG=1\n"), "{msgs:?}");
+    }
+
+    /// Always unhealthy.
+    struct Sick;
+
+    impl Service for Sick {
+        fn start(&mut self, _ctx: &mut Context) -> crate::daemon::ServiceResult {
+            Ok(())
+        }
+        fn run(&mut self, _ctx: &mut Context) -> crate::daemon::ServiceResult {
+            Ok(())
+        }
+        fn health(&mut self, _ctx: &mut Context) -> bool {
+            false
+        }
+    }
+
+    #[test]
+    fn an_unhealthy_service_is_asked_again_before_the_deadline_then_every_half() {
+        let interval = Duration::from_secs(8);
+        let mut ctx = Context::new("sick", Notifier::to_socket(None), Some(interval));
+        let mut dog = Watchdog::new(interval);
+        let t0 = dog.last;
+        // The ping due at half the interval is withheld; asked again at 7/8, the last
+        // chance before systemd's watchdog fires (not every eighth).
+        assert!(!dog.maybe_ping(&mut ctx, &mut Sick, t0 + interval / 2, false));
+        assert_eq!(dog.next, t0 + interval * 7 / 8);
+        // Past it: every half interval, as a healthy service's pings.
+        let t = t0 + interval * 7 / 8;
+        assert!(!dog.maybe_ping(&mut ctx, &mut Sick, t, false));
+        assert_eq!(dog.next, t + interval / 2);
+        // Healthy again on any wake-up: pinged at once.
+        let t = t + Duration::from_secs(1);
+        assert!(dog.maybe_ping(&mut ctx, &mut Ticker { wakes: 0 }, t, false));
+        assert_eq!((dog.last, dog.next), (t, t + interval / 2));
     }
 
     #[test]

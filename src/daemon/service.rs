@@ -1,6 +1,6 @@
 //! The [`Service`] trait a workload implements, and the [`Context`] the runner hands it.
 
-use std::os::fd::BorrowedFd;
+use std::os::fd::{AsRawFd, BorrowedFd, RawFd};
 use std::time::{Duration, Instant};
 
 use nix::poll::PollFlags;
@@ -143,6 +143,11 @@ pub struct Context {
     pub(super) watchdog_delegated: bool,
     pub(super) reload: super::reload::Reload,
     pub(super) listeners: super::listen::Listeners,
+    /// The descriptors the last `poll(2)` found ready (see [`Context::fd_ready`]).
+    pub(super) polled_ready: Vec<RawFd>,
+    /// Lines to pass on to the service manager with the next notification
+    /// ([`Context::pass_on`]), newline-terminated.
+    pub(super) passed_on: String,
 }
 
 impl Context {
@@ -162,6 +167,8 @@ impl Context {
             watchdog_delegated: false,
             reload: super::reload::Reload::default(),
             listeners: super::listen::Listeners::none(),
+            polled_ready: Vec::new(),
+            passed_on: String::new(),
         }
     }
 
@@ -268,6 +275,21 @@ impl Context {
     /// [`Listener::tcp_listener`](super::listen::Listener::tcp_listener) and friends.
     pub fn listeners(&self) -> &super::listen::Listeners {
         &self.listeners
+    }
+
+    /// Whether the `poll(2)` the runner woke from found `fd` (one of
+    /// [`Service::poll_fds`]) ready: read or reap it only then, rather than trying every
+    /// descriptor on every wake-up. False in [`Service::start`] (nothing polled yet).
+    pub fn fd_ready(&self, fd: BorrowedFd<'_>) -> bool {
+        self.polled_ready.contains(&fd.as_raw_fd())
+    }
+
+    /// Queues `line` (`KEY=VALUE`, already checked) to go to the service manager in the
+    /// datagram the runner sends after this callback, with `STATUS=` and a due
+    /// `WATCHDOG=1` (exec mode relaying its command's messages).
+    pub(crate) fn pass_on(&mut self, line: &str) {
+        self.passed_on.push_str(line);
+        self.passed_on.push('\n');
     }
 
     /// The notifier, to send what the runner does not (relayed messages, say).

@@ -13,7 +13,8 @@
 //! - **Network.** One veth pair per server, created from the test process straight into
 //!   the two namespaces (`ip link add sK netns CLIENT type veth peer name eth0 netns
 //!   SERVER`), so no interface ever exists on the host: the client holds `s1`..`sN`
-//!   with `10.77.K.1/24`, server K holds `eth0` with `10.77.K.2/24` ([`server_addr`]).
+//!   with `10.77.K.1/24`, server K holds `eth0` with `10.77.K.2/24` ([`server_addr`]);
+//!   its sshd listens on port 22 and on [`ALT_PORT`].
 //!   Point-to-point links rather than a bridge: the client is the only one talking to
 //!   the servers, and nothing needs forwarding. The links vanish with the namespaces.
 //! - **Unreachable hosts.** [`REFUSED_ADDR`] (`10.77.0.2`) is an address of the client
@@ -27,8 +28,8 @@
 //!   `/usr/sbin/sshd -D -e -f /etc/ssh/fleet/sshd_config`, a config of its own (nothing
 //!   read from the host's `/etc/ssh/sshd_config*`), with one ed25519 host key generated
 //!   at its first start (never the host's keys), key-only root login, `UseDNS no`, and
-//!   `UsePAM` as [`FleetOptions::use_pam`] says (the Debian default, PAM sessions with
-//!   pam_systemd, unless a bench asks otherwise).
+//!   `UsePAM` as [`FleetOptions::use_pam`] says (no unless asked; Debian's config says
+//!   yes). [`Fleet::configure_sshd`] changes it on a booted fleet.
 //! - **Keys.** Every fleet box mounts a fresh tmpfs on `/root` (the host's `/root`, the
 //!   overlay's lower layer, is none of the fleet's business). The client gets a fresh
 //!   ed25519 key in `/root/.ssh/id_ed25519`, authorized on every server, a `known_hosts`
@@ -36,8 +37,8 @@
 //!   `StrictHostKeyChecking yes` (no `ConnectTimeout`: whoever connects chooses it).
 //!
 //! Nothing is written on the host (all in the boxes' overlays and tmpfs); dropping the
-//! fleet drops its boxes. [`Fleet::boot`] returns once every server has answered
-//! `ssh HOST true` from the client.
+//! fleet drops its boxes. [`Fleet::boot`] returns once server 0 has answered `ssh HOST
+//! true` from the client and every other server's sshd its banner.
 use std::io::Write;
 use std::path::Path;
 use std::process::{Command, Stdio};
@@ -50,6 +51,9 @@ use super::TestBox;
 pub fn server_addr(i: usize) -> String {
     format!("10.77.{}.2", i + 1)
 }
+
+/// Every server's sshd also listens on this port (for `HOST:PORT`; see [`Fleet::host_port`]).
+pub const ALT_PORT: u16 = 2222;
 
 /// An address of the client box on which nothing listens: connecting is refused at once.
 pub const REFUSED_ADDR: &str = "10.77.0.2";
@@ -72,17 +76,18 @@ pub fn blackhole_host() -> String {
 pub struct FleetOptions {
     /// Number of server boxes (1..=250).
     pub servers: usize,
-    /// sshd's `UsePAM` (Debian's default config says yes: each login opens a PAM session,
-    /// which pam_systemd registers with logind, starting root's user manager).
+    /// sshd's `UsePAM`. Debian's config says yes: each login then opens a PAM session,
+    /// which pam_systemd registers with logind, and the first starts root's user
+    /// manager (0.5 s more to boot the fleet, a session more to every connection).
     pub use_pam: bool,
 }
 
 impl FleetOptions {
-    /// `servers` servers, with Debian's sshd defaults (`UsePAM yes`).
+    /// `servers` servers, with `UsePAM no` (the lighter; the bench measures both).
     pub fn new(servers: usize) -> FleetOptions {
         FleetOptions {
             servers,
-            use_pam: true,
+            use_pam: false,
         }
     }
 }
@@ -92,14 +97,21 @@ pub struct Fleet {
     client: TestBox,
     servers: Vec<TestBox>,
     boot_time: Duration,
+    phases: Vec<(&'static str, Duration)>,
 }
 
-/// The files every server box boots with (see the module documentation).
-fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
+/// Where a server's sshd config is.
+pub const SSHD_CONFIG: &str = "/etc/ssh/fleet/sshd_config";
+
+/// A server's sshd config: `extra` lines first (in sshd_config the first value of an
+/// option wins), then the fleet's own settings.
+fn sshd_config(use_pam: bool, extra: &str) -> String {
     let pam = if use_pam { "yes" } else { "no" };
-    let sshd_config = format!(
+    format!(
         "# sshd of a fleet server box (tests/testbox/fleet.rs)\n\
+         {extra}\
          Port 22\n\
+         Port {ALT_PORT}\n\
          AddressFamily inet\n\
          HostKey /etc/ssh/fleet/ssh_host_ed25519_key\n\
          PermitRootLogin prohibit-password\n\
@@ -112,7 +124,11 @@ fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
          PrintMotd no\n\
          PrintLastLog no\n\
          X11Forwarding no\n"
-    );
+    )
+}
+
+/// The files every server box boots with (see the module documentation).
+fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
     // Debian's sshd tells systemd when it listens (as its ssh.service, Type=notify, relies
     // on); one that does not is waited for by polling its port (see `Fleet::try_boot`).
     let kind = if notify { "notify" } else { "exec" };
@@ -131,7 +147,7 @@ fn server_files(use_pam: bool, notify: bool) -> Vec<(&'static str, Vec<u8>)> {
          TimeoutStartSec=30\n"
     );
     let mut files = fleet_box_files();
-    files.push(("/etc/ssh/fleet/sshd_config", sshd_config.into_bytes()));
+    files.push((SSHD_CONFIG, sshd_config(use_pam, "").into_bytes()));
     files.push(("/etc/systemd/system/fleet-sshd.service", unit.into_bytes()));
     files.push((
         "/etc/systemd/system/multi-user.target.d/fleet-sshd.conf",
@@ -262,6 +278,8 @@ impl Fleet {
         });
         let (client, client_key) = client?;
         let servers = servers?;
+        let mut phases = vec![("boxes booted (in parallel)", started.elapsed())];
+        let mark = Instant::now();
 
         // The links, straight into the namespaces (nothing on the host), in one `ip`.
         let mut batch = String::new();
@@ -317,7 +335,9 @@ impl Fleet {
         });
         let mut known_hosts = String::new();
         for (i, r) in results.into_iter().enumerate() {
-            known_hosts.push_str(&format!("{} {}\n", server_addr(i), r?.trim()));
+            let addr = server_addr(i);
+            let key = r?;
+            known_hosts.push_str(&format!("{addr},[{addr}]:{ALT_PORT} {}\n", key.trim()));
         }
         let mut script = String::from("set -e\n");
         for i in 0..n {
@@ -346,25 +366,38 @@ impl Fleet {
              EOF\n"
         ));
         run(&client, "the client's links and ssh config", &script)?;
+        phases.push(("links, keys, known_hosts", mark.elapsed()));
+        let mark = Instant::now();
 
-        let fleet = Fleet {
+        let mut fleet = Fleet {
             client,
             servers,
             boot_time: Duration::ZERO,
+            phases,
         };
-        // Ready when every server answers, all at once.
+        // Ready when server 0 takes an ssh login (the keys and configs work: every server
+        // has the same) and every other one sends its sshd's banner over its link (an
+        // ssh login costs 0.1-0.2 s of CPU, 8 of them a second on 2 cores), all at once.
         let mut check = String::from("pids=\n");
-        for host in fleet.hosts() {
-            check.push_str(&format!(
-                "ssh -o ConnectTimeout=20 {host} true & pids=\"$pids $!\"\n"
-            ));
+        for (i, host) in fleet.hosts().iter().enumerate() {
+            if i == 0 {
+                check.push_str(&format!("ssh -o ConnectTimeout=20 {host} true"));
+            } else {
+                check.push_str(&format!(
+                    "timeout 20 bash -c 'exec 3<>/dev/tcp/{}/22 && read -r b <&3 && \
+                     case $b in SSH-2.0-*) ;; *) echo \"{host}: $b\" >&2; exit 1;; esac'",
+                    server_addr(i)
+                ));
+            }
+            check.push_str(" & pids=\"$pids $!\"\n");
         }
         check.push_str("rc=0\nfor p in $pids; do wait $p || rc=1; done\nexit $rc\n");
-        run(&fleet.client, "ssh from the client to every server", &check)?;
-        Ok(Fleet {
-            boot_time: started.elapsed(),
-            ..fleet
-        })
+        run(&fleet.client, "the servers' sshd, from the client", &check)?;
+        fleet
+            .phases
+            .push(("every server's sshd answered", mark.elapsed()));
+        fleet.boot_time = started.elapsed();
+        Ok(fleet)
     }
 
     /// The client box (its root has the key, known_hosts and ssh config).
@@ -388,14 +421,48 @@ impl Fleet {
         format!("root@{}", server_addr(i))
     }
 
+    /// `root@ADDR:PORT` of server `i`, on its sshd's other port [`ALT_PORT`] (as
+    /// `systemctl -H` takes it; `ssh` itself wants `-p PORT`).
+    pub fn host_port(&self, i: usize) -> String {
+        format!("{}:{ALT_PORT}", self.host(i))
+    }
+
     /// `root@ADDR` of every server, in order.
     pub fn hosts(&self) -> Vec<String> {
         (0..self.servers.len()).map(|i| self.host(i)).collect()
     }
 
-    /// How long the boot took, until every server answered ssh.
+    /// How long the boot took, until every server's sshd answered.
     pub fn boot_time(&self) -> Duration {
         self.boot_time
+    }
+
+    /// Rewrites every server's sshd config (`use_pam`, and `extra` lines that take
+    /// precedence over the fleet's settings) and restarts the sshd, all servers at once.
+    /// Connections open meanwhile live on (`KillMode=process`).
+    #[track_caller]
+    pub fn configure_sshd(&self, use_pam: bool, extra: &str) {
+        let config = sshd_config(use_pam, extra);
+        std::thread::scope(|s| {
+            for bx in &self.servers {
+                let config = &config;
+                s.spawn(move || {
+                    bx.write_file(SSHD_CONFIG, config.as_bytes());
+                    // (an sshd without readiness notification may not listen yet)
+                    bx.sh_ok(
+                        "systemctl restart fleet-sshd.service\n\
+                         for i in $(seq 500); do\n\
+                         \x20   ss -Hltn 'sport = :22' | grep -q . && exit 0; sleep 0.01\n\
+                         done\nexit 1",
+                    );
+                });
+            }
+        });
+    }
+
+    /// The boot's phases and how long each took, in order.
+    pub fn boot_phases(&self) -> &[(&'static str, Duration)] {
+        &self.phases
     }
 }
 

@@ -85,9 +85,8 @@ const ROOT_ENV: &[&str] = &[
 /// cron, ssh: installing openssh-server enables it on the host; a fleet server box runs
 /// an sshd unit of its own, see `fleet.rs`), and what cannot work or only slows boot in
 /// a container (udev, sysctl, binfmt, kernel modules, hardware and persistent-state
-/// services). The journal is
-/// flushed into the box's own empty `/var/log/journal` (see `boot.sh`), so users get
-/// their own journal files, as on a real host.
+/// services). The journal is flushed into the box's own empty `/var/log/journal` (see
+/// `boot.sh`), so users get their own journal files, as on a real host.
 pub const MASKED_UNITS: &[&str] = &[
     "getty.target",
     "console-getty.service",
