@@ -383,7 +383,8 @@ fn no_bridge_a_refused_key_and_a_login_without_rights_are_said_in_words() {
     // A login that may read but not manage units: status works, stop is refused with
     // the fix (root, or polkit), exit 4.
     let s = fleet.server(0);
-    s.sh_ok("useradd -m bob && mkdir -p /home/bob/.ssh");
+    // `*`: no password, but not a locked account, which sshd without PAM refuses.
+    s.sh_ok("useradd -m -p '*' bob && mkdir -p /home/bob/.ssh");
     let key = fleet.client().sh_ok("cat /root/.ssh/id_ed25519.pub");
     s.write_file("/home/bob/.ssh/authorized_keys", key.as_bytes());
     s.sh_ok("chown -R bob: /home/bob/.ssh && chmod 700 /home/bob/.ssh");
@@ -423,7 +424,7 @@ fn user_reaches_the_logins_own_manager_which_systemctl_h_refuses() {
     let s = fleet.server(0);
     s.add_lingering_user("alice");
     let key = fleet.client().sh_ok("cat /root/.ssh/id_ed25519.pub");
-    s.sh_ok("mkdir -p /home/alice/.ssh");
+    s.sh_ok("usermod -p '*' alice && mkdir -p /home/alice/.ssh");
     s.write_file("/home/alice/.ssh/authorized_keys", key.as_bytes());
     s.sh_ok("chown -R alice: /home/alice/.ssh && chmod 700 /home/alice/.ssh");
     let addr = fleet.host(0).trim_start_matches("root@").to_owned();
