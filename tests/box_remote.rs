@@ -267,6 +267,16 @@ fn a_host_that_is_down_is_reported_and_the_others_succeed() {
         .server(0)
         .sh_ok("systemctl daemon-reload && systemctl start idle");
 
+    // HOST:PORT: the same server on its second port, named as written.
+    let port = fleet.host_port(0);
+    let out = on(&fleet, &[good.clone(), port.clone()], "--name idle status");
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(
+        text(&out.stdout).contains(&format!("{port}:     Active: active (running)")),
+        "{}",
+        show(&out)
+    );
+
     // Refused: reported at once, the good host answers, the exit is not 0.
     let t = Instant::now();
     let out = on(
