@@ -10,6 +10,8 @@
 //!   ([`systemd::SystemdManager`], [`fallback::PidfileManager`]), over the plain types of
 //!   [`spec`] (a [`Target`](spec::Target) with its [`UnitName`](unit::name::UnitName),
 //!   the unit settings);
+//! - [`ssh`] and [`fleet`] take the verbs to other machines (`-H`): ssh's command line
+//!   and failures in words, and the fan-out over many hosts with its summary;
 //! - [`sys`] holds the process primitives and the only `unsafe` code;
 //! - [`cli`] is the command line on top of them: it parses, picks the backend once and
 //!   calls it.
@@ -21,11 +23,15 @@ pub mod cli;
 pub mod daemon;
 pub mod error;
 pub mod fallback;
+pub mod fleet;
 pub(crate) mod install;
 pub(crate) mod logging;
 pub mod notify;
 pub(crate) mod notify_socket;
+pub(crate) mod output;
+pub(crate) mod remote_files;
 pub mod spec;
+pub mod ssh;
 #[allow(unsafe_code)]
 pub mod sys;
 pub mod systemd;

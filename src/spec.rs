@@ -129,6 +129,14 @@ pub fn exec_path(o: &UnitOptions) -> Result<String> {
 /// Builds the unit model from the command line: resolves this binary and `-- CMD`,
 /// checks the service can reach them, and records the arguments that regenerate it.
 pub fn build_spec(g: &Target, o: &UnitOptions) -> Result<ServiceSpec> {
+    build_spec_for(g, o, true)
+}
+
+/// [`build_spec`] for a unit that runs on this machine (`here`), or on another one
+/// (`install -H`): there `-- CMD` must be an absolute path, taken as it is (it is
+/// checked on that machine, not looked up or checked here), and nothing is checked
+/// against this machine's files.
+pub fn build_spec_for(g: &Target, o: &UnitOptions, here: bool) -> Result<ServiceSpec> {
     let exec_path = exec_path(o)?;
     let mut spec = ServiceSpec::new(g.name.clone(), exec_path);
     spec.user_manager = g.user;
@@ -141,7 +149,7 @@ pub fn build_spec(g: &Target, o: &UnitOptions) -> Result<ServiceSpec> {
         .iter()
         .map(|f| absolute("--env-file", f))
         .collect::<Result<_>>()?;
-    for f in &spec.env_files {
+    for f in spec.env_files.iter().filter(|_| here) {
         if !std::path::Path::new(f).exists() {
             log::warn!(
                 "--env-file {f} does not exist yet; the service will not start until it does"
@@ -160,7 +168,18 @@ pub fn build_spec(g: &Target, o: &UnitOptions) -> Result<ServiceSpec> {
     spec.run_options = run_options(&o.run)?;
     spec.listen = o.run.listen.clone();
     if let Some((cmd, args)) = o.run.command.split_first() {
-        let mut c = vec![command::resolve_program(cmd)?];
+        let program = if here {
+            command::resolve_program(cmd)?
+        } else if cmd.starts_with('/') {
+            quote::check_program_path(cmd)?;
+            cmd.clone()
+        } else {
+            return Err(Error::usage(format!(
+                "-H: the command `{cmd}` is not looked up here; give its absolute path there"
+            ))
+            .with_hint(format!("e.g. `-- /usr/bin/{cmd}`")));
+        };
+        let mut c = vec![program];
         c.extend(args.iter().cloned());
         spec.command = c;
     }
@@ -181,7 +200,7 @@ pub fn build_spec(g: &Target, o: &UnitOptions) -> Result<ServiceSpec> {
             );
         }
     }
-    if !spec.user_manager && spec.exec_user.is_none() {
+    if here && !spec.user_manager && spec.exec_user.is_none() {
         command::check_reachable_by_others(&spec.exec_path)?;
         if let Some(c) = spec.command.first() {
             command::check_reachable_by_others(c)?;

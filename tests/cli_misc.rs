@@ -183,15 +183,17 @@ fn printing_verbs_end_quietly_when_the_reader_is_gone() {
 
 /// Options whose absence has no default to show: they add something when given.
 const NO_DEFAULT: &[&str] = &[
-    "--health",   // no health probe
-    "--since",    // every line
-    "--env",      // repeatable, nothing by default
-    "--env-file", // repeatable
-    "--after",    // repeatable
-    "--wants",    // repeatable
-    "--root",     // this system rather than an image tree
-    "--out-dir",  // prints instead of writing files
-    "--listen",   // repeatable, no sockets by default
+    "--health",     // no health probe
+    "--since",      // every line
+    "--env",        // repeatable, nothing by default
+    "--env-file",   // repeatable
+    "--after",      // repeatable
+    "--wants",      // repeatable
+    "--root",       // this system rather than an image tree
+    "--out-dir",    // prints instead of writing files
+    "--listen",     // repeatable, no sockets by default
+    "--host",       // repeatable, this machine by default
+    "--hosts-file", // this machine by default
 ];
 
 #[test]

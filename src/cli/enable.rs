@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use crate::backend::Backend;
+use crate::backend::{Backend, ServiceManager};
 use crate::cli::{manager, Global};
 use crate::error::{Error, Result};
 use crate::fallback::PidfileManager;
@@ -37,8 +37,31 @@ fn backend(g: &Global, a: &Args, verb: &str) -> Result<Backend> {
     }
 }
 
+/// `enable`/`disable` on the hosts of `-H`, if any were named.
+fn on_hosts(g: &Global, a: &Args, verb: &str, enable: bool) -> Result<Option<u8>> {
+    let Some(fleet) = crate::cli::hosts::fleet(g, verb, false)? else {
+        return Ok(None);
+    };
+    if a.root.is_some() {
+        return Err(crate::cli::hosts::local_only(verb, "--root"));
+    }
+    let t = g.target()?;
+    fleet
+        .run(verb, &SystemdManager::default(), |m| {
+            if enable {
+                m.enable(&t, None, a.now)
+            } else {
+                m.disable(&t, None, a.now)
+            }
+        })
+        .map(Some)
+}
+
 /// `enable`.
 pub fn enable(g: &Global, a: &Args) -> Result<u8> {
+    if let Some(code) = on_hosts(g, a, "enable", true)? {
+        return Ok(code);
+    }
     let b = backend(g, a, "enable")?;
     manager(
         g,
@@ -51,6 +74,9 @@ pub fn enable(g: &Global, a: &Args) -> Result<u8> {
 
 /// `disable`.
 pub fn disable(g: &Global, a: &Args) -> Result<u8> {
+    if let Some(code) = on_hosts(g, a, "disable", false)? {
+        return Ok(code);
+    }
     let b = backend(g, a, "disable")?;
     manager(
         g,

@@ -1,13 +1,13 @@
 //! `mydaemon install`: write the unit (or init.d script), reload and enable it.
 //!
-//! The backend does the work ([`ServiceManager::install`](crate::backend::ServiceManager::install)):
+//! The backend does the work ([`ServiceManager::install`]):
 //! systemd's renders the unit exactly as `mydaemon unit` prints it, writes it, and
 //! enables it (offline with `--root`, else over D-Bus); the PID-file backend writes the
 //! init.d script.
 
 use std::path::PathBuf;
 
-use crate::backend::{for_files, InstallOptions};
+use crate::backend::{for_files, InstallOptions, ServiceManager};
 use crate::cli::{manager, Global};
 use crate::error::Result;
 use crate::fallback::PidfileManager;
@@ -40,12 +40,24 @@ pub struct Args {
 
 /// Installs the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    let backend = for_files(g.backend, g.user, a.systemd, a.sysv, a.root.is_some());
     let how = InstallOptions {
         root: a.root.clone(),
         force: a.force,
         now: a.now,
     };
+    if let Some(fleet) = crate::cli::hosts::fleet(g, "install", false)? {
+        if a.root.is_some() {
+            return Err(crate::cli::hosts::local_only("install", "--root"));
+        }
+        if a.sysv {
+            return Err(crate::cli::hosts::local_only("install", "--sysv"));
+        }
+        let t = g.target()?;
+        return fleet.run("install", &SystemdManager::default(), |m| {
+            m.install(&t, &a.unit, &how)
+        });
+    }
+    let backend = for_files(g.backend, g.user, a.systemd, a.sysv, a.root.is_some());
     manager(
         g,
         Some(backend),

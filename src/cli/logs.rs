@@ -1,6 +1,6 @@
 //! `mydaemon logs`: the service's journal (or log files, without systemd).
 
-use crate::backend::LogQuery;
+use crate::backend::{LogQuery, ServiceManager};
 use crate::cli::{manager, Global};
 use crate::error::Result;
 use crate::fallback::PidfileManager;
@@ -31,6 +31,10 @@ pub fn exec(g: &Global, a: &Args) -> Result<u8> {
         follow: a.follow,
         since: a.since.clone(),
     };
+    if let Some(fleet) = crate::cli::hosts::fleet(g, "logs", false)? {
+        let t = g.target()?;
+        return fleet.run("logs", &SystemdManager::default(), |m| m.logs(&t, &q));
+    }
     manager(g, None, SystemdManager::default(), || {
         PidfileManager::at(&a.paths)
     })

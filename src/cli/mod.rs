@@ -14,6 +14,7 @@ use crate::systemd::SystemdManager;
 pub mod completions;
 pub mod control;
 pub mod enable;
+pub mod hosts;
 pub mod info;
 pub mod install;
 pub mod logs;
@@ -55,6 +56,9 @@ pub struct Global {
     /// Which service manager answers: systemd when it runs (auto), or the PID-file fallback.
     #[arg(long, global = true, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// Other machines (`-H`), over ssh.
+    #[command(flatten)]
+    pub hosts: hosts::HostArgs,
 }
 
 impl Global {
@@ -154,6 +158,26 @@ pub fn dispatch(cli: Cli) -> Result<u8> {
         Command::Completions(_) | Command::Man(_) | Command::Info(_)
     ) {
         crate::unit::name::validate(&g.name)?;
+    }
+    if g.hosts.any()
+        && !matches!(
+            cli.command,
+            Command::Install(_)
+                | Command::Uninstall(_)
+                | Command::Start(_)
+                | Command::Stop(_)
+                | Command::Restart(_)
+                | Command::Reload(_)
+                | Command::Status(_)
+                | Command::Enable(_)
+                | Command::Disable(_)
+                | Command::Logs(_)
+        )
+    {
+        return Err(crate::error::Error::usage(
+            "-H/--hosts-file work with install, uninstall, start, stop, restart, reload, \
+             status, enable, disable and logs",
+        ));
     }
     match &cli.command {
         Command::Run(a) => run::exec(g, a),

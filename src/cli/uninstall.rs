@@ -1,12 +1,12 @@
 //! `mydaemon uninstall`: stop, disable and remove the service.
 //!
-//! The backend does the work ([`ServiceManager::uninstall`](crate::backend::ServiceManager::uninstall)):
+//! The backend does the work ([`ServiceManager::uninstall`]):
 //! under systemd, stop and disable over D-Bus, remove the unit and its enable symlinks
 //! (`install::remove_unit`), reload; without, the init.d script and its links.
 
 use std::path::PathBuf;
 
-use crate::backend::{for_files, UninstallOptions};
+use crate::backend::{for_files, ServiceManager, UninstallOptions};
 use crate::cli::{manager, Global};
 use crate::error::Result;
 use crate::fallback::PidfileManager;
@@ -38,12 +38,24 @@ pub struct Args {
 
 /// Uninstalls the service.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
-    let backend = for_files(g.backend, g.user, a.systemd, a.sysv, a.root.is_some());
     let how = UninstallOptions {
         root: a.root.clone(),
         force: a.force,
         purge: a.purge,
     };
+    if let Some(fleet) = crate::cli::hosts::fleet(g, "uninstall", false)? {
+        if a.root.is_some() {
+            return Err(crate::cli::hosts::local_only("uninstall", "--root"));
+        }
+        if a.sysv {
+            return Err(crate::cli::hosts::local_only("uninstall", "--sysv"));
+        }
+        let t = g.target()?;
+        return fleet.run("uninstall", &SystemdManager::default(), |m| {
+            m.uninstall(&t, &how)
+        });
+    }
+    let backend = for_files(g.backend, g.user, a.systemd, a.sysv, a.root.is_some());
     manager(
         g,
         Some(backend),

@@ -42,9 +42,10 @@ fn unit_changes_rule(route: &Route, path: &str) -> zbus::Result<MatchRule<'stati
         .interface("org.freedesktop.DBus.Properties")
         .member("PropertiesChanged")
         .path(path.to_owned());
-    match route {
-        Route::Bus => rule.sender(DESTINATION),
-        Route::PrivateSocket(_) => rule,
+    if route.is_bus() {
+        rule.sender(DESTINATION)
+    } else {
+        rule
     }
     .build()
 }
@@ -98,7 +99,7 @@ async fn clean_async(sd: &Systemd, unit: &str) -> Result<Cleaned, Error> {
     )
     .await
     .map_err(fail)?;
-    if sd.route == Route::Bus {
+    if sd.route.is_bus() {
         // A stop job waited for on this connection has subscribed it already.
         match mgr.subscribe().await {
             Ok(()) => {}

@@ -27,6 +27,23 @@ pub enum Route {
     PrivateSocket(PathBuf),
     /// A message bus (dbus-daemon or dbus-broker).
     Bus,
+    /// The bus of another machine, through `ssh HOST systemd-stdio-bridge`.
+    Ssh(super::remote::Remote),
+}
+
+impl Route {
+    /// True for a bus (local or remote): signals must name systemd as their sender.
+    pub fn is_bus(&self) -> bool {
+        !matches!(self, Route::PrivateSocket(_))
+    }
+
+    /// The remote machine, for a connection over ssh.
+    pub fn remote(&self) -> Option<&super::remote::Remote> {
+        match self {
+            Route::Ssh(r) => Some(r),
+            _ => None,
+        }
+    }
 }
 
 /// A live connection to a systemd manager.
@@ -38,6 +55,8 @@ pub struct Systemd {
     pub scope: Scope,
     /// Private socket or bus.
     pub route: Route,
+    /// For [`Route::Ssh`]: the ssh child, killed when the last clone goes.
+    pub tunnel: Option<std::sync::Arc<super::remote::Tunnel>>,
 }
 
 /// How long one method call may take before we give up (systemd's own default is 25 s).
@@ -86,6 +105,7 @@ async fn connect_system(root: &Path) -> Result<Systemd, Error> {
                     conn,
                     scope: Scope::System,
                     route: Route::PrivateSocket(private.into()),
+                    tunnel: None,
                 });
             }
             Err(e) => log::debug!("private socket unusable ({e}); trying the system bus"),
@@ -102,6 +122,7 @@ async fn connect_system(root: &Path) -> Result<Systemd, Error> {
                 conn,
                 scope: Scope::System,
                 route: Route::Bus,
+                tunnel: None,
             })
         }
         Err(e) => Err(bus_unreachable(e, "the system bus")),
@@ -156,6 +177,7 @@ async fn connect_user() -> Result<Systemd, Error> {
                 conn,
                 scope: Scope::User,
                 route: Route::PrivateSocket(private),
+                tunnel: None,
             })
         }
         Err(e) => log::debug!("{}: {e}; trying the user bus", private.display()),
@@ -171,6 +193,7 @@ async fn connect_user() -> Result<Systemd, Error> {
             conn,
             scope: Scope::User,
             route: Route::Bus,
+            tunnel: None,
         }),
         Err(_) => Err(Error::generic(format!(
             "no user service manager is running for uid {uid} (neither {} nor {} answers)",

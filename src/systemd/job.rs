@@ -107,9 +107,10 @@ fn job_removed_rule(route: &Route) -> MatchRule<'static> {
         .interface(MANAGER_INTERFACE)
         .member("JobRemoved")
         .path(MANAGER_PATH);
-    match route {
-        Route::Bus => rule.sender(DESTINATION),
-        Route::PrivateSocket(_) => rule,
+    if route.is_bus() {
+        rule.sender(DESTINATION)
+    } else {
+        rule
     }
     .build()
     .expect("the JobRemoved match rule is valid")
@@ -136,7 +137,7 @@ pub async fn run_async(
         let stream = MessageStream::for_match_rule(job_removed_rule(&sd.route), &sd.conn, None)
             .await
             .map_err(fail)?;
-        if sd.route == Route::Bus {
+        if sd.route.is_bus() {
             mgr.subscribe().await.map_err(fail)?;
         }
         Some(stream)

@@ -1,12 +1,37 @@
 //! Reading a unit's journal through `journalctl` (reading the journal files ourselves would
-//! mean reimplementing their format; the issue allows the subprocess).
+//! mean reimplementing their format; the issue allows the subprocess). On another machine
+//! (`-H`) it is that machine's `journalctl`, run over ssh.
 
-use std::io::{BufRead, BufReader, Write};
+use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::connection::Scope;
+use super::remote::Remote;
 use crate::error::Error;
+use crate::ssh;
+
+/// How long `journalctl` on another machine may take for a few lines, on top of the
+/// connect timeout.
+const REMOTE_LIMIT: Duration = Duration::from_secs(20);
+
+/// `journalctl ARGS` here, or on `remote` through ssh.
+fn journalctl(remote: Option<&Remote>, args: Vec<String>) -> Command {
+    match remote {
+        None => {
+            let mut c = Command::new("journalctl");
+            c.args(args);
+            c
+        }
+        Some(r) => {
+            let mut words = vec!["journalctl".to_owned()];
+            words.extend(args);
+            let mut c = Command::new(ssh::ssh_program());
+            c.args(ssh::ssh_args(&r.host, &r.ssh, &ssh::remote_command(&words)));
+            c
+        }
+    }
+}
 
 /// The `journalctl` arguments that select `unit` of `scope`.
 pub fn unit_args(scope: Scope, unit: &str) -> Vec<String> {
@@ -48,19 +73,38 @@ pub fn format_entry(json: &str) -> Option<String> {
 
 /// The last `n` journal lines of `unit`, message text only when `bare`, else as
 /// [`format_entry`] prints them. Empty when there are none or the journal cannot be read.
-pub fn last_lines(scope: Scope, unit: &str, n: usize, bare: bool) -> Vec<String> {
+pub fn last_lines(
+    remote: Option<&Remote>,
+    scope: Scope,
+    unit: &str,
+    n: usize,
+    bare: bool,
+) -> Vec<String> {
     if n == 0 {
         return Vec::new();
     }
-    let out = Command::new("journalctl")
-        .args(unit_args(scope, unit))
-        .args(["-n", &n.to_string(), "--no-pager", "-q", "-o"])
-        .arg(if bare { "cat" } else { "json" })
-        .stdin(Stdio::null())
-        .stderr(Stdio::null())
-        .output();
-    match out {
-        Ok(o) => String::from_utf8_lossy(&o.stdout)
+    let mut args = unit_args(scope, unit);
+    args.extend(["-n", &n.to_string(), "--no-pager", "-q", "-o"].map(String::from));
+    args.push(if bare { "cat" } else { "json" }.into());
+    let stdout = match remote {
+        None => journalctl(None, args)
+            .stdin(Stdio::null())
+            .stderr(Stdio::null())
+            .output()
+            .map(|o| o.stdout)
+            .map_err(drop),
+        // Bounded, as every wait on another machine.
+        Some(r) => {
+            let mut words = vec!["journalctl".to_owned()];
+            words.extend(args);
+            let limit = r.ssh.connect_timeout + REMOTE_LIMIT;
+            ssh::run(&r.host, &r.ssh, &ssh::remote_command(&words), b"", limit)
+                .map(|o| o.stdout)
+                .map_err(drop)
+        }
+    };
+    match stdout {
+        Ok(o) => String::from_utf8_lossy(&o)
             .lines()
             .filter_map(|l| {
                 if bare {
@@ -74,55 +118,70 @@ pub fn last_lines(scope: Scope, unit: &str, n: usize, bare: bool) -> Vec<String>
     }
 }
 
-/// `logs`: runs `journalctl` for `unit` on our terminal; returns its exit code.
+/// `logs`: runs `journalctl` for `unit` (here, or on `remote` over ssh), printing its
+/// entries; returns its exit code.
 pub fn show(
+    remote: Option<&Remote>,
     scope: Scope,
     unit: &str,
     lines: usize,
     follow: bool,
     since: Option<&str>,
 ) -> Result<u8, Error> {
-    let mut cmd = Command::new("journalctl");
-    cmd.args(unit_args(scope, unit)).args([
-        "-n",
-        &lines.to_string(),
-        "--no-pager",
-        "-q",
-        "-o",
-        "json",
-    ]);
+    let mut args = unit_args(scope, unit);
+    args.extend(["-n", &lines.to_string(), "--no-pager", "-q", "-o", "json"].map(String::from));
     if follow {
-        cmd.arg("--follow");
+        args.push("--follow".into());
     }
     if let Some(since) = since {
-        cmd.args(["--since", since]);
+        args.extend(["--since".to_owned(), since.to_owned()]);
     }
-    let mut child = cmd.stdout(Stdio::piped()).spawn().map_err(|e| {
-        Error::generic(format!("cannot run journalctl: {e}"))
-            .with_hint("install systemd's journalctl, or read the log files directly")
-    })?;
+    let mut cmd = journalctl(remote, args);
+    if remote.is_some() {
+        cmd.stdin(Stdio::null()).stderr(Stdio::piped());
+    }
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| match remote {
+            Some(_) => ssh::spawn_failed(e),
+            None => Error::generic(format!("cannot run journalctl: {e}"))
+                .with_hint("install systemd's journalctl, or read the log files directly"),
+        })?;
+    let stderr = child.stderr.take().map(ssh::Captured::start);
     let reader = BufReader::new(child.stdout.take().expect("piped stdout"));
-    let mut out = std::io::stdout().lock();
     for line in reader.lines() {
         let Ok(line) = line else { break };
         let Some(entry) = format_entry(&line) else {
             continue;
         };
         // Our reader went away (`| head`): stop journalctl too, as a pipe would.
-        if writeln!(out, "{entry}").and_then(|()| out.flush()).is_err() {
-            let _ = child.kill();
-            let _ = child.wait();
+        if crate::output::try_out(&entry).is_err() {
+            ssh::kill_and_reap(&mut child);
             return Ok(0);
         }
     }
     let status = child
         .wait()
         .map_err(|e| Error::generic(format!("waiting for journalctl: {e}")))?;
+    if let (Some(r), Some(stderr)) = (remote, stderr) {
+        let text = stderr.text();
+        if status.code() == Some(255) || status.code() == Some(127) {
+            return Err(if status.code() == Some(127) {
+                Error::generic("journalctl not found there")
+            } else {
+                ssh::failure(&r.ssh, status, &text)
+            });
+        }
+        if !text.trim().is_empty() {
+            crate::output::err(text.trim_end());
+        }
+    }
     let code = crate::error::exit_code_of(status);
     if code != 0 && scope == Scope::User {
         // With Storage=volatile (or no per-user journal files), a user's services log into
         // the system journal, which only root and the adm/systemd-journal groups may read.
-        eprintln!(
+        crate::output::errln!(
             "  hint: a user can read its services' logs only from its own journal files \
              (journald with Storage=persistent) or as a member of the systemd-journal group"
         );

@@ -5,6 +5,7 @@
 //!
 //! - `connection`: private socket as root, else the system bus; `--user`: the user's;
 //! - `private_socket`: the read half that makes zbus accept systemd's private socket;
+//! - `remote`: another machine's manager, over `ssh HOST systemd-stdio-bridge` (`-H`);
 //! - `direct`: one blocking exchange on a private socket (no zbus connection): the
 //!   properties `status` reads, and the transport of `job`'s private-socket route;
 //! - `manager`: the Manager calls (hand-written `#[proxy]`; why, see there);
@@ -25,6 +26,7 @@ pub(crate) mod job;
 pub(crate) mod journal;
 pub(crate) mod manager;
 pub(crate) mod private_socket;
+pub(crate) mod remote;
 mod service_manager;
 pub(crate) mod socket_status;
 pub(crate) mod socket_unit;
@@ -37,10 +39,12 @@ use zbus::OwnedVariant;
 
 pub use connection::{connect, Route, Scope, Systemd};
 pub use job::{JobResult, Verb};
+pub use remote::Remote;
 pub use service_manager::{manager_running, SystemdManager};
 pub use status::UnitStatus;
 
 use crate::error::{exit, Error};
+use crate::output::{errln, outln};
 use errors::from_zbus;
 
 /// The scope for the `--user` flag.
@@ -184,7 +188,8 @@ pub(crate) fn control_reading(
     Ok((code, props))
 }
 
-/// [`control`] on an open connection.
+/// `start`/`stop`/`restart`/`reload` of `unit` on an open connection (this machine's
+/// or, with `-H`, another's): as [`control`].
 pub(crate) fn control_with(
     sd: &Systemd,
     unit: &str,
@@ -236,7 +241,7 @@ pub(crate) fn explain_failure(
             msg.push_str(&format!("\n  last status: {}", st.status_text));
         }
     }
-    let lines = journal::last_lines(scope, unit, 10, true);
+    let lines = journal::last_lines(sd.and_then(|sd| sd.route.remote()), scope, unit, 10, true);
     if !lines.is_empty() {
         msg.push_str("\n  last log lines:");
         for l in lines {
@@ -253,6 +258,9 @@ pub(crate) fn explain_failure(
 /// The JSON of `status --json`: the unit's facts and its last journal lines.
 #[derive(serde::Serialize)]
 struct StatusJson<'a> {
+    /// The host, for `-H`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    host: Option<String>,
     #[serde(flatten)]
     status: &'a UnitStatus,
     backend: &'static str,
@@ -260,6 +268,13 @@ struct StatusJson<'a> {
     journal: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     socket: Option<socket_status::SocketStatus>,
+}
+
+/// What `status` shows: the unit, its socket unit, its last journal lines.
+struct Snapshot {
+    status: UnitStatus,
+    socket: Option<socket_status::SocketStatus>,
+    journal: Vec<String>,
 }
 
 /// `status`: prints the unit's state (text or one JSON object) and `lines` journal lines;
@@ -270,45 +285,89 @@ pub(crate) fn print_status(
     lines: usize,
     json: bool,
 ) -> Result<u8, Error> {
-    let (st, socket) = read_status_and_socket(scope, unit, true)?;
-    let journal = if st.not_found() {
+    let (status, socket) = read_status_and_socket(scope, unit, true)?;
+    let journal = if status.not_found() {
         Vec::new()
     } else {
-        journal::last_lines(scope, unit, lines, false)
+        journal::last_lines(None, scope, unit, lines, false)
     };
+    let snap = Snapshot {
+        status,
+        socket,
+        journal,
+    };
+    render_status(&snap, scope, unit, json, None)
+}
+
+/// `status` of a unit on another machine (`-H`), over `sd`, as `systemctl -H status`,
+/// with the `journal` lines read there (none unless asked for).
+pub(crate) fn print_status_with(
+    sd: &Systemd,
+    unit: &str,
+    journal: Vec<String>,
+    json: bool,
+) -> Result<u8, Error> {
+    let status = unit_status(sd, unit)?;
+    let socket = socket_status::read_with(sd, unit, status.running());
+    let journal = if status.not_found() {
+        Vec::new()
+    } else {
+        journal
+    };
+    let snap = Snapshot {
+        status,
+        socket,
+        journal,
+    };
+    render_status(&snap, sd.scope, unit, json, sd.route.remote())
+}
+
+/// Prints a [`Snapshot`]: one JSON line (naming the host, for a remote one), or text.
+fn render_status(
+    snap: &Snapshot,
+    scope: Scope,
+    unit: &str,
+    json: bool,
+    remote: Option<&Remote>,
+) -> Result<u8, Error> {
+    let st = &snap.status;
     if json {
         let obj = StatusJson {
-            status: &st,
+            host: remote.map(|r| r.host.to_string()),
+            status: st,
             backend: "systemd",
             scope: match scope {
                 Scope::System => "system",
                 Scope::User => "user",
             },
-            journal,
-            socket,
+            journal: snap.journal.clone(),
+            socket: snap.socket.clone(),
         };
         let text = serde_json::to_string(&obj)
             .map_err(|e| Error::generic(format!("cannot encode the status as JSON: {e}")))?;
-        println!("{text}");
+        crate::output::raw(&text);
     } else if st.not_found() {
-        eprintln!("mydaemon: {unit} is not installed (systemd knows no such unit)");
-        eprintln!(
-            "  hint: run `{} install --systemd`",
-            errors::invocation(scope, unit)
-        );
+        errln!("mydaemon: {unit} is not installed (systemd knows no such unit)");
+        let cmd = errors::invocation(scope, unit);
+        let hint = format!("run `{cmd} install --systemd`");
+        let hint = match remote {
+            Some(r) => crate::fleet::with_host(&hint, &r.host),
+            None => hint,
+        };
+        errln!("  hint: {hint}");
     } else {
         let mut out = st.render(SystemTime::now());
-        if let Some(s) = &socket {
+        if let Some(s) = &snap.socket {
             out.push_str(&s.render());
         }
-        if !journal.is_empty() {
+        if !snap.journal.is_empty() {
             out.push('\n');
-            for l in &journal {
+            for l in &snap.journal {
                 out.push_str(l);
                 out.push('\n');
             }
         }
-        print!("{out}");
+        crate::output::out(&out);
     }
     Ok(st.exit_code())
 }
@@ -320,22 +379,15 @@ fn print_changes(changes: &[manager::UnitFileChange], quiet: bool) {
     }
     for (kind, file, dest) in changes {
         match kind.as_str() {
-            "symlink" => println!("Created symlink {file} → {dest}."),
-            "unlink" => println!("Removed \"{file}\"."),
-            other => println!("{other}: {file} {dest}"),
+            "symlink" => outln!("Created symlink {file} → {dest}."),
+            "unlink" => outln!("Removed \"{file}\"."),
+            other => outln!("{other}: {file} {dest}"),
         }
     }
 }
 
-/// `enable [--now]`: enable the unit file, reload systemd if that changed anything,
-/// start if asked.
-pub(crate) fn enable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
-    let sd = connect(scope)?;
-    enable_with(&sd, unit, now, false, quiet)
-}
-
-/// [`enable`] on an open connection (used by `install`'s live step too, with
-/// `file_written` when the unit file itself changed, which needs a reload as well).
+/// `enable [--now]` on an open connection: enable the unit file, reload systemd if that
+/// changed anything (or `file_written`: `install` changed the unit file), start if asked.
 pub(crate) fn enable_with(
     sd: &Systemd,
     unit: &str,
@@ -353,15 +405,14 @@ pub(crate) fn enable_with(
     }
 }
 
-/// `disable [--now]`: disable the unit file, reload systemd if that changed anything,
-/// stop if asked.
-pub(crate) fn disable(scope: Scope, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
-    let sd = connect(scope)?;
-    if set_enabled(&sd, unit, false, quiet)? {
-        reload_manager(&sd)?;
+/// `disable [--now]` on an open connection: disable the unit file, reload systemd if that
+/// changed anything, stop if asked.
+pub(crate) fn disable_with(sd: &Systemd, unit: &str, now: bool, quiet: bool) -> Result<u8, Error> {
+    if set_enabled(sd, unit, false, quiet)? {
+        reload_manager(sd)?;
     }
     if now {
-        control_with(&sd, unit, Verb::Stop, false)
+        control_with(sd, unit, Verb::Stop, false)
     } else {
         Ok(exit::OK)
     }

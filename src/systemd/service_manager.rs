@@ -4,17 +4,22 @@
 
 use std::path::Path;
 
-use super::{connect, control, Scope, Verb};
+use super::{connect, Remote, Scope, Systemd, Verb};
 use crate::backend::{InstallOptions, LogQuery, ServiceManager, Target, UninstallOptions};
 use crate::error::{privilege_hint, Error, Result};
 use crate::install::{self, Written};
+use crate::output::{errln, outln};
+use crate::remote_files::{self, Wrote};
 use crate::spec::{build_spec, check_runnable_here, UnitOptions};
 
-/// systemd (the system manager, or with [`Target::user`] the user's) over D-Bus.
-#[derive(Debug, Clone, Copy, Default)]
+/// systemd (the system manager, or with [`Target::user`] the user's) over D-Bus: this
+/// machine's, or with [`SystemdManager::remote`] another's over ssh (`-H`).
+#[derive(Debug, Clone, Default)]
 pub struct SystemdManager {
     /// `start`/`stop`/`restart`/`reload` return once the job is queued.
     pub no_block: bool,
+    /// Another machine's manager (`-H HOST`), reached over ssh.
+    pub remote: Option<Remote>,
 }
 
 /// Whether the service manager addressed is running here (the system one, or with
@@ -32,13 +37,29 @@ fn bus_scope(t: &Target) -> Scope {
 }
 
 impl SystemdManager {
+    /// A connection to the manager addressed: here, or on the remote host.
+    fn connect(&self, t: &Target) -> Result<Systemd> {
+        match &self.remote {
+            None => connect(bus_scope(t)),
+            Some(r) => super::remote::connect(r, bus_scope(t)),
+        }
+    }
+
+    /// A job here goes over the private socket when there is one ([`super::control`]);
+    /// on a remote host, over the ssh connection.
     fn job(&self, t: &Target, verb: Verb) -> Result<u8> {
-        control(bus_scope(t), &t.unit_name(), verb, self.no_block)
+        match &self.remote {
+            None => super::control(bus_scope(t), &t.unit_name(), verb, self.no_block),
+            Some(_) => super::control_with(&self.connect(t)?, &t.unit_name(), verb, self.no_block),
+        }
     }
 }
 
 impl ServiceManager for SystemdManager {
     fn install(&self, t: &Target, unit: &UnitOptions, how: &InstallOptions) -> Result<u8> {
+        if let Some(r) = &self.remote {
+            return self.install_remote(r, t, unit, how);
+        }
         // Everything that can be refused is refused before anything is written.
         let spec = build_spec(t, unit)?;
         let text = spec.render()?;
@@ -54,7 +75,7 @@ impl ServiceManager for SystemdManager {
             .map_err(|e| privilege_hint(e, "install"))?;
         let say = |s: String| {
             if !t.quiet {
-                println!("{s}");
+                outln!("{s}");
             }
         };
         match written {
@@ -144,6 +165,9 @@ impl ServiceManager for SystemdManager {
     }
 
     fn uninstall(&self, t: &Target, how: &UninstallOptions) -> Result<u8> {
+        if let Some(r) = &self.remote {
+            return self.uninstall_remote(r, t, how);
+        }
         let scope = install::Place::select(t.user, how.root.as_deref())?;
         let dir = install::unit_dir(&scope)?;
         let unit_name = t.unit_name();
@@ -173,11 +197,11 @@ impl ServiceManager for SystemdManager {
                 let cleaned = super::clean::clean(&sd, &unit_name)?;
                 if !t.quiet {
                     match cleaned {
-                        super::clean::Cleaned::Removed => println!(
+                        super::clean::Cleaned::Removed => outln!(
                             "removed the state, cache, logs and runtime directories of {unit_name}"
                         ),
                         super::clean::Cleaned::Nothing => {
-                            println!("{unit_name} has no directories to remove")
+                            outln!("{unit_name} has no directories to remove")
                         }
                     }
                 }
@@ -195,9 +219,9 @@ impl ServiceManager for SystemdManager {
             .map_err(|e| privilege_hint(e, "uninstall"))?;
         if !t.quiet {
             for l in &removed.links {
-                println!("removed {}", l.display());
+                outln!("removed {}", l.display());
             }
-            println!("removed {}", removed.unit.display());
+            outln!("removed {}", removed.unit.display());
         }
         if let Some(sd) = systemd {
             super::uninstall_reload(&sd, &unit_name)?;
@@ -210,25 +234,40 @@ impl ServiceManager for SystemdManager {
     }
 
     fn stop(&self, t: &Target) -> Result<u8> {
-        // As systemctl warns: a socket that still listens starts the service again. What
-        // triggers the service (`TriggeredBy`) is read on the stop's own connection (on a
-        // private socket, in the same write as `StopUnit`); the socket unit only when it
-        // is one of them.
+        // As systemctl warns: a socket that still listens starts the service again.
         let unit = t.unit_name();
         let check = !t.quiet && !self.no_block;
-        let calls = [("org.freedesktop.systemd1.Unit", Some("TriggeredBy"))];
-        let also = check.then_some((unit.as_str(), &calls[..]));
-        let (code, props) =
-            super::control_reading(bus_scope(t), &unit, Verb::Stop, self.no_block, also)?;
-        let listening = super::socket_status::socket_name(&unit)
-            .filter(|s| props.is_some_and(|p| super::triggered_by(&p).contains(s)))
-            .and_then(|s| super::socket_status_of(bus_scope(t), &s, false))
-            .filter(|s| s.active_state == "active");
-        if let Some(s) = listening {
-            eprintln!(
+        let (code, socket) = match &self.remote {
+            None => {
+                // What triggers the service (`TriggeredBy`) is read on the stop's own
+                // connection (on a private socket, in the same write as `StopUnit`); the
+                // socket unit only when it is one of them.
+                let calls = [("org.freedesktop.systemd1.Unit", Some("TriggeredBy"))];
+                let also = check.then_some((unit.as_str(), &calls[..]));
+                let (code, props) =
+                    super::control_reading(bus_scope(t), &unit, Verb::Stop, self.no_block, also)?;
+                let socket = super::socket_status::socket_name(&unit)
+                    .filter(|s| props.is_some_and(|p| super::triggered_by(&p).contains(s)))
+                    .and_then(|s| super::socket_status_of(bus_scope(t), &s, false));
+                (code, socket)
+            }
+            Some(_) => {
+                let sd = self.connect(t)?;
+                let code = super::control_with(&sd, &unit, Verb::Stop, self.no_block)?;
+                let socket = if check {
+                    super::socket_status::read_with(&sd, &unit, false)
+                } else {
+                    None
+                };
+                (code, socket)
+            }
+        };
+        if let Some(s) = socket.filter(|s| s.active_state == "active") {
+            errln!(
                 "note: {} still listens: the next connection starts {unit} again \
                  (stop it too: `systemctl stop {}`; or `mydaemon uninstall`)",
-                s.unit, s.unit
+                s.unit,
+                s.unit
             );
         }
         Ok(code)
@@ -243,24 +282,136 @@ impl ServiceManager for SystemdManager {
     }
 
     fn status(&self, t: &Target, lines: usize, json: bool) -> Result<u8> {
-        super::print_status(bus_scope(t), &t.unit_name(), lines, json)
+        match &self.remote {
+            None => super::print_status(bus_scope(t), &t.unit_name(), lines, json),
+            // Journal lines (only when asked for) come from `journalctl` there, over a
+            // second ssh login made while the first one sets up D-Bus.
+            Some(r) => {
+                let unit = t.unit_name();
+                std::thread::scope(|s| {
+                    let journal = (lines > 0).then(|| {
+                        s.spawn(|| {
+                            super::journal::last_lines(Some(r), bus_scope(t), &unit, lines, false)
+                        })
+                    });
+                    let sd = self.connect(t);
+                    let journal = journal
+                        .map(|j| j.join().unwrap_or_default())
+                        .unwrap_or_default();
+                    super::print_status_with(&sd?, &unit, journal, json)
+                })
+            }
+        }
     }
 
     fn enable(&self, t: &Target, _root: Option<&Path>, now: bool) -> Result<u8> {
-        super::enable(bus_scope(t), &t.unit_name(), now, t.quiet)
+        super::enable_with(&self.connect(t)?, &t.unit_name(), now, false, t.quiet)
     }
 
     fn disable(&self, t: &Target, _root: Option<&Path>, now: bool) -> Result<u8> {
-        super::disable(bus_scope(t), &t.unit_name(), now, t.quiet)
+        super::disable_with(&self.connect(t)?, &t.unit_name(), now, t.quiet)
     }
 
     fn logs(&self, t: &Target, q: &LogQuery) -> Result<u8> {
         super::journal::show(
+            self.remote.as_ref(),
             bus_scope(t),
             &t.unit_name(),
             q.lines,
             q.follow,
             q.since.as_deref(),
         )
+    }
+}
+
+impl SystemdManager {
+    /// `install -H`: the unit rendered here, written there over ssh (after checking that
+    /// the program it runs exists there), then enabled (and started) over D-Bus.
+    fn install_remote(
+        &self,
+        r: &Remote,
+        t: &Target,
+        unit: &UnitOptions,
+        how: &InstallOptions,
+    ) -> Result<u8> {
+        let spec = crate::spec::build_spec_for(t, unit, false)?;
+        if !spec.listen.is_empty() {
+            return Err(
+                Error::usage("install -H does not install socket units (--listen) yet")
+                    .with_hint("install on that machine itself, or leave out --listen"),
+            );
+        }
+        let text = spec.render()?;
+        let scope = bus_scope(t);
+        let unit_name = spec.unit_name();
+        let wrote = remote_files::write_unit(r, scope, &spec, &text, how.force)?;
+        let say = |s: String| {
+            if !t.quiet {
+                outln!("{s}");
+            }
+        };
+        let changed = match &wrote {
+            Wrote::Created(p) => {
+                say(format!("wrote {p}"));
+                true
+            }
+            Wrote::Replaced(p) => {
+                say(format!("replaced {p}"));
+                true
+            }
+            Wrote::Unchanged(p) => {
+                say(format!("{p} is up to date"));
+                false
+            }
+        };
+        let enabled = self.connect(t).and_then(|sd| {
+            super::enable_with(&sd, &unit_name, false, changed, t.quiet).map(|_| sd)
+        });
+        let sd = match enabled {
+            Ok(sd) => sd,
+            Err(e) => {
+                // Leave no half-installed unit behind.
+                if let Wrote::Created(p) = &wrote {
+                    if remote_files::remove_unit(r, scope, &unit_name, false).is_ok() {
+                        say(format!("removed {p} again"));
+                    }
+                }
+                return Err(e);
+            }
+        };
+        if how.now {
+            return super::control_with(&sd, &unit_name, Verb::Start, false);
+        }
+        Ok(0)
+    }
+
+    /// `uninstall -H`: checked there (exists, is ours), stopped and disabled over D-Bus,
+    /// removed over ssh, and systemd reloaded.
+    fn uninstall_remote(&self, r: &Remote, t: &Target, how: &UninstallOptions) -> Result<u8> {
+        let scope = bus_scope(t);
+        let unit_name = t.unit_name();
+        remote_files::check_removable(r, scope, &unit_name, how.force)?;
+        let sd = self.connect(t)?;
+        super::uninstall_stop_disable(&sd, &unit_name, t.quiet)?;
+        if how.purge {
+            let cleaned = super::clean::clean(&sd, &unit_name)?;
+            if !t.quiet {
+                match cleaned {
+                    super::clean::Cleaned::Removed => outln!(
+                        "removed the state, cache, logs and runtime directories of {unit_name}"
+                    ),
+                    super::clean::Cleaned::Nothing => {
+                        outln!("{unit_name} has no directories to remove")
+                    }
+                }
+            }
+        }
+        for p in remote_files::remove_unit(r, scope, &unit_name, how.force)? {
+            if !t.quiet {
+                outln!("removed {p}");
+            }
+        }
+        super::uninstall_reload(&sd, &unit_name)?;
+        Ok(0)
     }
 }

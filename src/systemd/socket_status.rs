@@ -115,3 +115,15 @@ pub const PROPERTIES: [(&str, Option<&str>); 5] = [
 pub fn socket_name(service: &str) -> Option<String> {
     Some(format!("{}.socket", service.strip_suffix(".service")?))
 }
+
+/// The status of the socket unit of `service` (`NAME.service` → `NAME.socket`) on an
+/// open connection, if one is loaded.
+pub fn read_with(
+    sd: &super::Systemd,
+    service: &str,
+    service_running: bool,
+) -> Option<SocketStatus> {
+    let socket = socket_name(service)?;
+    let props = zbus::block_on(super::manager::unit_properties(&sd.conn, &socket)).ok()?;
+    SocketStatus::from_properties(&socket, &props, service_running)
+}

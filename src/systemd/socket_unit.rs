@@ -67,9 +67,9 @@ pub fn remove(dir: &Path, socket: &str, force: bool, quiet: bool) -> Result<()> 
     let removed = install::remove_unit(dir, socket, force)?;
     if !quiet {
         for l in &removed.links {
-            println!("removed {}", l.display());
+            crate::output::outln!("removed {}", l.display());
         }
-        println!("removed {}", removed.unit.display());
+        crate::output::outln!("removed {}", removed.unit.display());
     }
     Ok(())
 }

@@ -1,0 +1,248 @@
+//! `-H` without a fleet: what is refused before any ssh runs (exit 2), and how mydaemon
+//! drives ssh — the exact command line, the hosts file, at most `--parallel` at a time,
+//! a silent host cut off at `--connect-timeout` with its ssh killed — against a stand-in
+//! `ssh` named by `$SYSTEMD_SSH` (as sd-bus honours it) that logs how it was called and
+//! fails as ssh does. The D-Bus side runs against real systemd in tests/box_remote.rs.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn text(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn show(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
+/// A stand-in ssh in `dir`: logs `start HOST NS` / its argv / `end HOST NS`, then runs
+/// `behaviour` (shell).
+fn fake_ssh(dir: &Path, behaviour: &str) -> std::path::PathBuf {
+    let log = dir.join("log");
+    let path = dir.join("ssh");
+    // The host is the argument after `--`.
+    let script = format!(
+        "#!/bin/sh\n\
+         log={log}\n\
+         h=; prev=\n\
+         for a in \"$@\"; do [ \"$prev\" = -- ] && h=$a; prev=$a; done\n\
+         echo \"start $h $(date +%s%N)\" >> $log\n\
+         echo \"argv $*\" >> $log\n\
+         {behaviour}\n",
+        log = log.display()
+    );
+    std::fs::write(&path, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+    path
+}
+
+fn mydaemon(ssh: Option<&Path>, args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_mydaemon"));
+    c.args(args).env_remove("SYSTEMD_SSH");
+    if let Some(s) = ssh {
+        c.env("SYSTEMD_SSH", s);
+    }
+    let mut child = c
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Bounded: every case here ends within seconds.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "mydaemon {args:?} did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    child.wait_with_output().unwrap()
+}
+
+const REFUSED: &str = "echo \"ssh: connect to host $h port 22: Connection refused\" >&2\n\
+                       echo \"end $h $(date +%s%N)\" >> $log\nexit 255";
+
+#[test]
+fn what_cannot_go_over_ssh_is_a_usage_error_before_any_ssh_runs() {
+    let d = tempfile::tempdir().unwrap();
+    let ssh = fake_ssh(d.path(), REFUSED);
+    for (args, words) in [
+        (
+            &["-H", "web1", "--backend", "pidfile", "status"][..],
+            "the PID-file backend is local only",
+        ),
+        (&["-H", "web1", "info"], "-H/--hosts-file work with"),
+        (&["-H", "web1", "unit"], "-H/--hosts-file work with"),
+        (&["-H", "a b", "status"], "contains a space"),
+        (&["-H", "web1:0", "status"], "the port must be"),
+        (
+            &["--host=-oProxyCommand=x", "status"],
+            "cannot start with '-'",
+        ),
+        (
+            &["-H", "web1", "install", "--root", "/"],
+            "--root is for this machine only",
+        ),
+        (
+            &["-H", "web1", "install", "--sysv"],
+            "--sysv is for this machine only",
+        ),
+        (&["-H", "web1", "--parallel", "0", "status"], "parallel"),
+        (
+            &["-H", "web1", "install", "--", "sleep", "1"],
+            "give its absolute path there",
+        ),
+        (
+            &["--hosts-file", "/nonexistent/hosts", "status"],
+            "/nonexistent/hosts",
+        ),
+    ] {
+        let out = mydaemon(Some(&ssh), args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {}", show(&out));
+        assert!(
+            text(&out.stderr).contains(words),
+            "{args:?}: {}",
+            show(&out)
+        );
+        assert!(
+            !text(&out.stderr).contains("panicked"),
+            "{args:?}: {}",
+            show(&out)
+        );
+    }
+    // Nothing above ran ssh.
+    assert!(!d.path().join("log").exists());
+}
+
+#[test]
+fn ssh_is_called_as_systemctl_does_in_batch_mode_for_every_host_of_the_file() {
+    let d = tempfile::tempdir().unwrap();
+    let ssh = fake_ssh(d.path(), REFUSED);
+    let hosts = d.path().join("hosts");
+    std::fs::write(
+        &hosts,
+        "# the fleet\n\nweb2   # second\nops@[::1]:2222\n\nweb1\n",
+    )
+    .unwrap();
+    let hosts = hosts.to_str().unwrap();
+    let out = mydaemon(
+        Some(&ssh),
+        &[
+            "-H",
+            "web1",
+            "--hosts-file",
+            hosts,
+            "--connect-timeout",
+            "3",
+            "--name",
+            "api",
+            "status",
+        ],
+    );
+    // Every host refused: they agree on 1.
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let log = std::fs::read_to_string(d.path().join("log")).unwrap();
+    let mut argvs: Vec<&str> = log
+        .lines()
+        .filter_map(|l| l.strip_prefix("argv "))
+        .collect();
+    argvs.sort();
+    // web1 once (named twice), the others as the file says.
+    assert_eq!(
+        argvs,
+        [
+            "-xT -o BatchMode=yes -o ConnectTimeout=3 -o ServerAliveInterval=3 -- web1 systemd-stdio-bridge",
+            "-xT -o BatchMode=yes -o ConnectTimeout=3 -o ServerAliveInterval=3 -- web2 systemd-stdio-bridge",
+            "-xT -o BatchMode=yes -o ConnectTimeout=3 -o ServerAliveInterval=3 -p 2222 -l ops -- ::1 systemd-stdio-bridge",
+        ],
+        "{log}"
+    );
+    let stderr = text(&out.stderr);
+    for h in ["web1", "web2", "ops@[::1]:2222"] {
+        assert!(
+            stderr.contains(&format!(
+                "{h}: mydaemon: cannot connect (Connection refused)"
+            )),
+            "{}",
+            show(&out)
+        );
+    }
+    assert!(
+        stderr.contains("status on 3 hosts: 0 ok, 3 failed\n"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn at_most_parallel_hosts_at_a_time() {
+    let d = tempfile::tempdir().unwrap();
+    let ssh = fake_ssh(d.path(), &format!("sleep 0.4\n{REFUSED}"));
+    let hosts: Vec<String> = (1..=5).map(|i| format!("h{i}")).collect();
+    let mut args: Vec<&str> = Vec::new();
+    for h in &hosts {
+        args.extend(["-H", h]);
+    }
+    args.extend(["--parallel", "2", "stop"]);
+    let out = mydaemon(Some(&ssh), &args);
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    // The most ssh processes alive at once, from their start and end times.
+    let log = std::fs::read_to_string(d.path().join("log")).unwrap();
+    let mut events: Vec<(u128, i32)> = log
+        .lines()
+        .filter_map(|l| {
+            let mut w = l.split(' ');
+            let kind = w.next()?;
+            let _host = w.next()?;
+            let t: u128 = w.next()?.parse().ok()?;
+            match kind {
+                "start" => Some((t, 1)),
+                "end" => Some((t, -1)),
+                _ => None,
+            }
+        })
+        .collect();
+    assert_eq!(events.len(), 10, "{log}");
+    events.sort_by_key(|&(t, d)| (t, d));
+    let (mut now, mut most) = (0, 0);
+    for (_, d) in events {
+        now += d;
+        most = most.max(now);
+    }
+    assert_eq!(most, 2, "{log}");
+}
+
+#[test]
+fn a_silent_host_is_cut_off_at_the_connect_timeout_and_its_ssh_killed() {
+    let d = tempfile::tempdir().unwrap();
+    let pid_file = d.path().join("pid");
+    // Says nothing, never exits (exec: the PID is the sleeper's own).
+    let ssh = fake_ssh(
+        d.path(),
+        &format!("echo $$ > {}\nexec sleep 30", pid_file.display()),
+    );
+    let t = Instant::now();
+    let out = mydaemon(
+        Some(&ssh),
+        &["-H", "quiet", "--connect-timeout", "1", "status"],
+    );
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert_eq!(
+        text(&out.stderr).lines().next(),
+        Some("mydaemon: quiet: no answer within 1 s (--connect-timeout)"),
+        "{}",
+        show(&out)
+    );
+    assert!(took < Duration::from_secs(5), "took {took:?}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the ssh child {pid} was left running"
+    );
+}
