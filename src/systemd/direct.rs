@@ -4,9 +4,10 @@
 //! (`zruntime`), a handshake round trip before the first call and wake-ups between the
 //! threads for every reply. `status` (its properties) and `start`/`stop`/... (the job's
 //! call and its `JobRemoved`, see [`super::job::run_direct`]) need none of that.
-//! [`Exchange`] writes the authentication (`AUTH EXTERNAL`, `BEGIN`), reads `OK <guid>`,
-//! writes the calls at once (see [`Exchange::open`]) and reads whole messages. The calls
-//! are built by zbus ([`zbus::Message::method_call`]); each message's header is walked here
+//! [`Exchange`] writes the authentication (`AUTH EXTERNAL`, `BEGIN`) and the calls in a
+//! single `write` (padded past sd-bus's 256-byte authentication read, see
+//! [`Exchange::open`]), then reads `OK <guid>` and whole messages. The calls are built
+//! by zbus ([`zbus::Message::method_call`]); each message's header is walked here
 //! ([`Incoming`]: its `SENDER` is the well-known name zbus would refuse, see
 //! [`super::private_socket`]) and its body is decoded by zbus' deserializer.
 //!
@@ -288,6 +289,19 @@ impl Incoming {
     }
 }
 
+/// The most sd-bus reads of a client's first bytes (`bus_socket_read_auth`).
+const SD_BUS_AUTH_READ: usize = 256;
+
+/// `org.freedesktop.DBus.Peer.Ping` to systemd, no reply wanted.
+fn ping() -> io::Result<zbus::Message> {
+    zbus::Message::method_call("/", "Ping")
+        .destination(DESTINATION)
+        .interface("org.freedesktop.DBus.Peer")
+        .with_flags(zbus::message::Flags::NO_REPLY_EXPECTED)
+        .build(&())
+        .map_err(io::Error::other)
+}
+
 /// A blocking connection to a private socket whose authentication and first calls went
 /// out in one write; then whole messages, read as they come.
 pub struct Exchange {
@@ -296,41 +310,45 @@ pub struct Exchange {
 }
 
 impl Exchange {
-    /// Connects to `socket`, writes `AUTH EXTERNAL` and `BEGIN` at once, reads the
-    /// server's `OK`, then writes `calls` in one write. `timeout` bounds every read and
-    /// write from then on (see [`Exchange::set_read_timeout`]). An error here means
-    /// systemd has not accepted the connection (no socket, refused, no answer).
+    /// Connects to `socket`, writes `AUTH EXTERNAL`, `BEGIN` and `calls` at once and reads
+    /// the server's `OK`. `timeout` bounds every read and write from then on (see
+    /// [`Exchange::set_read_timeout`]). An error here means systemd has not accepted the
+    /// connection (no socket, refused, no answer).
     ///
-    /// The calls wait for the `OK`: sd-bus (systemd 252 and later) reads at most 256
-    /// bytes while it authenticates a client, and calls that arrived in that same read
-    /// stay unread until more bytes come (seen: `AUTH`, `BEGIN` and one `StartUnit`, 238
-    /// bytes in one write, got no answer). After the `OK` the server is past its
-    /// authentication, so the calls are read as any client's are.
+    /// sd-bus reads at most 256 bytes while it authenticates a client, and when that read
+    /// took the whole write, it leaves the calls that came with it unread until more
+    /// bytes arrive (seen with systemd 252: `AUTH`, `BEGIN` and one `StartUnit`, 238
+    /// bytes, got no answer). So the write is padded past 256 bytes with `Peer.Ping`s
+    /// that ask for no reply (the rest waits in the socket and wakes sd-bus up again),
+    /// and once `OK` is in, one more `Ping` follows: whatever the server read first,
+    /// new bytes make it go on with what it holds.
     pub fn open(socket: &Path, calls: &[zbus::Message], timeout: Duration) -> io::Result<Self> {
-        let mut auth = Vec::with_capacity(64);
-        auth.push(0);
-        auth.extend_from_slice(b"AUTH EXTERNAL ");
+        let mut out = Vec::with_capacity(512 + calls.iter().map(|c| c.data().len()).sum::<usize>());
+        out.push(0);
+        out.extend_from_slice(b"AUTH EXTERNAL ");
         for b in nix::unistd::geteuid().as_raw().to_string().bytes() {
-            auth.extend_from_slice(format!("{b:02x}").as_bytes());
+            out.extend_from_slice(format!("{b:02x}").as_bytes());
         }
-        auth.extend_from_slice(b"\r\nBEGIN\r\n");
-        let mut out = Vec::with_capacity(calls.iter().map(|c| c.data().len()).sum::<usize>());
+        out.extend_from_slice(b"\r\nBEGIN\r\n");
         let mut serials = Vec::with_capacity(calls.len());
         for msg in calls {
             serials.push(msg.primary_header().serial_num().get());
             out.extend_from_slice(msg.data().bytes());
         }
+        while out.len() <= SD_BUS_AUTH_READ {
+            out.extend_from_slice(ping()?.data().bytes());
+        }
         let mut stream = UnixStream::connect(socket)?;
         stream.set_read_timeout(Some(timeout))?;
         stream.set_write_timeout(Some(timeout))?;
-        stream.write_all(&auth)?;
+        stream.write_all(&out)?;
         let mut replies = Replies {
             stream,
             buf: Vec::with_capacity(16 * 1024),
             start: 0,
         };
         replies.auth_ok()?;
-        replies.stream.write_all(&out)?;
+        replies.stream.write_all(ping()?.data().bytes())?;
         Ok(Exchange { replies, serials })
     }
 
