@@ -300,15 +300,32 @@ pub(crate) fn print_status(
 }
 
 /// `status` of a unit on another machine (`-H`), over `sd`, as `systemctl -H status`,
-/// with the `journal` lines read there (none unless asked for).
+/// with the `journal` lines read there (none unless asked for). One round trip.
 pub(crate) fn print_status_with(
     sd: &Systemd,
     unit: &str,
     journal: Vec<String>,
     json: bool,
 ) -> Result<u8, Error> {
-    let status = unit_status(sd, unit)?;
-    let socket = socket_status::read_with(sd, unit, status.running());
+    // Over ssh every round trip counts: the unit and its socket unit are asked for at
+    // once (the socket unit is shown only when it triggers the service, as here).
+    let socket_name = socket_status::socket_name(unit);
+    let (props, socket_props) = zbus::block_on(futures_lite::future::zip(
+        manager::unit_properties(&sd.conn, unit),
+        async {
+            match &socket_name {
+                Some(s) => manager::unit_properties(&sd.conn, s).await.ok(),
+                None => None,
+            }
+        },
+    ));
+    let props =
+        props.map_err(|e| from_zbus(e, &format!("reading the state of {unit}"), unit, sd.scope))?;
+    let status = UnitStatus::from_properties(unit, &props);
+    let socket = socket_name
+        .filter(|s| triggered_by(&props).contains(s))
+        .zip(socket_props)
+        .and_then(|(s, p)| socket_status::SocketStatus::from_properties(&s, &p, status.running()));
     let journal = if status.not_found() {
         Vec::new()
     } else {
