@@ -246,3 +246,65 @@ fn a_silent_host_is_cut_off_at_the_connect_timeout_and_its_ssh_killed() {
         "the ssh child {pid} was left running"
     );
 }
+
+#[test]
+fn a_hosts_file_that_never_ends_or_never_opens_is_refused_in_bounded_time() {
+    let d = tempfile::tempdir().unwrap();
+    let ssh = fake_ssh(d.path(), REFUSED);
+    // A FIFO nobody writes to: open() alone would block for ever.
+    let fifo = d.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let t = Instant::now();
+    let out = mydaemon(
+        Some(&ssh),
+        &[
+            "--hosts-file",
+            fifo.to_str().unwrap(),
+            "--connect-timeout",
+            "1",
+            "status",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("nothing to read within 1 s"),
+        "{}",
+        show(&out)
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // Endless: read up to a bound, not into all memory.
+    let out = mydaemon(Some(&ssh), &["--hosts-file", "/dev/zero", "status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("larger than 1024 KiB"),
+        "{}",
+        show(&out)
+    );
+    // A pipe with a writer (as `--hosts-file <(grep web hosts)` gives) is read, CRLF
+    // line ends and all.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mydaemon"))
+        .args(["--hosts-file", "/dev/stdin", "status"])
+        .env("SYSTEMD_SSH", &ssh)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(b"# fleet\r\nweb1\r\nweb2 # b\r\n\r\n").unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "mydaemon did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        text(&out.stderr).contains("status on 2 hosts: 0 ok, 2 failed\n"),
+        "{}",
+        show(&out)
+    );
+}
