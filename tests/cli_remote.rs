@@ -308,3 +308,62 @@ fn a_hosts_file_that_never_ends_or_never_opens_is_refused_in_bounded_time() {
         show(&out)
     );
 }
+
+#[test]
+fn logs_from_a_host_whose_journalctl_goes_silent_are_cut_off_and_its_ssh_killed() {
+    let d = tempfile::tempdir().unwrap();
+    let pid_file = d.path().join("pid");
+    // One entry, then nothing, for ever (a hung disk there); exec: the PID is the sleeper's.
+    let entry = r#"{"__REALTIME_TIMESTAMP":"1796120573215454","SYSLOG_IDENTIFIER":"api","_PID":"7","MESSAGE":"up"}"#;
+    let ssh = fake_ssh(
+        d.path(),
+        &format!(
+            "echo $$ > {}\necho '{entry}'\nexec sleep 60",
+            pid_file.display()
+        ),
+    );
+    let t = Instant::now();
+    let out = mydaemon(
+        Some(&ssh),
+        &[
+            "-H",
+            "stuck",
+            "--connect-timeout",
+            "1",
+            "--name",
+            "api",
+            "logs",
+            "-n",
+            "5",
+        ],
+    );
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stdout).contains("api[7]: up"), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("mydaemon: stuck: journalctl there printed nothing for 21 s"),
+        "{}",
+        show(&out)
+    );
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the ssh child {pid} was left running"
+    );
+}
+
+#[test]
+fn an_overlong_journal_line_is_skipped_and_the_next_entry_shown() {
+    let d = tempfile::tempdir().unwrap();
+    let entry = r#"{"__REALTIME_TIMESTAMP":"1796120573215454","SYSLOG_IDENTIFIER":"api","_PID":"7","MESSAGE":"after"}"#;
+    let ssh = fake_ssh(
+        d.path(),
+        &format!("head -c 3000000 /dev/zero | tr '\\000' x\necho\necho '{entry}'"),
+    );
+    let out = mydaemon(Some(&ssh), &["-H", "h", "--name", "api", "logs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{}", show(&out));
+    assert!(stdout.ends_with(" api[7]: after\n"), "{}", show(&out));
+}
