@@ -45,7 +45,10 @@ pub fn unit_args(scope: Scope, unit: &str) -> Vec<String> {
 /// `2026-12-01T09:29:07.123Z IDENT[PID]: message` (UTC, milliseconds), so both backends
 /// show times one way. Read from `journalctl -o json`: `__REALTIME_TIMESTAMP`,
 /// `SYSLOG_IDENTIFIER` (else `_COMM`), `_PID` (else `SYSLOG_PID`), `MESSAGE` (a string,
-/// or an array of bytes when it is not UTF-8). `None` for a line that is no entry.
+/// or an array of bytes when it is not UTF-8). Control characters but tab and newline are
+/// written as `\xNN` (journalctl prints such a message as `[N blob data]`): a message,
+/// from this machine or another, cannot move the cursor or rewrite the terminal, nor
+/// with `\r` hide the host before its line. `None` for a line that is no entry.
 pub fn format_entry(json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     let field = |k: &str| v.get(k).and_then(|x| x.as_str());
@@ -61,14 +64,30 @@ pub fn format_entry(json: &str) -> Option<String> {
         }
         _ => return None,
     };
-    let ident = field("SYSLOG_IDENTIFIER")
-        .or_else(|| field("_COMM"))
-        .unwrap_or("?");
+    let message = visible(&message);
+    let ident = visible(
+        field("SYSLOG_IDENTIFIER")
+            .or_else(|| field("_COMM"))
+            .unwrap_or("?"),
+    );
     let time = crate::time::rfc3339(UNIX_EPOCH + Duration::from_micros(usec));
-    Some(match field("_PID").or_else(|| field("SYSLOG_PID")) {
+    Some(match field("_PID").or_else(|| field("SYSLOG_PID")).map(visible) {
         Some(pid) => format!("{time} {ident}[{pid}]: {message}"),
         None => format!("{time} {ident}: {message}"),
     })
+}
+
+/// `s` with its control characters, tab and newline aside, as `\xNN`.
+fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\t' && c != '\n' {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last `n` journal lines of `unit`, message text only when `bare`, else as
@@ -286,6 +305,12 @@ mod tests {
         assert_eq!(
             format_entry(e).unwrap(),
             "1970-01-01T00:00:00.000Z x: hi\u{fffd}"
+        );
+        // Terminal controls from a service (or a hostile host) are shown, not obeyed.
+        let e = r#"{"__REALTIME_TIMESTAMP":"0","_COMM":"x\u001b]0;t\u0007","MESSAGE":[27,91,50,74,13,119,101,98,50,58,32,111,107,10,98]}"#;
+        assert_eq!(
+            format_entry(e).unwrap(),
+            "1970-01-01T00:00:00.000Z x\\x1b]0;t\\x07: \\x1b[2J\\x0dweb2: ok\nb"
         );
         assert_eq!(format_entry("-- No entries --"), None);
         assert_eq!(format_entry(r#"{"MESSAGE":"no time"}"#), None);
