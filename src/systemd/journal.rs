@@ -71,10 +71,12 @@ pub fn format_entry(json: &str) -> Option<String> {
             .unwrap_or("?"),
     );
     let time = crate::time::rfc3339(UNIX_EPOCH + Duration::from_micros(usec));
-    Some(match field("_PID").or_else(|| field("SYSLOG_PID")).map(visible) {
-        Some(pid) => format!("{time} {ident}[{pid}]: {message}"),
-        None => format!("{time} {ident}: {message}"),
-    })
+    Some(
+        match field("_PID").or_else(|| field("SYSLOG_PID")).map(visible) {
+            Some(pid) => format!("{time} {ident}[{pid}]: {message}"),
+            None => format!("{time} {ident}: {message}"),
+        },
+    )
 }
 
 /// `s` with its control characters, tab and newline aside, as `\xNN`.
