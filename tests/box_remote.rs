@@ -600,3 +600,60 @@ fn hostile_words_a_mute_bridge_and_a_host_lost_mid_job_are_all_bounded() {
     assert!(took < Duration::from_secs(15), "took {took:?}");
     no_ssh_left(&fleet);
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn a_job_wait_ends_when_the_bridge_there_stops_answering_not_never() {
+    let fleet = Fleet::boot(1);
+    let h0 = fleet.host(0);
+    let s0 = fleet.server(0);
+    s0.write_file(
+        "/etc/systemd/system/slow.service",
+        b"[Service]\nExecStartPre=/bin/sleep 4\nExecStart=/bin/sleep 1000\n",
+    );
+    s0.sh_ok("systemctl daemon-reload");
+    let start = || {
+        fleet
+            .client()
+            .command(&[
+                "mydaemon",
+                "-H",
+                &h0,
+                "--connect-timeout",
+                "1",
+                "--name",
+                "slow",
+                "start",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A job longer than the pings' interval, the far end alive: waited for to its end.
+    let t = Instant::now();
+    let out = start().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(t.elapsed() >= Duration::from_secs(4), "{:?}", t.elapsed());
+    assert_eq!(s0.sh_ok("systemctl is-active slow"), "active\n");
+    s0.sh_ok("systemctl stop slow");
+
+    // The bridge there stops (its sshd still answers ssh's keep-alives): the wait ends
+    // within about two --connect-timeouts, not when the job ends (never heard of).
+    let child = start();
+    s0.wait_for("the start job", Duration::from_secs(10), |s| {
+        s.sh("systemctl is-active slow").stdout == b"activating\n"
+    });
+    let t = Instant::now();
+    s0.sh_ok("for p in $(pgrep -x systemd-stdio-b); do kill -STOP $p; done");
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("systemd there stopped answering while waiting for the job"),
+        "{}",
+        show(&out)
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    no_ssh_left(&fleet);
+}
