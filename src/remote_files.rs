@@ -29,9 +29,12 @@ generated() {
 "#;
 
 /// Writes the unit (stdin) to `$f`; `$5` is the program the unit runs, `$6`/`$7` its
-/// user and group, `$8` the command it runs (empty: none). Answers `no-exec`, `no-user`,
-/// `no-group`, `foreign`, `unchanged`, `replaced` or `created`, then the path.
-const WRITE: &str = r#"exe=$5 user=$6 group=$7 cmd=$8
+/// user and group, `$8` the command it runs (empty: none), `$9` the unit's length in
+/// bytes: a stdin cut short (the connection lost mid-way) reaches `cat` as a plain end
+/// of file, and a truncated unit must not replace the file. Answers `no-exec`,
+/// `no-user`, `no-group`, `short`, `foreign`, `unchanged`, `replaced` or `created`, then
+/// the path.
+const WRITE: &str = r#"exe=$5 user=$6 group=$7 cmd=$8 size=$9
 [ -f "$exe" ] && [ -x "$exe" ] || { echo "no-exec $exe"; exit 0; }
 [ -z "$cmd" ] || { [ -f "$cmd" ] && [ -x "$cmd" ]; } || { echo "no-exec $cmd"; exit 0; }
 case $user in ''|*[!0-9]*) [ -z "$user" ] || getent passwd "$user" >/dev/null || { echo "no-user $user"; exit 0; } ;; esac
@@ -39,7 +42,9 @@ case $group in ''|*[!0-9]*) [ -z "$group" ] || getent group "$group" >/dev/null 
 mkdir -p "$dir" || exit 1
 tmp=$(mktemp "$dir/.$name.XXXXXX") || exit 1
 trap 'rm -f "$tmp"' EXIT
+trap 'exit 1' HUP INT TERM PIPE
 cat > "$tmp" || exit 1
+[ "$(wc -c < "$tmp")" -eq "$size" ] || { echo "short $f"; exit 0; }
 state=created
 if [ -e "$f" ] || [ -L "$f" ]; then
   if [ -f "$f" ] && [ ! -L "$f" ] && cmp -s "$tmp" "$f" && [ "$(stat -c %a "$f")" = 644 ]; then
@@ -138,6 +143,7 @@ pub fn write_unit(
 ) -> Result<Wrote> {
     let script = format!("{HEAD}{WRITE}");
     let force = if force { "1" } else { "0" };
+    let size = text.len().to_string();
     let cmd = command(
         &script,
         &[
@@ -149,6 +155,7 @@ pub fn write_unit(
             spec.exec_user.as_deref().unwrap_or(""),
             spec.exec_group.as_deref().unwrap_or(""),
             spec.command.first().map(String::as_str).unwrap_or(""),
+            &size,
         ],
     );
     let answer = run(remote, &cmd, text.as_bytes())?;
@@ -167,6 +174,10 @@ pub fn write_unit(
             .with_hint("create it there first, or leave out --exec-user for a dynamic user")),
         "no-group" => Err(Error::usage(format!("--exec-group {rest}: no such group there"))),
         "foreign" => Err(foreign(&rest, "replace")),
+        "short" => Err(Error::generic(format!(
+            "the unit reached the host cut short (connection lost?); {rest} was left as it was"
+        ))
+        .with_hint("run the install again")),
         other => Err(Error::generic(format!(
             "unexpected answer from the remote shell: {other} {rest}"
         ))),
@@ -262,9 +273,10 @@ mod tests {
         let remove = format!("{HEAD}{REMOVE}");
         let unit = format!("{MARKER}\n[Service]\nExecStart=/bin/true\n");
         let w = |force: &str, exe: &str, text: &str| {
+            let size = text.len().to_string();
             sh(
                 &write,
-                &[dir, "x.service", force, MARKER, exe, "", "", ""],
+                &[dir, "x.service", force, MARKER, exe, "", "", "", &size],
                 text,
             )
         };
@@ -281,6 +293,7 @@ mod tests {
                 "",
                 "",
                 "/nonexistent/app",
+                "1",
             ],
             &unit,
         );
@@ -298,6 +311,28 @@ mod tests {
         assert_eq!(w("0", "/bin/sh", &unit)[0].0, "foreign");
         assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
         assert_eq!(w("1", "/bin/sh", &unit)[0].0, "replaced");
+        // A unit cut short on the way (the connection lost: `cat` sees a plain end of
+        // file) replaces nothing, and leaves no temp file.
+        let before = std::fs::read_to_string(&f).unwrap();
+        let longer = format!("{unit}# a longer unit\n");
+        let cut = sh(
+            &write,
+            &[
+                dir,
+                "x.service",
+                "1",
+                MARKER,
+                "/bin/sh",
+                "",
+                "",
+                "",
+                &longer.len().to_string(),
+            ],
+            &longer[..longer.len() - 5],
+        );
+        assert_eq!(cut, [("short".into(), f.clone())]);
+        assert_eq!(std::fs::read_to_string(&f).unwrap(), before);
+        assert_eq!(std::fs::read_dir(dir).unwrap().count(), 1);
         // Removal: the links too.
         std::fs::create_dir(format!("{dir}/multi-user.target.wants")).unwrap();
         let link = format!("{dir}/multi-user.target.wants/x.service");
@@ -309,6 +344,38 @@ mod tests {
             [("link".into(), link.clone()), ("removed".into(), f.clone())]
         );
         assert_eq!(r("check")[0].0, "missing");
+        // Its answer to a connection gone (stdout closed: SIGPIPE, on which dash does not
+        // run the EXIT trap) leaves no temp file either.
+        let mut c = Command::new("sh")
+            .arg("-c")
+            .arg(&write)
+            .args([
+                "sh",
+                dir,
+                "x.service",
+                "1",
+                MARKER,
+                "/bin/sh",
+                "",
+                "",
+                "",
+                "999",
+            ])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        drop(c.stdout.take());
+        {
+            use std::io::Write;
+            let _ = c.stdin.take().unwrap().write_all(unit.as_bytes());
+        }
+        assert!(!c.wait().unwrap().success());
+        let left: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(left, ["multi-user.target.wants"]);
         // A user's directory comes from $XDG_CONFIG_HOME when none is given.
         let out = Command::new("sh")
             .arg("-c")
@@ -323,6 +390,7 @@ mod tests {
                 "",
                 "",
                 "/bin/sh",
+                "0",
             ])
             .env("XDG_CONFIG_HOME", d.path())
             .stdin(std::process::Stdio::null())

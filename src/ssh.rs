@@ -69,6 +69,13 @@ impl Host {
         if host.starts_with('-') || user.as_deref().is_some_and(|u| u.starts_with('-')) {
             return Err(bad("a host or user cannot start with '-'"));
         }
+        // What OpenSSH >= 9.6 refuses on its command line (older ones and other
+        // `$SYSTEMD_SSH`s pass it to a ProxyCommand's shell as %h or %r).
+        if let Some(c) = spec_t.chars().find(|c| "'`\"$\\;&<>|(){},".contains(*c)) {
+            return Err(bad(&format!(
+                "{c:?} is not allowed in a host or user name (a shell would read it)"
+            )));
+        }
         let port = match port {
             None => None,
             Some(p) => match p.parse::<u16>() {
@@ -422,6 +429,11 @@ mod tests {
             "a b",
             "-oProxyCommand=x",
             "u@:22",
+            "x$(touch${IFS}/tmp/p)",
+            "a;b",
+            "`id`@web1",
+            "o'hara@web1",
+            "web1|x",
         ] {
             let e = Host::parse(bad).unwrap_err();
             assert_eq!(e.exit_code(), 2, "{bad:?}: {e}");

@@ -490,3 +490,170 @@ fn user_reaches_the_logins_own_manager_which_systemctl_h_refuses() {
     );
     assert_eq!(text(&state.stdout), "not-found\n");
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn hostile_words_a_mute_bridge_and_a_host_lost_mid_job_are_all_bounded() {
+    let fleet = Fleet::boot(2);
+    let (h0, h1) = (fleet.host(0), fleet.host(1));
+    let s0 = fleet.server(0);
+
+    // Words a shell would read reach the remote `sh` script as data: the unit there is
+    // what was asked for, and nothing ran.
+    let out = on(
+        &fleet,
+        std::slice::from_ref(&h0),
+        r#"--name q install --description 'a "b" $(touch /tmp/pwn1); `touch /tmp/pwn2`' --env 'A=$(touch /tmp/pwn3) x;y' --env "B=it's" -- /bin/sleep 1000"#,
+    );
+    assert!(out.status.success(), "{}", show(&out));
+    let unit = s0.sh_ok("cat /etc/systemd/system/q.service; ls -a /tmp /etc/systemd/system");
+    assert!(
+        unit.contains("Description=a \"b\" $(touch /tmp/pwn1); `touch /tmp/pwn2`\n"),
+        "{unit}"
+    );
+    assert!(
+        unit.contains("Environment=\"A=$(touch /tmp/pwn3) x;y\"\n"),
+        "{unit}"
+    );
+    assert!(unit.contains("Environment=\"B=it's\"\n"), "{unit}");
+    assert!(
+        ["pwn1\n", "pwn2\n", "pwn3\n"]
+            .iter()
+            .all(|p| !unit.contains(p)),
+        "{unit}"
+    );
+    assert!(
+        !unit.contains("\n.q.service."),
+        "a temp file was left: {unit}"
+    );
+
+    // A bridge that logs in and then never speaks D-Bus: cut off at --connect-timeout,
+    // the other host answers, no ssh left here.
+    s0.write_file(
+        "/usr/local/bin/systemd-stdio-bridge",
+        b"#!/bin/sh\nexec sleep 600\n",
+    );
+    s0.sh_ok("chmod 755 /usr/local/bin/systemd-stdio-bridge");
+    let t = Instant::now();
+    let out = on(
+        &fleet,
+        &[h0.clone(), h1.clone()],
+        "--connect-timeout 2 --name q status",
+    );
+    let took = t.elapsed();
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains(&format!(
+            "{h0}: mydaemon: no answer within 2 s (--connect-timeout)\n"
+        )),
+        "{}",
+        show(&out)
+    );
+    assert!(
+        stderr.contains(&format!("  {h1}: unknown (exit 4)\n")),
+        "{}",
+        show(&out)
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(took < Duration::from_secs(8), "took {took:?}");
+    no_ssh_left(&fleet);
+    s0.sh_ok("rm /usr/local/bin/systemd-stdio-bridge");
+
+    // The host goes away while a job runs (a stop that takes 30 s there): noticed by
+    // ssh's keep-alives (every --connect-timeout, three missed), not waited for.
+    s0.write_file(
+        "/etc/systemd/system/slow.service",
+        b"[Service]\nExecStart=/bin/sleep 1000\nExecStop=/bin/sleep 30\n",
+    );
+    s0.sh_ok("systemctl daemon-reload && systemctl start slow");
+    let t = Instant::now();
+    let child = fleet
+        .client()
+        .command(&[
+            "mydaemon",
+            "-H",
+            &h0,
+            "--connect-timeout",
+            "1",
+            "--name",
+            "slow",
+            "stop",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    fleet
+        .client()
+        .wait_for("the stop job", Duration::from_secs(10), |_| {
+            s0.sh("systemctl is-active slow").stdout == b"deactivating\n"
+        });
+    s0.sh_ok("ip link set eth0 down");
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).starts_with(&format!("mydaemon: {h0}: stopping slow.service: ")),
+        "{}",
+        show(&out)
+    );
+    assert!(took < Duration::from_secs(15), "took {took:?}");
+    no_ssh_left(&fleet);
+}
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn a_job_wait_ends_when_the_bridge_there_stops_answering_not_never() {
+    let fleet = Fleet::boot(1);
+    let h0 = fleet.host(0);
+    let s0 = fleet.server(0);
+    s0.write_file(
+        "/etc/systemd/system/slow.service",
+        b"[Service]\nExecStartPre=/bin/sleep 4\nExecStart=/bin/sleep 1000\n",
+    );
+    s0.sh_ok("systemctl daemon-reload");
+    let start = || {
+        fleet
+            .client()
+            .command(&[
+                "mydaemon",
+                "-H",
+                &h0,
+                "--connect-timeout",
+                "1",
+                "--name",
+                "slow",
+                "start",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    // A job longer than the pings' interval, the far end alive: waited for to its end.
+    let t = Instant::now();
+    let out = start().wait_with_output().unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert!(t.elapsed() >= Duration::from_secs(4), "{:?}", t.elapsed());
+    assert_eq!(s0.sh_ok("systemctl is-active slow"), "active\n");
+    s0.sh_ok("systemctl stop slow");
+
+    // The bridge there stops (its sshd still answers ssh's keep-alives): the wait ends
+    // within about two --connect-timeouts, not when the job ends (never heard of).
+    let child = start();
+    s0.wait_for("the start job", Duration::from_secs(10), |s| {
+        s.sh("systemctl is-active slow").stdout == b"activating\n"
+    });
+    let t = Instant::now();
+    s0.sh_ok("for p in $(pgrep -x systemd-stdio-b); do kill -STOP $p; done");
+    let out = child.wait_with_output().unwrap();
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("systemd there stopped answering while waiting for the job"),
+        "{}",
+        show(&out)
+    );
+    assert!(took < Duration::from_secs(4), "took {took:?}");
+    no_ssh_left(&fleet);
+}

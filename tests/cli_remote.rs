@@ -246,3 +246,124 @@ fn a_silent_host_is_cut_off_at_the_connect_timeout_and_its_ssh_killed() {
         "the ssh child {pid} was left running"
     );
 }
+
+#[test]
+fn a_hosts_file_that_never_ends_or_never_opens_is_refused_in_bounded_time() {
+    let d = tempfile::tempdir().unwrap();
+    let ssh = fake_ssh(d.path(), REFUSED);
+    // A FIFO nobody writes to: open() alone would block for ever.
+    let fifo = d.path().join("fifo");
+    let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+    assert!(made.success());
+    let t = Instant::now();
+    let out = mydaemon(
+        Some(&ssh),
+        &[
+            "--hosts-file",
+            fifo.to_str().unwrap(),
+            "--connect-timeout",
+            "1",
+            "status",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("nothing to read within 1 s"),
+        "{}",
+        show(&out)
+    );
+    assert!(t.elapsed() < Duration::from_secs(10), "{:?}", t.elapsed());
+    // Endless: read up to a bound, not into all memory.
+    let out = mydaemon(Some(&ssh), &["--hosts-file", "/dev/zero", "status"]);
+    assert_eq!(out.status.code(), Some(2), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("larger than 1024 KiB"),
+        "{}",
+        show(&out)
+    );
+    // A pipe with a writer (as `--hosts-file <(grep web hosts)` gives) is read, CRLF
+    // line ends and all.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mydaemon"))
+        .args(["--hosts-file", "/dev/stdin", "status"])
+        .env("SYSTEMD_SSH", &ssh)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Write;
+        let mut w = child.stdin.take().unwrap();
+        w.write_all(b"# fleet\r\nweb1\r\nweb2 # b\r\n\r\n").unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "mydaemon did not end");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        text(&out.stderr).contains("status on 2 hosts: 0 ok, 2 failed\n"),
+        "{}",
+        show(&out)
+    );
+}
+
+#[test]
+fn logs_from_a_host_whose_journalctl_goes_silent_are_cut_off_and_its_ssh_killed() {
+    let d = tempfile::tempdir().unwrap();
+    let pid_file = d.path().join("pid");
+    // One entry, then nothing, for ever (a hung disk there); exec: the PID is the sleeper's.
+    let entry = r#"{"__REALTIME_TIMESTAMP":"1796120573215454","SYSLOG_IDENTIFIER":"api","_PID":"7","MESSAGE":"up"}"#;
+    let ssh = fake_ssh(
+        d.path(),
+        &format!(
+            "echo $$ > {}\necho '{entry}'\nexec sleep 60",
+            pid_file.display()
+        ),
+    );
+    let t = Instant::now();
+    let out = mydaemon(
+        Some(&ssh),
+        &[
+            "-H",
+            "stuck",
+            "--connect-timeout",
+            "1",
+            "--name",
+            "api",
+            "logs",
+            "-n",
+            "5",
+        ],
+    );
+    let took = t.elapsed();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    assert!(text(&out.stdout).contains("api[7]: up"), "{}", show(&out));
+    assert!(
+        text(&out.stderr).contains("mydaemon: stuck: journalctl there printed nothing for 21 s"),
+        "{}",
+        show(&out)
+    );
+    assert!(took < Duration::from_secs(40), "took {took:?}");
+    let pid = std::fs::read_to_string(&pid_file).unwrap();
+    assert!(
+        !Path::new(&format!("/proc/{}", pid.trim())).exists(),
+        "the ssh child {pid} was left running"
+    );
+}
+
+#[test]
+fn an_overlong_journal_line_is_skipped_and_the_next_entry_shown() {
+    let d = tempfile::tempdir().unwrap();
+    let entry = r#"{"__REALTIME_TIMESTAMP":"1796120573215454","SYSLOG_IDENTIFIER":"api","_PID":"7","MESSAGE":"after"}"#;
+    let ssh = fake_ssh(
+        d.path(),
+        &format!("head -c 3000000 /dev/zero | tr '\\000' x\necho\necho '{entry}'"),
+    );
+    let out = mydaemon(Some(&ssh), &["-H", "h", "--name", "api", "logs"]);
+    assert_eq!(out.status.code(), Some(0), "{}", show(&out));
+    let stdout = text(&out.stdout);
+    assert_eq!(stdout.lines().count(), 1, "{}", show(&out));
+    assert!(stdout.ends_with(" api[7]: after\n"), "{}", show(&out));
+}

@@ -1,7 +1,8 @@
 //! `-H/--host`, `--hosts-file`, `--parallel`, `--connect-timeout`: the verbs on other
 //! machines, over ssh (see [`crate::fleet`] for the fan-out, [`crate::ssh`] for ssh).
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::backend::BackendChoice;
@@ -52,10 +53,7 @@ impl HostArgs {
             .map(|h| Host::parse(h))
             .collect::<Result<Vec<_>>>()?;
         if let Some(f) = &self.hosts_file {
-            let text = std::fs::read_to_string(f).map_err(|e| {
-                Error::usage(format!("--hosts-file {}: {e}", f.display()))
-                    .with_hint("one [USER@]HOST[:PORT] a line, # comments")
-            })?;
+            let text = read_hosts_file(f, Duration::from_secs(self.connect_timeout))?;
             hosts.extend(parse_hosts_file(&text, f)?);
         }
         let mut seen = std::collections::HashSet::new();
@@ -65,6 +63,47 @@ impl HostArgs {
         }
         Ok(hosts)
     }
+}
+
+/// The most a hosts file may hold (about 50,000 hosts).
+const HOSTS_FILE_MAX: u64 = 1 << 20;
+
+/// The text of a hosts file, read within `limit` (a FIFO nobody writes to would block
+/// for ever; a pipe such as `--hosts-file <(grep web hosts)` is fine) and at most
+/// [`HOSTS_FILE_MAX`] bytes (`/dev/zero` would fill the memory).
+fn read_hosts_file(f: &Path, limit: Duration) -> Result<String> {
+    let bad = |why: String| {
+        Error::usage(format!("--hosts-file {}: {why}", f.display()))
+            .with_hint("one [USER@]HOST[:PORT] a line, # comments")
+    };
+    let (tx, rx) = std::sync::mpsc::channel();
+    let path = f.to_owned();
+    // A reader stuck in open() or read() cannot be stopped; it ends with the process.
+    std::thread::spawn(move || {
+        let r = std::fs::File::open(&path).and_then(|file| {
+            let mut buf = Vec::new();
+            file.take(HOSTS_FILE_MAX + 1).read_to_end(&mut buf)?;
+            Ok(buf)
+        });
+        let _ = tx.send(r);
+    });
+    let bytes = match rx.recv_timeout(limit) {
+        Ok(Ok(b)) => b,
+        Ok(Err(e)) => return Err(bad(e.to_string())),
+        Err(_) => {
+            return Err(bad(format!(
+                "nothing to read within {} s (a FIFO nobody writes to?)",
+                limit.as_secs()
+            )))
+        }
+    };
+    if bytes.len() as u64 > HOSTS_FILE_MAX {
+        return Err(bad(format!(
+            "larger than {} KiB: not a hosts file?",
+            HOSTS_FILE_MAX >> 10
+        )));
+    }
+    String::from_utf8(bytes).map_err(|_| bad("not UTF-8 text".into()))
 }
 
 /// The fleet for `verb` when hosts were named, else `None` (this machine).

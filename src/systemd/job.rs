@@ -14,6 +14,7 @@
 use std::collections::HashMap;
 use std::io;
 use std::path::Path;
+use std::time::Duration;
 
 use futures_lite::StreamExt;
 use zbus::{MatchRule, MessageStream, OwnedObjectPath, OwnedVariant};
@@ -153,9 +154,61 @@ pub async fn run_async(
     let Some(stream) = stream.as_mut() else {
         return Ok(JobResult::Queued);
     };
-    wait_job(stream, job.as_str())
-        .await
-        .map_err(|e| e.context(&what))
+    match &sd.route {
+        Route::Ssh(r) => wait_job_alive(sd, stream, job.as_str(), r.ssh.connect_timeout).await,
+        _ => wait_job(stream, job.as_str()).await,
+    }
+    .map_err(|e| e.context(&what))
+}
+
+/// [`wait_job`] over ssh: a job may take as long as it takes, but the far end must stay
+/// alive. ssh's keep-alives notice a host that is gone, not one whose bridge or bus
+/// stopped forwarding while its sshd still answers; so every `every` without a message,
+/// systemd there is pinged, and a ping not answered within `every` ends the wait.
+async fn wait_job_alive(
+    sd: &Systemd,
+    stream: &mut MessageStream,
+    job: &str,
+    every: Duration,
+) -> Result<JobResult, Error> {
+    loop {
+        let quiet =
+            futures_lite::future::or(async { Some(wait_job(&mut *stream, job).await) }, async {
+                async_io::Timer::after(every).await;
+                None
+            })
+            .await;
+        if let Some(r) = quiet {
+            return r;
+        }
+        let ping = sd.conn.call_method(
+            Some(DESTINATION),
+            MANAGER_PATH,
+            Some("org.freedesktop.DBus.Peer"),
+            "Ping",
+            &(),
+        );
+        let answered = futures_lite::future::or(async { Some(ping.await) }, async {
+            async_io::Timer::after(every).await;
+            None
+        })
+        .await;
+        match answered {
+            Some(Ok(_)) => {}
+            Some(Err(e)) => {
+                return Err(Error::generic(format!(
+                    "lost the connection to systemd there while waiting for the job ({e})"
+                )))
+            }
+            None => {
+                return Err(Error::generic(format!(
+                    "systemd there stopped answering while waiting for the job (no reply to a ping within {} s); the job may still finish there",
+                    every.as_secs()
+                ))
+                .with_hint("check the host (`systemctl -H HOST list-jobs`); raise --connect-timeout for slow links"))
+            }
+        }
+    }
 }
 
 /// Waits on `stream` (a `JobRemoved` match registered before the job was queued) for the

@@ -2,7 +2,7 @@
 //! mean reimplementing their format; the issue allows the subprocess). On another machine
 //! (`-H`) it is that machine's `journalctl`, run over ssh.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read};
 use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
@@ -45,7 +45,10 @@ pub fn unit_args(scope: Scope, unit: &str) -> Vec<String> {
 /// `2026-12-01T09:29:07.123Z IDENT[PID]: message` (UTC, milliseconds), so both backends
 /// show times one way. Read from `journalctl -o json`: `__REALTIME_TIMESTAMP`,
 /// `SYSLOG_IDENTIFIER` (else `_COMM`), `_PID` (else `SYSLOG_PID`), `MESSAGE` (a string,
-/// or an array of bytes when it is not UTF-8). `None` for a line that is no entry.
+/// or an array of bytes when it is not UTF-8). Control characters but tab and newline are
+/// written as `\xNN` (journalctl prints such a message as `[N blob data]`): a message,
+/// from this machine or another, cannot move the cursor or rewrite the terminal, nor
+/// with `\r` hide the host before its line. `None` for a line that is no entry.
 pub fn format_entry(json: &str) -> Option<String> {
     let v: serde_json::Value = serde_json::from_str(json).ok()?;
     let field = |k: &str| v.get(k).and_then(|x| x.as_str());
@@ -61,14 +64,32 @@ pub fn format_entry(json: &str) -> Option<String> {
         }
         _ => return None,
     };
-    let ident = field("SYSLOG_IDENTIFIER")
-        .or_else(|| field("_COMM"))
-        .unwrap_or("?");
+    let message = visible(&message);
+    let ident = visible(
+        field("SYSLOG_IDENTIFIER")
+            .or_else(|| field("_COMM"))
+            .unwrap_or("?"),
+    );
     let time = crate::time::rfc3339(UNIX_EPOCH + Duration::from_micros(usec));
-    Some(match field("_PID").or_else(|| field("SYSLOG_PID")) {
-        Some(pid) => format!("{time} {ident}[{pid}]: {message}"),
-        None => format!("{time} {ident}: {message}"),
-    })
+    Some(
+        match field("_PID").or_else(|| field("SYSLOG_PID")).map(visible) {
+            Some(pid) => format!("{time} {ident}[{pid}]: {message}"),
+            None => format!("{time} {ident}: {message}"),
+        },
+    )
+}
+
+/// `s` with its control characters, tab and newline aside, as `\xNN`.
+fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\t' && c != '\n' {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// The last `n` journal lines of `unit`, message text only when `bare`, else as
@@ -149,21 +170,41 @@ pub fn show(
                 .with_hint("install systemd's journalctl, or read the log files directly"),
         })?;
     let stderr = child.stderr.take().map(ssh::Captured::start);
-    let reader = BufReader::new(child.stdout.take().expect("piped stdout"));
-    for line in reader.lines() {
-        let Ok(line) = line else { break };
-        let Some(entry) = format_entry(&line) else {
+    let mut reader = BufReader::new(child.stdout.take().expect("piped stdout"));
+    // Without --follow, another machine's journalctl that goes silent (a hung disk, a
+    // host that answers TCP but nothing else) is cut off, as every wait over ssh is.
+    let limit = remote.map(|r| r.ssh.connect_timeout + REMOTE_LIMIT);
+    let mut watchdog = limit
+        .filter(|_| !follow)
+        .map(|l| Watchdog::start(child.id(), l));
+    let mut line = Vec::new();
+    while next_line(&mut reader, &mut line) {
+        if let Some(w) = &watchdog {
+            w.tick();
+        }
+        let Some(entry) = format_entry(&String::from_utf8_lossy(&line)) else {
             continue;
         };
         // Our reader went away (`| head`): stop journalctl too, as a pipe would.
         if crate::output::try_out(&entry).is_err() {
+            watchdog.take().map(Watchdog::disarm);
             ssh::kill_and_reap(&mut child);
             return Ok(0);
         }
     }
+    let cut_off = watchdog.take().is_some_and(Watchdog::disarm);
     let status = child
         .wait()
         .map_err(|e| Error::generic(format!("waiting for journalctl: {e}")))?;
+    if cut_off {
+        let secs = limit.unwrap_or_default().as_secs();
+        return Err(Error::generic(format!(
+            "journalctl there printed nothing for {secs} s; cut off"
+        ))
+        .with_hint(
+            "is the host overloaded or its disk hung? (--connect-timeout adds to the wait)",
+        ));
+    }
     if let (Some(r), Some(stderr)) = (remote, stderr) {
         let text = stderr.text();
         if status.code() == Some(255) || status.code() == Some(127) {
@@ -189,6 +230,67 @@ pub fn show(
     Ok(code)
 }
 
+/// The longest journal line read (`journalctl -o json` prints a field over 64 KiB as
+/// null): a longer one, from a broken or hostile host, is skipped, not kept in memory.
+const LINE_MAX: u64 = 1 << 20;
+
+/// Reads the next line (without limit on the number of lines, at most [`LINE_MAX`]
+/// bytes kept of one) into `buf`; false at the end or on a read error.
+fn next_line(r: &mut impl BufRead, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    match r.by_ref().take(LINE_MAX).read_until(b'\n', buf) {
+        Ok(0) | Err(_) => false,
+        Ok(_) if buf.ends_with(b"\n") || (buf.len() as u64) < LINE_MAX => true,
+        Ok(_) => {
+            // Too long: skip to its end.
+            buf.clear();
+            loop {
+                let mut rest = Vec::new();
+                match r.by_ref().take(LINE_MAX).read_until(b'\n', &mut rest) {
+                    Ok(0) | Err(_) => return false,
+                    Ok(_) if rest.ends_with(b"\n") => return true,
+                    Ok(_) => {}
+                }
+            }
+        }
+    }
+}
+
+/// Kills a child (by PID: it is not reaped before [`Watchdog::disarm`] returns) that
+/// made no progress ([`Watchdog::tick`]) for a while.
+struct Watchdog {
+    tick: std::sync::mpsc::Sender<()>,
+    thread: std::thread::JoinHandle<bool>,
+}
+
+impl Watchdog {
+    fn start(pid: u32, idle: Duration) -> Watchdog {
+        let (tick, rx) = std::sync::mpsc::channel();
+        let thread = std::thread::spawn(move || loop {
+            match rx.recv_timeout(idle) {
+                Ok(()) => {}
+                Err(std::sync::mpsc::RecvTimeoutError::Disconnected) => return false,
+                Err(std::sync::mpsc::RecvTimeoutError::Timeout) => {
+                    let pid = nix::unistd::Pid::from_raw(pid as i32);
+                    let _ = nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGKILL);
+                    return true;
+                }
+            }
+        });
+        Watchdog { tick, thread }
+    }
+
+    fn tick(&self) {
+        let _ = self.tick.send(());
+    }
+
+    /// Stops watching; whether it had killed the child.
+    fn disarm(self) -> bool {
+        drop(self.tick);
+        self.thread.join().unwrap_or(false)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,6 +307,12 @@ mod tests {
         assert_eq!(
             format_entry(e).unwrap(),
             "1970-01-01T00:00:00.000Z x: hi\u{fffd}"
+        );
+        // Terminal controls from a service (or a hostile host) are shown, not obeyed.
+        let e = r#"{"__REALTIME_TIMESTAMP":"0","_COMM":"x\u001b]0;t\u0007","MESSAGE":[27,91,50,74,13,119,101,98,50,58,32,111,107,10,98]}"#;
+        assert_eq!(
+            format_entry(e).unwrap(),
+            "1970-01-01T00:00:00.000Z x\\x1b]0;t\\x07: \\x1b[2J\\x0dweb2: ok\nb"
         );
         assert_eq!(format_entry("-- No entries --"), None);
         assert_eq!(format_entry(r#"{"MESSAGE":"no time"}"#), None);
