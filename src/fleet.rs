@@ -12,8 +12,8 @@ use std::sync::Mutex;
 
 use crate::error::{Error, Kind, Result};
 use crate::output::{self, errln};
-use crate::ssh::{Host, SshOptions};
-use crate::systemd::{Remote, SystemdManager};
+use crate::ssh::{with_host, Host, Remote, SshOptions};
+use crate::systemd::SystemdManager;
 
 /// The hosts of one command line and how to reach them.
 #[derive(Debug, Clone)]
@@ -118,11 +118,6 @@ fn hint_for(host: &Host, e: Error) -> Error {
         ));
     }
     e
-}
-
-/// `hint` with every `` `mydaemon `` command in it addressed to `host`.
-pub fn with_host(hint: &str, host: &Host) -> String {
-    hint.replace("`mydaemon ", &format!("`mydaemon -H {host} "))
 }
 
 /// The JSON line of a host that failed: `{"host":..,"error":..,"hint":..,"exit":N}`.

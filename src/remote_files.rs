@@ -9,7 +9,7 @@ use std::time::Duration;
 use crate::error::{Error, Result};
 use crate::spec::Scope;
 use crate::ssh;
-use crate::systemd::Remote;
+use crate::ssh::Remote;
 use crate::unit::{ServiceSpec, MARKER};
 
 /// Shared head of both scripts: `$dir` (the user's config dir when empty), `$f`, and

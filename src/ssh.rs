@@ -389,6 +389,48 @@ pub fn spawn_failed(e: std::io::Error) -> Error {
     .with_hint("install the OpenSSH client (or set $SYSTEMD_SSH to it)")
 }
 
+/// A remote machine and how ssh reaches it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Remote {
+    /// The machine.
+    pub host: Host,
+    /// ssh's options (connect timeout).
+    pub ssh: SshOptions,
+}
+
+/// The ssh child carrying a connection: killed and reaped when dropped.
+#[derive(Debug)]
+pub struct Tunnel {
+    child: Mutex<Child>,
+}
+
+impl Tunnel {
+    /// Takes charge of `child`.
+    pub fn new(child: Child) -> Tunnel {
+        Tunnel {
+            child: Mutex::new(child),
+        }
+    }
+
+    /// ssh's exit status, if it exits within `limit` ([`wait_bounded`]).
+    pub fn wait_bounded(&self, limit: Duration) -> Option<ExitStatus> {
+        let mut child = self.child.lock().unwrap_or_else(|p| p.into_inner());
+        wait_bounded(&mut child, limit)
+    }
+}
+
+impl Drop for Tunnel {
+    fn drop(&mut self) {
+        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
+        kill_and_reap(child);
+    }
+}
+
+/// `hint` with every `` `mydaemon `` command in it addressed to `host`.
+pub fn with_host(hint: &str, host: &Host) -> String {
+    hint.replace("`mydaemon ", &format!("`mydaemon -H {host} "))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -28,7 +28,7 @@ pub enum Route {
     /// A message bus (dbus-daemon or dbus-broker).
     Bus,
     /// The bus of another machine, through `ssh HOST systemd-stdio-bridge`.
-    Ssh(super::remote::Remote),
+    Ssh(crate::ssh::Remote),
 }
 
 impl Route {
@@ -38,7 +38,7 @@ impl Route {
     }
 
     /// The remote machine, for a connection over ssh.
-    pub fn remote(&self) -> Option<&super::remote::Remote> {
+    pub fn remote(&self) -> Option<&crate::ssh::Remote> {
         match self {
             Route::Ssh(r) => Some(r),
             _ => None,
@@ -56,7 +56,7 @@ pub struct Systemd {
     /// Private socket or bus.
     pub route: Route,
     /// For [`Route::Ssh`]: the ssh child, killed when the last clone goes.
-    pub tunnel: Option<std::sync::Arc<super::remote::Tunnel>>,
+    pub tunnel: Option<std::sync::Arc<crate::ssh::Tunnel>>,
 }
 
 /// How long one method call may take before we give up (systemd's own default is 25 s).

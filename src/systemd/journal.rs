@@ -7,9 +7,9 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, UNIX_EPOCH};
 
 use super::connection::Scope;
-use super::remote::Remote;
 use crate::error::Error;
 use crate::ssh;
+use crate::ssh::Remote;
 
 /// How long `journalctl` on another machine may take for a few lines, on top of the
 /// connect timeout.

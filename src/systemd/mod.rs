@@ -368,7 +368,7 @@ fn render_status(
         let cmd = errors::invocation(scope, unit);
         let hint = format!("run `{cmd} install --systemd`");
         let hint = match remote {
-            Some(r) => crate::fleet::with_host(&hint, &r.host),
+            Some(r) => crate::ssh::with_host(&hint, &r.host),
             None => hint,
         };
         errln!("  hint: {hint}");

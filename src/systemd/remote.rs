@@ -8,8 +8,8 @@
 //! with its last clone.
 
 use std::os::unix::net::UnixStream;
-use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
 use zbus::connection::Builder;
@@ -17,29 +17,8 @@ use zbus::connection::Builder;
 use super::connection::{Route, Systemd, METHOD_TIMEOUT};
 use crate::error::{Error, Result};
 use crate::spec::Scope;
-use crate::ssh::{self, Captured, Host, SshOptions};
-
-/// A remote machine and how ssh reaches it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Remote {
-    /// The machine.
-    pub host: Host,
-    /// ssh's options (connect timeout).
-    pub ssh: SshOptions,
-}
-
-/// The ssh child carrying a connection: killed and reaped when dropped.
-#[derive(Debug)]
-pub struct Tunnel {
-    child: Mutex<Child>,
-}
-
-impl Drop for Tunnel {
-    fn drop(&mut self) {
-        let child = self.child.get_mut().unwrap_or_else(|p| p.into_inner());
-        ssh::kill_and_reap(child);
-    }
-}
+use crate::ssh::{self, Captured};
+pub use crate::ssh::{Remote, Tunnel};
 
 /// The remote command: the bridge to the system bus, as `systemctl -H` runs it; with
 /// `--user`, to the login's own bus, named explicitly: systemd 252's bridge takes
@@ -85,9 +64,7 @@ pub fn connect(remote: &Remote, scope: Scope) -> Result<Systemd> {
         bridge_command(scope),
         child.id()
     );
-    let tunnel = Arc::new(Tunnel {
-        child: Mutex::new(child),
-    });
+    let tunnel = Arc::new(Tunnel::new(child));
     let limit = remote.ssh.connect_timeout;
     let built = zbus::block_on(futures_lite::future::or(
         async {
@@ -119,10 +96,7 @@ pub fn connect(remote: &Remote, scope: Scope) -> Result<Systemd> {
 /// Why the connection could not be set up: from ssh's exit status and stderr once it
 /// has exited (waiting a moment for it), else from zbus's error.
 fn explain(tunnel: &Tunnel, stderr: &Captured, remote: &Remote, zbus_error: &str) -> Error {
-    let status = {
-        let mut child = tunnel.child.lock().unwrap_or_else(|p| p.into_inner());
-        ssh::wait_bounded(&mut child, Duration::from_secs(1))
-    };
+    let status = tunnel.wait_bounded(Duration::from_secs(1));
     let text = stderr.text();
     log::debug!("{}: ssh said {text:?}, exit {status:?}", remote.host);
     match status.and_then(|s| s.code()) {
