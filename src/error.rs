@@ -17,7 +17,7 @@ pub mod exit {
     pub const USAGE: u8 = 2;
     /// `status`: program is not running.
     pub const NOT_RUNNING_STATUS: u8 = 3;
-    /// User has insufficient privilege; for `status`: unknown unit.
+    /// User has insufficient privilege; for `status`: unknown unit, or state unknown.
     pub const PRIVILEGE: u8 = 4;
     /// Program is not installed.
     pub const NOT_INSTALLED: u8 = 5;
@@ -42,6 +42,9 @@ pub enum Kind {
     NotConfigured,
     /// The service is not running (exit 7).
     NotRunning,
+    /// `status` could not tell the service's state (exit 4, LSB's "status unknown"): the
+    /// host did not answer, the manager could not be reached.
+    StatusUnknown,
 }
 
 impl Kind {
@@ -54,6 +57,7 @@ impl Kind {
             Kind::NotInstalled => exit::NOT_INSTALLED,
             Kind::NotConfigured => exit::NOT_CONFIGURED,
             Kind::NotRunning => exit::NOT_RUNNING,
+            Kind::StatusUnknown => exit::PRIVILEGE,
         }
     }
 }
@@ -128,6 +132,18 @@ impl Error {
     pub fn context(mut self, context: impl fmt::Display) -> Self {
         self.message = format!("{context}: {}", self.message);
         self
+    }
+
+    /// For `status`: a failure without a more precise code (exit 1, which LSB reserves
+    /// for "dead, PID file left") becomes "state unknown" (exit 4).
+    pub fn status_unknown(self) -> Self {
+        match self.kind {
+            Kind::Generic => Error {
+                kind: Kind::StatusUnknown,
+                ..self
+            },
+            _ => self,
+        }
     }
 
     /// The kind of this error.

@@ -2,7 +2,7 @@
 
 use crate::backend::ServiceManager;
 use crate::cli::{manager, Global};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::fallback::PidfileManager;
 use crate::systemd::SystemdManager;
 
@@ -21,13 +21,15 @@ pub struct Args {
     pub paths: crate::fallback::paths::PathArgs,
 }
 
-/// Shows the status; exit 0 running, 3 not running, 4 unknown. With `-H`: each host's,
+/// Shows the status; exit 0 running, 3 not running, 4 unknown (with `-H`, also a host
+/// that could not be asked). With `-H`: each host's,
 /// with journal lines only when `-n` asks for them; `--json`: one line per host.
 pub fn exec(g: &Global, a: &Args) -> Result<u8> {
     if let Some(fleet) = crate::cli::hosts::fleet(g, "status", a.json)? {
         let t = g.target()?;
         return fleet.run("status", &SystemdManager::default(), |m| {
             m.status(&t, a.lines.unwrap_or(0), a.json)
+                .map_err(Error::status_unknown)
         });
     }
     manager(g, None, SystemdManager::default(), || {
