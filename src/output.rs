@@ -70,6 +70,21 @@ macro_rules! errln {
 }
 pub(crate) use errln;
 
+/// `s` with its control characters, tab and newline aside, as `\xNN`: text from a
+/// service or another machine (journal lines, status text, descriptions) cannot move the
+/// cursor, rewrite the screen, or with a lone CR hide the host prefix of its line.
+pub fn visible(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        if c.is_control() && c != '\t' && c != '\n' {
+            out.push_str(&format!("\\x{:02x}", u32::from(c)));
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

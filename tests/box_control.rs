@@ -802,3 +802,27 @@ fn logs_follow_prints_new_entries_in_the_same_format() {
         "not TIME IDENT[PID]: {line:?}"
     );
 }
+
+#[test]
+#[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
+fn status_shows_control_characters_of_a_services_words_instead_of_obeying_them() {
+    let bx = TestBox::boot();
+    // A service whose STATUS= text carries a screen clear and a bell (systemd splits
+    // STATUS= at CR and LF itself; ESC sequences could also move the cursor back over a
+    // host prefix under -H).
+    bx.sh_ok(
+        "systemd-run -q --unit esc.service -p Type=notify -p NotifyAccess=all \
+         sh -c 'systemd-notify --ready --status=\"$(printf \"a\\033[2Jb\\007c\")\"; exec sleep 600'",
+    );
+    let out = md(&bx, "--name esc status -n 0");
+    assert_eq!(code(&out), 0, "{}", text(&out.stderr));
+    let stdout = text(&out.stdout);
+    assert!(
+        stdout.contains("Status: \"a\\x1b[2Jb\\x07c\""),
+        "the status text should be shown escaped: {stdout:?}"
+    );
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "raw control characters reached the terminal: {stdout:?}"
+    );
+}

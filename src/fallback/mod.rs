@@ -658,7 +658,7 @@ pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         );
     }
     if let Some(t) = published.status_text.as_deref().filter(|t| !t.is_empty()) {
-        println!("  status:   {t}");
+        println!("  status:   {}", crate::output::visible(t));
     }
     for (i, l) in published.listeners.iter().flatten().enumerate() {
         let key = if i == 0 { "listen:" } else { "" };
@@ -677,8 +677,9 @@ pub fn status(g: &Target, pa: &PathArgs, json: bool, lines: usize) -> Result<u8>
         if let Ok(tail) = logfile::tail(&paths, lines) {
             if !tail.is_empty() {
                 println!();
+                // The service's words: shown, not obeyed (see `output::visible`).
                 for l in tail {
-                    println!("{l}");
+                    println!("{}", crate::output::visible(&l));
                 }
             }
         }

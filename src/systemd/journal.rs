@@ -64,32 +64,22 @@ pub fn format_entry(json: &str) -> Option<String> {
         }
         _ => return None,
     };
-    let message = visible(&message);
-    let ident = visible(
+    let message = crate::output::visible(&message);
+    let ident = crate::output::visible(
         field("SYSLOG_IDENTIFIER")
             .or_else(|| field("_COMM"))
             .unwrap_or("?"),
     );
     let time = crate::time::rfc3339(UNIX_EPOCH + Duration::from_micros(usec));
     Some(
-        match field("_PID").or_else(|| field("SYSLOG_PID")).map(visible) {
+        match field("_PID")
+            .or_else(|| field("SYSLOG_PID"))
+            .map(crate::output::visible)
+        {
             Some(pid) => format!("{time} {ident}[{pid}]: {message}"),
             None => format!("{time} {ident}: {message}"),
         },
     )
-}
-
-/// `s` with its control characters, tab and newline aside, as `\xNN`.
-fn visible(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for c in s.chars() {
-        if c.is_control() && c != '\t' && c != '\n' {
-            out.push_str(&format!("\\x{:02x}", u32::from(c)));
-        } else {
-            out.push(c);
-        }
-    }
-    out
 }
 
 /// The last `n` journal lines of `unit`, message text only when `bare`, else as

@@ -384,7 +384,9 @@ fn render_status(
                 out.push('\n');
             }
         }
-        crate::output::out(&out);
+        // What systemd passes on (descriptions, STATUS= text) is the service's words, or
+        // another machine's: shown, not obeyed.
+        crate::output::out(&crate::output::visible(&out));
     }
     Ok(st.exit_code())
 }
