@@ -411,10 +411,12 @@ fn root_control_works_without_dbus_daemon() {
 #[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]
 fn start_and_stop_over_the_private_socket_wait_for_the_job() {
     let bx = TestBox::boot();
-    // Ready only a second after it starts; a second to stop.
+    // Ready only a second after it starts; a second to stop. KillMode=mixed: SIGTERM to
+    // the shell alone, so the `sleep 1` its trap forks cannot be caught by systemd's
+    // kill loop over the cgroup (which, under load, sometimes killed it: a 40 ms stop).
     bx.write_file(
         "/etc/systemd/system/slow.service",
-        b"[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nNotifyAccess=all\n\
+        b"[Unit]\nStartLimitIntervalSec=0\n[Service]\nType=notify\nNotifyAccess=all\nKillMode=mixed\n\
           ExecStart=/bin/sh -c 'trap \"sleep 1; exit 0\" TERM; sleep 1; \
           systemd-notify --ready; while :; do sleep 0.1; done'\n",
     );
