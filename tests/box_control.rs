@@ -10,9 +10,7 @@ use std::process::Output;
 
 use testbox::{TestBox, BIN};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use testbox::text;
 
 fn code(out: &Output) -> i32 {
     out.status.code().unwrap_or(-1)

@@ -8,24 +8,12 @@
 
 mod testbox;
 
-use std::process::Output;
 use std::time::{Duration, Instant};
 
 use testbox::fleet::{blackhole_host, refused_host, Fleet, BLACKHOLE_ADDR, REFUSED_ADDR};
 use testbox::TestBox;
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
+use testbox::{show, text};
 
 #[test]
 #[ignore = "boots a real systemd as PID 1: needs root (`make test` runs it as root)"]

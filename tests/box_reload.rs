@@ -13,9 +13,7 @@ use testbox::{TestBox, BIN};
 /// The slow-reloading test command (see the file).
 const SLOW_RELOADER: &str = include_str!("support/slow_reloader.py");
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
+use testbox::text;
 
 fn prop(bx: &TestBox, unit: &str, prop: &str) -> String {
     bx.sh_ok(&format!("systemctl show -p {prop} --value {unit}"))

@@ -13,18 +13,7 @@ use std::time::{Duration, Instant};
 
 use testbox::fleet::{blackhole_host, refused_host, Fleet};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
+use testbox::{show, text};
 
 /// `mydaemon -H h1 -H h2 ... ARGS` in the client box.
 fn on(fleet: &Fleet, hosts: &[String], args: &str) -> Output {

@@ -4,22 +4,13 @@
 //! `ssh` named by `$SYSTEMD_SSH` (as sd-bus honours it) that logs how it was called and
 //! fails as ssh does. The D-Bus side runs against real systemd in tests/box_remote.rs.
 
+mod support;
+
 use std::path::Path;
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
-fn text(b: &[u8]) -> String {
-    String::from_utf8_lossy(b).into_owned()
-}
-
-fn show(out: &Output) -> String {
-    format!(
-        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
-        out.status,
-        text(&out.stdout),
-        text(&out.stderr)
-    )
-}
+use support::{show, text};
 
 /// A stand-in ssh in `dir`: logs `start HOST NS` / its argv / `end HOST NS`, then runs
 /// `behaviour` (shell).

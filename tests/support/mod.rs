@@ -203,6 +203,16 @@ pub fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
+/// The exit status, stdout and stderr of `out`, for assertion messages.
+pub fn show(out: &Output) -> String {
+    format!(
+        "{}\n--- stdout ---\n{}--- stderr ---\n{}",
+        out.status,
+        text(&out.stdout),
+        text(&out.stderr)
+    )
+}
+
 /// Panics with the exit code, stdout and stderr unless `out` is a success.
 #[track_caller]
 pub fn ok(out: &Output) {

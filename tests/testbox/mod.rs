@@ -52,7 +52,7 @@ mod support;
 pub mod fleet;
 
 #[allow(unused_imports)]
-pub use support::{output_within, wait_within};
+pub use support::{output_within, show, text, wait_within};
 
 use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
