@@ -32,6 +32,20 @@ pub fn manager_running(user: bool) -> bool {
     }
 }
 
+/// `uninstall --purge`: systemd's `CleanUnit` of a still loaded unit, and what it did.
+fn purge(sd: &Systemd, unit_name: &str, quiet: bool) -> Result<()> {
+    let cleaned = super::clean::clean(sd, unit_name)?;
+    if !quiet {
+        match cleaned {
+            super::clean::Cleaned::Removed => {
+                outln!("removed the state, cache, logs and runtime directories of {unit_name}")
+            }
+            super::clean::Cleaned::Nothing => outln!("{unit_name} has no directories to remove"),
+        }
+    }
+    Ok(())
+}
+
 fn bus_scope(t: &Target) -> Scope {
     super::scope(t.user)
 }
@@ -194,17 +208,7 @@ impl ServiceManager for SystemdManager {
             super::uninstall_stop_disable(&sd, &unit_name, t.quiet)?;
             if how.purge {
                 // While the unit is still loaded: systemd knows its directories.
-                let cleaned = super::clean::clean(&sd, &unit_name)?;
-                if !t.quiet {
-                    match cleaned {
-                        super::clean::Cleaned::Removed => outln!(
-                            "removed the state, cache, logs and runtime directories of {unit_name}"
-                        ),
-                        super::clean::Cleaned::Nothing => {
-                            outln!("{unit_name} has no directories to remove")
-                        }
-                    }
-                }
+                purge(&sd, &unit_name, t.quiet)?;
             }
             Some(sd)
         } else {
@@ -394,17 +398,7 @@ impl SystemdManager {
         let sd = self.connect(t)?;
         super::uninstall_stop_disable(&sd, &unit_name, t.quiet)?;
         if how.purge {
-            let cleaned = super::clean::clean(&sd, &unit_name)?;
-            if !t.quiet {
-                match cleaned {
-                    super::clean::Cleaned::Removed => outln!(
-                        "removed the state, cache, logs and runtime directories of {unit_name}"
-                    ),
-                    super::clean::Cleaned::Nothing => {
-                        outln!("{unit_name} has no directories to remove")
-                    }
-                }
-            }
+            purge(&sd, &unit_name, t.quiet)?;
         }
         for p in remote_files::remove_unit(r, scope, &unit_name, how.force)? {
             if !t.quiet {
