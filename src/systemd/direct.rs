@@ -443,10 +443,11 @@ impl Replies {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn unhex(hex: &str) -> Vec<u8> {
+    /// Bytes from hex (captured messages).
+    pub(crate) fn unhex(hex: &str) -> Vec<u8> {
         (0..hex.len())
             .step_by(2)
             .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())

@@ -388,12 +388,7 @@ fn wait_direct(
 mod tests {
     use super::*;
 
-    fn unhex(hex: &str) -> Vec<u8> {
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-            .collect()
-    }
+    use crate::systemd::direct::tests::unhex;
 
     /// The reply to `StartUnit("mydaemon.service", "replace")` (serial 1) as systemd 252
     /// sent it on /run/systemd/private: fields REPLY_SERIAL, SENDER, SIGNATURE "o"; the job
